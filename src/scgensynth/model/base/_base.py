@@ -1,0 +1,607 @@
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import torch
+from scvi import REGISTRY_KEYS, settings
+from scvi.data import AnnDataManager
+from scvi.data.fields import CategoricalJointObsField, LayerField, NumericalJointObsField
+from scvi.dataloaders import DataSplitter
+from scvi.model.base import BaseModelClass, UnsupervisedTrainingMixin
+
+from scgensynth.pp import detect_scaling, fit_scaling, iter_row_chunks
+from scgensynth.train import GeneratorSelection, SelectionCriterion
+
+from ._validation import as_key_list, check_covariates, check_shape
+
+if TYPE_CHECKING:
+    from anndata import AnnData
+
+logger = logging.getLogger(__name__)
+
+SOURCE_KEY = "sgs_source"
+
+
+def _resolve_matrix(adata: AnnData, layer: str | None):
+    if layer is None:
+        return adata.X
+    if layer not in adata.layers:
+        msg = (
+            f"Layer {layer!r} is not in adata.layers (available: {list(adata.layers.keys())}). "
+            "Pass layer=None to train on adata.X."
+        )
+        raise KeyError(msg)
+    return adata.layers[layer]
+
+
+def proxy_anndata(
+    adata: AnnData,
+    layer: str | None,
+    categorical_covariate_keys: Sequence[str],
+    continuous_covariate_keys: Sequence[str],
+) -> AnnData:
+    """A private AnnData that shares the expression matrix with ``adata`` (no copy).
+
+    The generators register their scvi-tools fields on this proxy, so the user's AnnData
+    is never written to.
+    """
+    X = _resolve_matrix(adata, layer)
+    if X is None:
+        msg = "adata.X is None; pass the layer that holds expression values with layer=..."
+        raise ValueError(msg)
+    keys = [*categorical_covariate_keys, *continuous_covariate_keys]
+    obs = adata.obs[keys].copy()
+    obs.index = pd.RangeIndex(adata.n_obs).astype(str)  # unique even if obs_names are not
+    var = adata.var.copy()
+    with np.errstate(all="ignore"):
+        return ad.AnnData(X=X, obs=obs, var=var)
+
+
+class BaseGeneratorModel(UnsupervisedTrainingMixin, BaseModelClass):
+    """Base class of scgensynth's conditional generators.
+
+    It registers expression values and covariates through scvi-tools' ``AnnDataManager``,
+    owns the scaling of expression values (fitted on the data, inverted on generation),
+    splits data for model selection with scvi-tools' ``DataSplitter``, and implements
+    :meth:`generate`. A generator subclass adds a torch module (``_module_cls``), a
+    training plan (``_training_plan_cls``) and its defaults.
+    """
+
+    _module_cls = None
+    _training_plan_cls = None
+    _data_splitter_cls = DataSplitter
+    #: plan arguments accepted directly by :meth:`train`
+    _plan_arg_names: tuple[str, ...] = ()
+
+    def __init__(self, adata: AnnData | None = None, scaling: str = "auto"):
+        super().__init__(adata)
+        check_shape(self.adata)
+        self._cat_keys = list(self._cat_state().get("field_keys", []))
+        self._cont_keys = list(self._cont_state().get("columns", []))
+        if scaling == "auto":
+            scaling = detect_scaling(self.adata)
+            logger.info(
+                "Scaling expression values with %r (detected from the data; pass scaling=... "
+                "to choose 'counts', 'log1p', 'standardize' or 'none').",
+                scaling,
+            )
+        self.scaling_mode = scaling
+        stats = fit_scaling(self.adata, scaling)
+        if stats["constant_genes"]:
+            names = stats["constant_genes"]
+            logger.warning(
+                "%d gene(s) have zero variance (e.g. %s); they are generated at their constant "
+                "value. To drop them: `sc.pp.filter_genes(adata, min_cells=1)` or "
+                "`adata = adata[:, np.asarray(adata.X.std(0)).ravel() > 0].copy()`.",
+                len(names),
+                names[:5],
+            )
+        self.scaling_ = {k: stats[k] for k in ("mode", "target_sum", "lower_bound")}
+        self.scaling_["constant_genes"] = stats["constant_genes"]
+        self._scaling_stats = stats
+        self.library_size_ = stats["library_size"]
+        self.covariates_ = self._covariate_frame(self.adata)
+
+    # -- registry -----------------------------------------------------------------------------
+    @classmethod
+    def setup_anndata(
+        cls,
+        adata: AnnData,
+        layer: str | None = None,
+        categorical_covariate_keys: Sequence[str] | None = None,
+        continuous_covariate_keys: Sequence[str] | None = None,
+        **kwargs,
+    ):
+        """Register expression values and covariates with scvi-tools.
+
+        Like every scvi-tools ``setup_anndata``, this adds scvi-tools' registry entries
+        (``adata.uns["_scvi_*"]``, ``adata.obsm["_scvi_extra_*"]``) to ``adata``. The one-call
+        tools (:func:`scgensynth.tl.train_wgan`, ...) register a private proxy instead and
+        leave your AnnData untouched.
+
+        Parameters
+        ----------
+        adata
+            Samples x genes.
+        layer
+            Layer with the expression values (default ``adata.X``); dense or sparse.
+        categorical_covariate_keys
+            ``.obs`` columns of categorical covariates (tissue, cancer, sex, batch, ...).
+        continuous_covariate_keys
+            ``.obs`` columns of numeric covariates (age, ...).
+        """
+        setup_method_args = cls._get_setup_method_args(**locals())
+        cat_keys = as_key_list(categorical_covariate_keys, "categorical_covariate_keys")
+        cont_keys = as_key_list(continuous_covariate_keys, "continuous_covariate_keys")
+        check_shape(adata)
+        _resolve_matrix(adata, layer)
+        check_covariates(adata, cat_keys, cont_keys)
+        fields = [LayerField(REGISTRY_KEYS.X_KEY, layer, is_count_data=False)]
+        if cat_keys:
+            fields.append(CategoricalJointObsField(REGISTRY_KEYS.CAT_COVS_KEY, cat_keys))
+        if cont_keys:
+            fields.append(NumericalJointObsField(REGISTRY_KEYS.CONT_COVS_KEY, cont_keys))
+        adata_manager = AnnDataManager(fields=fields, setup_method_args=setup_method_args)
+        adata_manager.register_fields(adata, **kwargs)
+        cls.register_manager(adata_manager)
+
+    def _cat_state(self) -> dict:
+        if REGISTRY_KEYS.CAT_COVS_KEY not in self.adata_manager.data_registry:
+            return {}
+        return self.adata_manager.get_state_registry(REGISTRY_KEYS.CAT_COVS_KEY)
+
+    def _cont_state(self) -> dict:
+        if REGISTRY_KEYS.CONT_COVS_KEY not in self.adata_manager.data_registry:
+            return {}
+        return self.adata_manager.get_state_registry(REGISTRY_KEYS.CONT_COVS_KEY)
+
+    @property
+    def categorical_covariate_keys(self) -> list[str]:
+        """Categorical covariates the model is conditioned on."""
+        return list(self._cat_keys)
+
+    @property
+    def continuous_covariate_keys(self) -> list[str]:
+        """Continuous covariates the model is conditioned on."""
+        return list(self._cont_keys)
+
+    @property
+    def categories(self) -> dict[str, list]:
+        """Known categories of each categorical covariate, in code order."""
+        mappings = self._cat_state().get("mappings", {})
+        return {k: list(mappings[k]) for k in self._cat_keys}
+
+    @property
+    def n_cats_per_cov(self) -> list[int]:
+        """Number of categories of each categorical covariate."""
+        return [len(v) for v in self.categories.values()]
+
+    def _covariate_frame(self, adata: AnnData) -> pd.DataFrame:
+        """Covariates of ``adata``'s rows, categoricals with the training categories."""
+        frame = pd.DataFrame(index=pd.RangeIndex(adata.n_obs))
+        for key, cats in self.categories.items():
+            frame[key] = pd.Categorical(np.asarray(adata.obs[key]), categories=cats)
+        for key in self._cont_keys:
+            frame[key] = adata.obs[key].to_numpy(dtype=np.float32)
+        return frame
+
+    def _encode(self, frame: pd.DataFrame) -> tuple[np.ndarray | None, np.ndarray | None]:
+        cat = cont = None
+        if self._cat_keys:
+            cat = np.stack(
+                [
+                    pd.Categorical(frame[k], categories=c).codes.astype(np.int64)
+                    for k, c in self.categories.items()
+                ],
+                axis=1,
+            )
+        if self._cont_keys:
+            cont = frame[self._cont_keys].to_numpy(dtype=np.float32)
+        return cat, cont
+
+    def _init_module_statistics(self) -> None:
+        stats = self._scaling_stats
+        self.module.scaling.set_statistics(
+            stats["mean"], stats["std"], stats["constant"], stats["target_sum"],
+            stats["lower_bound"],
+        )  # fmt: skip
+        if self._cont_keys:
+            values = self.covariates_[self._cont_keys].to_numpy(dtype=np.float64)
+            std = values.std(0)
+            self.module.set_continuous_statistics(values.mean(0), np.where(std > 0, std, 1.0))
+
+    # -- splitting and selection --------------------------------------------------------------
+    def _split(self, train_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """Train/validation indices, stratified on the joint categorical covariates."""
+        n = self.adata.n_obs
+        rng = np.random.default_rng(seed)
+        if train_size >= 1.0:
+            return rng.permutation(n), np.array([], dtype=int)
+        if self._cat_keys:
+            groups = self.covariates_[self._cat_keys].astype(str).agg("|".join, axis=1)
+            groups = groups.to_numpy()
+        else:
+            groups = np.zeros(n, dtype=int)
+        val: list[np.ndarray] = []
+        for g in pd.unique(groups):
+            members = rng.permutation(np.flatnonzero(groups == g))
+            n_val = math.floor(len(members) * (1 - train_size) + rng.random())
+            n_val = min(n_val, len(members) - 1)  # every group keeps a training sample
+            val.append(members[:n_val])
+        val_idx = np.sort(np.concatenate(val)) if val else np.array([], dtype=int)
+        train_idx = np.setdiff1d(np.arange(n), val_idx)
+        return rng.permutation(train_idx), val_idx
+
+    def _scaled_rows(self, rows: np.ndarray) -> torch.Tensor:
+        X = self.adata_manager.get_from_registry(REGISTRY_KEYS.X_KEY)
+        scaling = self.module.scaling.cpu()
+        parts = [
+            scaling(torch.as_tensor(b, dtype=torch.float32))
+            for b in iter_row_chunks(X, 2048, rows)
+        ]
+        return torch.cat(parts)
+
+    def _make_criterion(
+        self, train_idx: np.ndarray, val_idx: np.ndarray, kind: str, seed: int
+    ) -> SelectionCriterion:
+        rng = np.random.default_rng(seed)
+        n_extra = max(0, 2000 - len(val_idx))
+        extra = rng.choice(train_idx, size=min(n_extra, len(train_idx)), replace=False)
+        rows = np.concatenate([val_idx, extra]).astype(int)
+        cat, cont = self._encode(self.covariates_.iloc[rows])
+        return SelectionCriterion(
+            real=self._scaled_rows(rows),
+            cat=None if cat is None else torch.as_tensor(cat),
+            cont=None if cont is None else torch.as_tensor(cont),
+            kind=kind,
+            seed=seed,
+        )
+
+    # -- training -----------------------------------------------------------------------------
+    def train(
+        self,
+        max_epochs: int | None = None,
+        *,
+        n_steps: int | None = None,
+        batch_size: int = 32,
+        train_size: float = 0.9,
+        selection: str | None = "conditional",
+        selection_every: int | None = None,
+        patience: int | None = 10,
+        min_steps: int | None = None,
+        accelerator: str = "auto",
+        devices: int | list[int] | str = "auto",
+        plan_kwargs: dict | None = None,
+        datasplitter_kwargs: dict | None = None,
+        **kwargs,
+    ):
+        """Train the generator.
+
+        Training length is counted in optimiser steps (one step = one mini-batch), so small
+        data gets enough of them: by default ``n_steps`` steps, i.e.
+        ``max_epochs = ceil(n_steps / batches per epoch)``.
+
+        Every ``selection_every`` steps the generator is scored by the selection criterion
+        (see :class:`~scgensynth.train.SelectionCriterion`) on held-out real samples (plus up
+        to 2,000 training samples); the best weights are kept and restored at the end, and
+        training stops after ``patience`` evaluations without improvement, but never before
+        ``min_steps``.
+
+        Parameters
+        ----------
+        max_epochs
+            Number of passes over the training data (overrides ``n_steps``).
+        n_steps
+            Number of mini-batches to train on (default: the model's ``_default_n_steps``).
+        batch_size
+            Mini-batch size.
+        train_size
+            Share of samples used for training; the rest (stratified by the categorical
+            covariates) is held out for model selection. ``1.0`` disables the split (the
+            criterion then scores against training samples).
+        selection
+            ``"conditional"`` (correlation + conditional fidelity + precision/recall),
+            ``"correlation"`` (the reference implementation's criterion) or ``None`` (keep
+            the last weights, no early stopping).
+        selection_every
+            Steps between evaluations (default: about 1/40 of the training length).
+        patience
+            Evaluations without improvement before stopping; ``None`` never stops early.
+        min_steps
+            Steps before early stopping may fire (default: half of the training length).
+        accelerator, devices
+            Passed to Lightning's ``Trainer``.
+        plan_kwargs
+            Training-plan arguments (learning rates, ``n_critic``, optimizer, ...).
+        datasplitter_kwargs
+            Extra arguments of scvi-tools' ``DataSplitter``.
+        **kwargs
+            Plan arguments accepted by name (see the model's docstring), or arguments of
+            scvi-tools' / Lightning's ``Trainer``.
+        """
+        plan_kwargs = dict(plan_kwargs or {})
+        for name in self._plan_arg_names:
+            if name in kwargs:
+                plan_kwargs[name] = kwargs.pop(name)
+        if not 0 < train_size <= 1:
+            msg = f"train_size must be in (0, 1], not {train_size}."
+            raise ValueError(msg)
+        batch_size = int(batch_size)
+        seed = int(settings.seed or 0)
+        train_idx, val_idx = self._split(train_size, seed)
+        if len(train_idx) < batch_size:
+            msg = (
+                f"Only {len(train_idx)} training samples ({self.adata.n_obs} samples x "
+                f"train_size={train_size}) for a mini-batch of {batch_size}. Pass a smaller "
+                f"batch_size (e.g. batch_size={max(2, len(train_idx) // 4)}) or train_size=1.0."
+            )
+            raise ValueError(msg)
+        batches_per_epoch = math.ceil(len(train_idx) / batch_size)
+        if max_epochs is None:
+            n_steps = int(n_steps or self._default_n_steps(len(train_idx)))
+            max_epochs = max(1, math.ceil(n_steps / batches_per_epoch))
+        total_steps = max_epochs * batches_per_epoch
+        remainder = len(train_idx) % batch_size
+        splitter = self._data_splitter_cls(
+            self.adata_manager,
+            external_indexing=[train_idx, val_idx, np.array([], dtype=int)],
+            batch_size=batch_size,
+            drop_last=0 < remainder < 3,
+            **(datasplitter_kwargs or {}),
+        )
+        callbacks = list(kwargs.pop("callbacks", []))
+        self._selection_callback = None
+        if selection is not None:
+            every = selection_every or max(1, total_steps // 40)
+            min_steps = total_steps // 2 if min_steps is None else int(min_steps)
+            callback = GeneratorSelection(
+                self._make_criterion(train_idx, val_idx, selection, seed),
+                every_n_epochs=max(1, round(every / batches_per_epoch)),
+                patience=patience,
+                min_epochs=math.ceil(min_steps / batches_per_epoch),
+            )
+            callbacks.append(callback)
+            self._selection_callback = callback
+        kwargs.setdefault(
+            "check_val_every_n_epoch", max(1, max_epochs // 20) if len(val_idx) else None
+        )
+        if not len(val_idx):
+            kwargs["limit_val_batches"] = 0
+        kwargs.setdefault("log_every_n_steps", max(1, min(50, batches_per_epoch)))
+        logger.info(
+            "Training %s on %d samples (%d held out) for %d epochs = %d steps of %d samples.",
+            type(self).__name__,
+            len(train_idx),
+            len(val_idx),
+            max_epochs,
+            total_steps,
+            batch_size,
+        )
+        result = super().train(
+            max_epochs=max_epochs,
+            accelerator=accelerator,
+            devices=devices,
+            batch_size=batch_size,
+            datamodule=splitter,
+            plan_kwargs=plan_kwargs,
+            callbacks=callbacks,
+            **kwargs,
+        )
+        self.train_indices_ = np.asarray(train_idx)
+        self.validation_indices_ = np.asarray(val_idx)
+        if self._selection_callback is not None:
+            cb = self._selection_callback
+            self.selection_ = pd.DataFrame(cb.scores)
+            self.best_epoch_ = cb.best_epoch
+        return result
+
+    def _default_n_steps(self, n_train: int) -> int:
+        return 10_000
+
+    # -- generation ---------------------------------------------------------------------------
+    def _generation_covariates(
+        self,
+        n_obs: int | None,
+        covariates: pd.DataFrame | Mapping[str, Any] | None,
+        rng: np.random.Generator,
+    ) -> tuple[pd.DataFrame, np.ndarray | None]:
+        keys = [*self._cat_keys, *self._cont_keys]
+        if covariates is None:
+            n = self.covariates_.shape[0] if n_obs is None else int(n_obs)
+            if n < 0:
+                msg = f"n_obs must be >= 0, not {n_obs}."
+                raise ValueError(msg)
+            rows = rng.integers(0, self.covariates_.shape[0], size=n)
+            frame = self.covariates_.iloc[rows].reset_index(drop=True)
+            return frame, rows
+        if isinstance(covariates, Mapping):
+            if n_obs is None:
+                msg = "Pass n_obs with a dict of covariates (each value is repeated n_obs times)."
+                raise ValueError(msg)
+            covariates = pd.DataFrame({k: [v] * int(n_obs) for k, v in covariates.items()})
+        if not isinstance(covariates, pd.DataFrame):
+            msg = (
+                "covariates must be a pandas DataFrame (one row per sample) or a dict "
+                f"{{column: value}}, not {type(covariates).__name__}."
+            )
+            raise TypeError(msg)
+        if n_obs is not None and int(n_obs) != len(covariates):
+            msg = (
+                f"n_obs={n_obs} but covariates has {len(covariates)} rows; pass one of them, "
+                "or a dict of covariates with n_obs."
+            )
+            raise ValueError(msg)
+        missing = [k for k in keys if k not in covariates.columns]
+        if missing:
+            msg = (
+                f"covariates lacks column(s) {missing}; the model was trained on {keys}. "
+                "Give a value for each of them."
+            )
+            raise KeyError(msg)
+        frame = pd.DataFrame(index=pd.RangeIndex(len(covariates)))
+        for key, cats in self.categories.items():
+            values = covariates[key].to_numpy()
+            known = pd.Index(cats)
+            values_idx = pd.Index(values)
+            unseen = values_idx[~values_idx.isin(known)].unique().tolist()
+            if unseen:
+                # try matching by string (e.g. 1 vs "1")
+                as_str = pd.Index([str(c) for c in cats])
+                if all(str(u) in as_str for u in unseen):
+                    lookup = dict(zip(as_str, cats))
+                    values = np.array([lookup.get(str(v), v) for v in values], dtype=object)
+                else:
+                    msg = (
+                        f"Unknown categories for {key!r}: {unseen}. The model knows {list(cats)}."
+                    )
+                    raise ValueError(msg)
+            frame[key] = pd.Categorical(values, categories=cats)
+        for key in self._cont_keys:
+            col = covariates[key]
+            if not pd.api.types.is_numeric_dtype(col):
+                msg = f"Continuous covariate {key!r} must be numeric, got dtype {col.dtype}."
+                raise TypeError(msg)
+            values = col.to_numpy(dtype=np.float32)
+            if not np.isfinite(values).all():
+                msg = f"Continuous covariate {key!r} has missing or infinite values."
+                raise ValueError(msg)
+            frame[key] = values
+        return frame, None
+
+    @torch.inference_mode()
+    def generate(
+        self,
+        n_obs: int | None = None,
+        covariates: pd.DataFrame | Mapping[str, Any] | None = None,
+        *,
+        seed: int | None = None,
+        batch_size: int = 4096,
+    ) -> AnnData:
+        """Generate synthetic samples as a new AnnData.
+
+        Parameters
+        ----------
+        n_obs
+            Number of samples. Without ``covariates``, covariate rows are resampled (with
+            replacement) from the training data, so class proportions are kept; default: as
+            many samples as the training data has.
+        covariates
+            A DataFrame with one row per sample and a column per covariate of the model, or a
+            dict ``{covariate: value}`` repeated ``n_obs`` times.
+        seed
+            Seed of the noise and of the covariate resampling; ``None`` draws from the global
+            random state (set by ``scvi.settings.seed``).
+        batch_size
+            Samples generated at a time; memory beyond the output stays at one batch.
+
+        Returns
+        -------
+        AnnData with the generated values (float32, on the input's scale) in ``X``, ``var``
+        copied from training, the covariates in ``obs`` and the generation parameters in
+        ``uns["sgs"]``.
+
+        Examples
+        --------
+        >>> synth = model.generate(1000, seed=0)
+        >>> liver = model.generate(50, covariates={"tissue": "Liver"})
+        """
+        self._check_if_trained(warn=False)
+        if seed is None:
+            seed = int(torch.randint(0, 2**31 - 1, (1,)).item())
+        rng = np.random.default_rng(seed)
+        frame, rows = self._generation_covariates(n_obs, covariates, rng)
+        n = len(frame)
+        cat, cont = self._encode(frame)
+        library = None
+        if self.scaling_["mode"] == "counts" and len(self.library_size_):
+            source = rows if rows is not None else rng.integers(0, len(self.library_size_), n)
+            library = np.asarray(self.library_size_, dtype=np.float32)[source]
+        module = self.module
+        module.eval()
+        device = module.scaling.mean.device
+        gen = torch.Generator().manual_seed(seed)
+        out = np.empty((n, self.adata.n_vars), dtype=np.float32)
+        for start in range(0, n, int(batch_size)):
+            stop = min(start + int(batch_size), n)
+            kw = {
+                "cat": None if cat is None else torch.as_tensor(cat[start:stop], device=device),
+                "cont": None if cont is None else torch.as_tensor(cont[start:stop], device=device),
+                "n": stop - start,
+                "library_size": None
+                if library is None
+                else torch.as_tensor(library[start:stop], device=device),
+                "generator": gen,
+            }
+            out[start:stop] = module.sample(**kw).cpu().numpy()
+        obs = frame.copy()
+        obs.index = pd.Index([f"synth_{i}" for i in range(n)])
+        synth = ad.AnnData(X=out, obs=obs, var=self.adata.var.copy())
+        synth.uns["sgs"] = {
+            "model": type(self).__name__,
+            "seed": seed,
+            "n_obs": n,
+            "scaling": self.scaling_["mode"],
+            "covariates": [*self._cat_keys, *self._cont_keys],
+        }
+        return synth
+
+    # -- save / load --------------------------------------------------------------------------
+    @classmethod
+    def load(cls, dir_path: str, adata: AnnData | None = None, **kwargs):
+        """Load a saved model; ``adata`` must have the training genes (same order).
+
+        Your AnnData is not modified: the model registers a private proxy of it.
+
+        Parameters
+        ----------
+        dir_path
+            Folder written by :meth:`save`.
+        adata
+            AnnData with the same genes (``var_names``) as the training data.
+        **kwargs
+            Passed to scvi-tools' ``BaseModelClass.load`` (``accelerator``, ``device``, ...).
+        """
+        if adata is None:
+            msg = (
+                "Pass the AnnData the model was trained on (or one with the same genes): "
+                f"{cls.__name__}.load(dir_path, adata=adata)."
+            )
+            raise ValueError(msg)
+        registry = cls.load_registry(dir_path, prefix=kwargs.get("prefix"))
+        args = registry["setup_args"]
+        from scvi.model.base._save_load import _load_saved_files
+
+        _, var_names, _, _ = _load_saved_files(dir_path, False, prefix=kwargs.get("prefix"))
+        var_names = np.asarray(var_names).astype(str)
+        given = np.asarray(adata.var_names).astype(str)
+        if given.shape != var_names.shape or (given != var_names).any():
+            missing = np.setdiff1d(var_names, given)
+            extra = np.setdiff1d(given, var_names)
+            msg = (
+                f"The AnnData's genes differ from the model's: {len(var_names)} genes at "
+                f"training, {len(given)} given; {len(missing)} missing (e.g. "
+                f"{missing[:5].tolist()}), {len(extra)} unknown (e.g. {extra[:5].tolist()})"
+                + (", same genes in another order" if not len(missing) and not len(extra) else "")
+                + ". Subset and order them as at training: `adata[:, model_var_names]`."
+            )
+            raise ValueError(msg)
+        proxy = proxy_anndata(
+            adata,
+            args.get("layer"),
+            as_key_list(args.get("categorical_covariate_keys"), "categorical_covariate_keys"),
+            as_key_list(args.get("continuous_covariate_keys"), "continuous_covariate_keys"),
+        )
+        return super().load(dir_path, adata=proxy, **kwargs)
+
+    def __repr__(self) -> str:
+        keys = [*self._cat_keys, *self._cont_keys]
+        return (
+            f"{type(self).__name__}(n_genes={self.adata.n_vars}, covariates={keys}, "
+            f"scaling={self.scaling_['mode']!r}, trained={self.is_trained_})"
+        )

@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from scvi import REGISTRY_KEYS
+from scvi.module.base import BaseModuleClass
+
+from scgensynth.nn import ExpressionScaling
+
+
+class ConditionalGeneratorModule(BaseModuleClass):
+    """What every conditional generator's torch module shares.
+
+    It owns the expression scaling (so weights and scaling travel together), the
+    standardisation of continuous covariates, and the parsing of scvi-tools mini-batches.
+    Subclasses implement :meth:`generate_scaled`.
+
+    Parameters
+    ----------
+    n_input
+        Number of genes.
+    n_cats_per_cov
+        Number of categories of each categorical covariate.
+    n_continuous_cov
+        Number of continuous covariates.
+    scaling
+        Scaling mode of :class:`~scgensynth.nn.ExpressionScaling`.
+    """
+
+    def __init__(
+        self,
+        n_input: int,
+        n_cats_per_cov: Sequence[int] = (),
+        n_continuous_cov: int = 0,
+        scaling: str = "standardize",
+    ):
+        super().__init__()
+        self.n_input = int(n_input)
+        self.n_cats_per_cov = [int(n) for n in (n_cats_per_cov or [])]
+        self.n_continuous_cov = int(n_continuous_cov)
+        self.scaling = ExpressionScaling(self.n_input, scaling)
+        self.register_buffer("cont_mean", torch.zeros(self.n_continuous_cov))
+        self.register_buffer("cont_std", torch.ones(self.n_continuous_cov))
+
+    # -- covariates -------------------------------------------------------------------------
+    def set_continuous_statistics(self, mean, std) -> None:
+        """Set the mean and standard deviation used to standardise continuous covariates."""
+        self.cont_mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
+        self.cont_std.copy_(torch.as_tensor(std, dtype=torch.float32))
+
+    def standardise_continuous(self, cont: torch.Tensor | None) -> torch.Tensor | None:
+        """Continuous covariates on the scale the networks see."""
+        if cont is None or self.n_continuous_cov == 0:
+            return None
+        return (cont.float() - self.cont_mean) / self.cont_std
+
+    @staticmethod
+    def parse_batch(tensors: dict[str, torch.Tensor]):
+        """``(x, categorical codes, continuous covariates)`` of a scvi-tools mini-batch."""
+        x = tensors[REGISTRY_KEYS.X_KEY]
+        if x.layout is not torch.strided:
+            x = x.to_dense()
+        cat = tensors.get(REGISTRY_KEYS.CAT_COVS_KEY)
+        cont = tensors.get(REGISTRY_KEYS.CONT_COVS_KEY)
+        return x.float(), (None if cat is None else cat.long()), cont
+
+    # -- the scvi-tools interface -----------------------------------------------------------
+    def _get_inference_input(self, tensors, **kwargs):
+        x, cat, cont = self.parse_batch(tensors)
+        return {"x": x, "cat": cat, "cont": cont}
+
+    def inference(self, x, cat=None, cont=None, **kwargs):
+        """Map expression values to the network space."""
+        return {"x_scaled": self.scaling(x), "cat": cat, "cont": cont}
+
+    def _get_generative_input(self, tensors, inference_outputs, **kwargs):
+        return {"cat": inference_outputs["cat"], "cont": inference_outputs["cont"]}
+
+    def generative(self, cat=None, cont=None, n: int | None = None, **kwargs):
+        """Generate one sample in network space per covariate row."""
+        n = n if n is not None else self._batch_size(cat, cont)
+        return {"x_scaled": self.generate_scaled(n, cat, cont, **kwargs)}
+
+    def _batch_size(self, cat, cont) -> int:
+        for t in (cat, cont):
+            if t is not None:
+                return t.shape[0]
+        msg = "Pass `n` when the model has no covariates."
+        raise ValueError(msg)
+
+    def _cached_inference(self, *args, **kwargs):  # no encoder to cache
+        return self.inference(*args, **kwargs)
+
+    def _regular_inference(self, *args, **kwargs):
+        return self.inference(*args, **kwargs)
+
+    def generate_scaled(self, n, cat=None, cont=None, **kwargs) -> torch.Tensor:
+        """Samples in network space; implemented by each generator."""
+        raise NotImplementedError
+
+    @torch.inference_mode()
+    def sample(
+        self,
+        cat: torch.Tensor | None = None,
+        cont: torch.Tensor | None = None,
+        n: int | None = None,
+        library_size: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        **kwargs,
+    ) -> torch.Tensor:
+        """Samples on the input's scale, one per covariate row (or ``n`` unconditional ones)."""
+        n = n if n is not None else self._batch_size(cat, cont)
+        z = self.generate_scaled(n, cat, cont, generator=generator, **kwargs)
+        return self.scaling.inverse(z, library_size)

@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+
+from scgensynth.model.base._base import SOURCE_KEY
+
+if TYPE_CHECKING:
+    from anndata import AnnData
+
+    from scgensynth.model.base import BaseGeneratorModel
+
+
+def generate(
+    model: BaseGeneratorModel,
+    n_obs: int | None = None,
+    covariates: pd.DataFrame | Mapping[str, Any] | None = None,
+    *,
+    seed: int | None = None,
+    batch_size: int = 4096,
+) -> AnnData:
+    """Generate synthetic samples from a trained model.
+
+    Parameters
+    ----------
+    model
+        A trained generator (e.g. from :func:`train_wgan`).
+    n_obs
+        Number of samples; without ``covariates`` the covariate rows are resampled from the
+        training data (class proportions kept).
+    covariates
+        DataFrame with a row per sample and a column per covariate, or a dict
+        ``{covariate: value}`` repeated ``n_obs`` times.
+    seed
+        Random seed of this draw.
+    batch_size
+        Samples generated at a time.
+
+    Returns
+    -------
+    A new AnnData: values on the input's scale in ``X``, the training ``var``, the covariates
+    in ``obs``, parameters in ``uns["sgs"]``.
+
+    Examples
+    --------
+    >>> synth = sgs.tl.generate(model, n_obs=1000)
+    >>> liver = sgs.tl.generate(model, covariates=pd.DataFrame({"tissue": ["Liver"] * 50}))
+    """
+    return model.generate(n_obs, covariates, seed=seed, batch_size=batch_size)
+
+
+def augment(
+    adata: AnnData,
+    model: BaseGeneratorModel,
+    n_obs: int,
+    covariates: pd.DataFrame | Mapping[str, Any] | None = None,
+    *,
+    seed: int | None = None,
+    layer: str | None = None,
+) -> AnnData:
+    """Real samples plus synthetic ones, in one AnnData.
+
+    Parameters
+    ----------
+    adata
+        The real samples (same genes as the model's training data).
+    model
+        A trained generator.
+    n_obs
+        Number of synthetic samples to add.
+    covariates
+        Covariates of the synthetic samples (see :func:`generate`).
+    seed
+        Random seed of the synthetic draw.
+    layer
+        Take the real values from this layer (the one the model was trained on).
+
+    Returns
+    -------
+    ``anndata.concat`` of real and synthetic samples (outer join on ``obs``), with a
+    categorical ``obs["sgs_source"]`` (``"real"`` / ``"synthetic"``); ``adata`` is unchanged.
+
+    Examples
+    --------
+    >>> both = sgs.tl.augment(adata, model, n_obs=2000)
+    >>> both.obs["sgs_source"].value_counts()
+    """
+    model_genes = np.asarray(model.adata.var_names)
+    if adata.n_vars != len(model_genes) or (np.asarray(adata.var_names) != model_genes).any():
+        msg = (
+            "The real AnnData's genes differ from the model's training genes; subset them as "
+            "at training: `adata[:, model.adata.var_names]`."
+        )
+        raise ValueError(msg)
+    synth = model.generate(n_obs, covariates, seed=seed)
+    real = ad.AnnData(
+        X=adata.X if layer is None else adata.layers[layer],
+        obs=adata.obs.copy(),
+        var=adata.var.copy(),
+    )
+    synth.obs.index = pd.Index([f"synth_{i}" for i in range(synth.n_obs)])
+    both = ad.concat(
+        {"real": real, "synthetic": synth},
+        label=SOURCE_KEY,
+        join="outer",
+        merge="first",
+        index_unique=None,
+    )
+    both.obs[SOURCE_KEY] = pd.Categorical(both.obs[SOURCE_KEY], categories=["real", "synthetic"])
+    for key in model.categorical_covariate_keys:
+        cats = pd.Index(model.categories[key]).union(pd.Index(adata.obs[key].unique()), sort=False)
+        both.obs[key] = pd.Categorical(both.obs[key].astype(object), categories=cats)
+    both.uns["sgs"] = synth.uns["sgs"]
+    if not both.obs_names.is_unique:
+        both.obs_names_make_unique()
+    return both
