@@ -1,9 +1,15 @@
-"""scgensynth: conditional generative models for synthetic transcriptomics."""
+"""scgensynth: conditional generative models for synthetic transcriptomics.
+
+Submodules (``datasets``, ``metrics``, ``model``, ``pl``, ``pp``, ``tl``) are imported on
+first access, so the command line starts without loading torch or scvi-tools.
+"""
 
 from __future__ import annotations
 
+import importlib
 import logging
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING
 
 try:
     __version__ = version("scgensynth")
@@ -18,6 +24,21 @@ if not _logger.handlers:
     _logger.setLevel(logging.INFO)
     _logger.propagate = False
 
-from . import datasets, metrics, model, pl, pp, tl  # noqa: E402
+_SUBMODULES = ("datasets", "metrics", "model", "module", "nn", "pl", "pp", "tl", "train")
+
+if TYPE_CHECKING:
+    from . import datasets, metrics, model, module, nn, pl, pp, tl, train
+
+
+def __getattr__(name: str):
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
+    msg = f"module 'scgensynth' has no attribute {name!r}"
+    raise AttributeError(msg)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_SUBMODULES])
+
 
 __all__ = ["__version__", "datasets", "metrics", "model", "pl", "pp", "tl"]

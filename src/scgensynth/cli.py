@@ -137,16 +137,7 @@ def run_demo(args) -> dict:
         both, color=["sgs_source", "tissue"], show=False, return_fig=True, wspace=0.6, size=20
     )
     fig.savefig(out / "umap_real_vs_synthetic.png", dpi=120, bbox_inches="tight")
-    hist = model.history
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    for key in ("wasserstein", "critic_loss", "generator_loss"):
-        if key in hist:
-            ax.plot(hist[key].index, hist[key].iloc[:, 0], label=key)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("loss")
-    ax.legend()
+    fig = sgs.pl.training_history(model, return_fig=True)
     fig.savefig(out / "training_history.png", dpi=120, bbox_inches="tight")
 
     print("\nQuality on held-out real GTEx samples (logistic regression, tissue):")

@@ -35,9 +35,12 @@ def _knn_radii(x: torch.Tensor, k: int) -> torch.Tensor:
     return d.kthvalue(k + 1, dim=1).values  # +1: the point itself is at distance 0
 
 
-def precision_recall_f1(real: torch.Tensor, synth: torch.Tensor, k: int = 5) -> float:
+def precision_recall_f1(
+    real: torch.Tensor, synth: torch.Tensor, k: int = 5, real_radii: torch.Tensor | None = None
+) -> float:
     """F1 of improved precision/recall (Kynkäänniemi et al. 2019) with ``k``-NN balls."""
-    r_real, r_synth = _knn_radii(real, k), _knn_radii(synth, k)
+    r_real = _knn_radii(real, k) if real_radii is None else real_radii
+    r_synth = _knn_radii(synth, k)
     d = torch.cdist(synth, real)  # synth x real
     precision = (d <= r_real[None, :]).any(dim=1).float().mean()
     recall = (r_synth[None, :] >= d.T).any(dim=1).float().mean()
@@ -76,6 +79,7 @@ class SelectionCriterion:
     _basis: torch.Tensor = field(init=False, repr=False)
     _center: torch.Tensor = field(init=False, repr=False)
     _real_pcs: torch.Tensor = field(init=False, repr=False)
+    _real_radii: torch.Tensor = field(init=False, repr=False)
 
     def __post_init__(self):
         if self.kind not in CRITERIA:
@@ -94,6 +98,7 @@ class SelectionCriterion:
         torch.random.set_rng_state(state)
         self._basis = v[:, :q]
         self._real_pcs = (real - self._center) @ self._basis
+        self._real_radii = _knn_radii(self._real_pcs, self.k)
 
     def _project(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self._center) @ self._basis
@@ -139,7 +144,9 @@ class SelectionCriterion:
             cond = self._conditional(synth_pcs)
             if cond is not None:
                 parts["conditional"] = cond
-            parts["fidelity"] = precision_recall_f1(self._real_pcs, synth_pcs, self.k)
+            parts["fidelity"] = precision_recall_f1(
+                self._real_pcs, synth_pcs, self.k, self._real_radii
+            )
         return float(np.mean(list(parts.values()))), parts
 
 

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Set up (if needed) and run the benchmarks; results go to benchmarks/results/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+. .venv/bin/activate
+python benchmarks/bench_speed.py
+python benchmarks/bench_memory.py
+python benchmarks/bench_quality.py

@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import matplotlib.pyplot as plt
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+    from scgensynth.model.base import BaseGeneratorModel
+
+_DEFAULT_KEYS = ("critic_loss", "generator_loss", "wasserstein", "gradient_penalty")
+
+
+def training_history(
+    model: BaseGeneratorModel,
+    keys: Sequence[str] | None = None,
+    *,
+    selection: bool = True,
+    ax: Axes | None = None,
+    show: bool | None = None,
+    return_fig: bool = False,
+) -> Axes | Figure | None:
+    """Losses per epoch, and the model-selection score on a second axis.
+
+    Parameters
+    ----------
+    model
+        A trained generator.
+    keys
+        History entries to draw (default: critic and generator losses, Wasserstein estimate,
+        gradient penalty — those present).
+    selection
+        Also draw the selection score (right axis) and mark the restored epoch.
+    ax
+        Axes to draw on (default: a new figure).
+    show
+        Show the figure (default: when no ``ax`` is given and not returning the figure).
+    return_fig
+        Return the Figure instead of the Axes.
+
+    Returns
+    -------
+    The Axes (or Figure with ``return_fig=True``); ``None`` when shown.
+
+    Examples
+    --------
+    >>> sgs.pl.training_history(model)
+    """
+    history = getattr(model, "history_", None) or {}
+    if not history:
+        msg = "The model has no training history; train it first."
+        raise ValueError(msg)
+    keys = [k for k in (keys or _DEFAULT_KEYS) if k in history]
+    if not keys:
+        msg = f"None of the requested keys are in the history ({sorted(history)})."
+        raise KeyError(msg)
+    ax_given = ax is not None
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6, 4))
+    else:
+        fig = ax.figure
+    for key in keys:
+        frame = history[key]
+        ax.plot(frame.index.to_numpy(), frame.iloc[:, 0].to_numpy(), label=key)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    handles, labels = ax.get_legend_handles_labels()
+    sel = getattr(model, "selection_", None)
+    if selection and sel is not None and len(sel):
+        ax2 = ax.twinx()
+        line = ax2.plot(sel["epoch"], sel["score"], color="black", ls="--", label="selection")
+        ax2.set_ylabel("selection score")
+        best = getattr(model, "best_epoch_", None)
+        if best is not None:
+            ax2.axvline(best, color="grey", lw=0.8)
+        handles += line
+        labels += ["selection score"]
+    ax.legend(handles, labels, loc="best", fontsize="small")
+    if show is None:
+        show = not return_fig and not ax_given
+    if return_fig:
+        return fig
+    if show:
+        plt.show()
+        return None
+    return ax
