@@ -41,4 +41,15 @@ def __dir__() -> list[str]:
     return sorted([*globals(), *_SUBMODULES])
 
 
-__all__ = ["__version__", "datasets", "metrics", "model", "pl", "pp", "tl"]
+__all__ = [
+    "__version__",
+    "datasets",
+    "metrics",
+    "model",
+    "module",
+    "nn",
+    "pl",
+    "pp",
+    "tl",
+    "train",
+]

@@ -42,7 +42,8 @@ def test_training_history_draws_each_loss_and_the_selection_score(model):
 
 def test_training_history_returns_figure_and_checks_keys(model):
     fig = sgs.pl.training_history(model, keys=["wasserstein"], selection=False, return_fig=True)
-    assert len(fig.axes) == 1 and len(fig.axes[0].get_lines()) == 1
+    assert len(fig.axes) == 1
+    assert len(fig.axes[0].get_lines()) == 1
     plt.close(fig)
     with pytest.raises(KeyError, match="None of the requested keys"):
         sgs.pl.training_history(model, keys=["nope"], show=False)

@@ -241,8 +241,10 @@ def correlation_score(
     layer: str | None = None,
     max_genes: int | None = 2000,
 ) -> float:
-    """Pearson correlation between the upper triangles of real and synthetic gene-gene
-    correlation matrices (on the ``max_genes`` most variable real genes).
+    """Correlation of real and synthetic gene-gene correlation matrices.
+
+    Pearson correlation between the upper triangles of both matrices, on the ``max_genes``
+    most variable real genes.
     """
     r, s = _values(real, layer), _values(synth, layer)
     _same_genes(r, s)
