@@ -13,7 +13,7 @@ from pathlib import Path
 
 
 def _add_train_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--n-steps", type=int, default=None, help="optimiser steps (default 10000)")
+    p.add_argument("--n-steps", type=int, default=None, help="optimiser steps (default 20000)")
     p.add_argument("--max-epochs", type=int, default=None, help="passes over the data")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
@@ -168,7 +168,7 @@ def run_train(args) -> None:
     out = Path(args.out)
     if out.exists() and not args.overwrite:
         msg = f"{out} exists; pass --overwrite to replace it or choose another --out."
-        raise SystemExit(msg)
+        raise ValueError(msg)
     model = sgs.tl.train_wgan(
         adata,
         layer=args.layer,
@@ -187,12 +187,9 @@ def _parse_covariates(items: list[str]) -> dict:
     for item in items:
         if "=" not in item:
             msg = f"--covariates takes KEY=VALUE pairs, got {item!r}."
-            raise SystemExit(msg)
+            raise ValueError(msg)
         key, value = item.split("=", 1)
-        try:
-            fixed[key] = float(value) if value.replace(".", "", 1).lstrip("-").isdigit() else value
-        except ValueError:
-            fixed[key] = value
+        fixed[key] = value
     return fixed
 
 
@@ -211,11 +208,11 @@ def run_generate(args) -> None:
         covariates = pd.read_csv(args.covariates_csv)
     elif args.covariates:
         if args.n_obs is None:
-            raise SystemExit("--covariates KEY=VALUE needs --n-obs.")
+            raise ValueError("--covariates KEY=VALUE needs --n-obs.")
         fixed = _parse_covariates(args.covariates)
-        for key in model.categorical_covariate_keys:
+        for key in model.continuous_covariate_keys:
             if key in fixed:
-                fixed[key] = str(fixed[key]) if not isinstance(fixed[key], str) else fixed[key]
+                fixed[key] = float(fixed[key])
         covariates = fixed
     synth = sgs.tl.generate(model, n_obs=args.n_obs, covariates=covariates, seed=args.seed)
     synth.write_h5ad(args.out)

@@ -60,16 +60,16 @@ def gtex_tissues() -> ad.AnnData:
 
 
 def tcga_lusc() -> ad.AnnData:
-    """TCGA lung squamous cell carcinoma subset: 518 samples x 391 genes (per-gene z-scores).
+    """TCGA lung squamous cell carcinoma subset: 517 samples x 391 genes (per-gene z-scores).
 
-    ``obs["cancer"]``: 473 ``"tumour"`` / 45 ``"normal"`` (from the barcode's sample-type
+    ``obs["cancer"]``: 472 ``"tumour"`` / 45 ``"normal"`` (from the barcode's sample-type
     code, also in ``obs["sample_type_code"]``). Source: SEPIRA (``data/LUSCexp.rda``), GPL-3.
 
     Examples
     --------
     >>> import scgensynth as sgs
     >>> sgs.datasets.tcga_lusc().obs["cancer"].value_counts().to_dict()
-    {'tumour': 473, 'normal': 45}
+    {'tumour': 472, 'normal': 45}
     """
     return load("tcga_lusc")
 

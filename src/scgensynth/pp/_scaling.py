@@ -62,15 +62,21 @@ def iter_row_chunks(
         yield np.asarray(block, dtype=np.float64)
 
 
-def _check_finite(block: np.ndarray, where: str) -> None:
+def _check_finite(block: np.ndarray, where: str, is_sparse: bool = False) -> None:
     if not np.isfinite(block).all():
         n_nan = int(np.isnan(block).sum())
         n_inf = int(np.isinf(block).sum())
         msg = (
             f"{where} contains {n_nan} NaN and {n_inf} infinite values. Generators need finite "
             "expression values: impute or drop them first, e.g. "
-            "`adata = adata[:, np.isfinite(adata.X).all(axis=0)].copy()` to drop genes with "
-            "missing values, or `adata.X = np.nan_to_num(adata.X)` to set them to 0."
+            + (
+                "`adata = adata[:, np.isfinite(adata.X.toarray()).all(axis=0)].copy()` to drop "
+                "genes with missing values, or `adata.X.data = np.nan_to_num(adata.X.data)` to "
+                "set them to 0."
+                if is_sparse
+                else "`adata = adata[:, np.isfinite(adata.X).all(axis=0)].copy()` to drop genes "
+                "with missing values, or `adata.X = np.nan_to_num(adata.X)` to set them to 0."
+            )
         )
         raise ValueError(msg)
 
@@ -108,7 +114,7 @@ def detect_scaling(adata: AnnData, layer: str | None = None, n_sample: int = 100
     block = next(iter_row_chunks(X, chunk_size=max(len(rows), 1), rows=rows), np.zeros((0, 0)))
     if block.size == 0:
         return "standardize"
-    _check_finite(block, "The expression matrix")
+    _check_finite(block, "The expression matrix", sparse.issparse(X))
     if block.min() < 0:
         return "standardize"
     if np.allclose(block, np.round(block)) and block.max() > 1:
@@ -153,7 +159,7 @@ def fit_scaling(
     lib_parts: list[np.ndarray] = []
     minimum = np.inf
     for block in iter_row_chunks(X, chunk_size, rows):
-        _check_finite(block, "The expression matrix")
+        _check_finite(block, "The expression matrix", sparse.issparse(X))
         lib_parts.append(block.sum(axis=1))
         if block.size:
             minimum = min(minimum, float(block.min()))

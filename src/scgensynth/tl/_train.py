@@ -8,7 +8,7 @@ import scvi
 
 from scgensynth.model import WGANGP
 from scgensynth.model.base._base import proxy_anndata
-from scgensynth.model.base._validation import as_key_list
+from scgensynth.model.base._validation import as_key_list, check_covariates, check_shape
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -84,16 +84,12 @@ def train_wgan(
     model_kwargs = {k: kwargs.pop(k) for k in _MODEL_ARGS if k in kwargs}
     scvi.settings.seed = int(seed)
     # validate against the user's AnnData first, so errors name its columns
-    WGANGP.setup_anndata  # noqa: B018 - documented entry point; validation happens below
-    proxy = proxy_anndata(adata, layer, [], []) if not (cat_keys or cont_keys) else None
-    from scgensynth.model.base._validation import check_covariates, check_shape
-
     check_shape(adata)
     check_covariates(adata, cat_keys, cont_keys)
-    if proxy is None:
-        proxy = proxy_anndata(adata, layer, cat_keys, cont_keys)
+    proxy = proxy_anndata(adata, layer, cat_keys, cont_keys)
     WGANGP.setup_anndata(
         proxy,
+        layer=layer,
         categorical_covariate_keys=cat_keys or None,
         continuous_covariate_keys=cont_keys or None,
     )

@@ -55,8 +55,8 @@ def check_covariates(
                 f"Categorical covariate {key!r} has {n_na} missing value(s) (NaN). Missing "
                 "categories are not silently dropped or merged: either drop those samples "
                 f"(`adata = adata[adata.obs[{key!r}].notna()].copy()`) or make 'missing' a "
-                "category of its own (`adata.obs[key] = adata.obs[key].astype(str)"
-                ".fillna('unknown')` before `astype('category')`)."
+                f"category of its own (`adata.obs[{key!r}] = adata.obs[{key!r}].astype(object)"
+                ".fillna('unknown').astype('category')`)."
             )
             raise ValueError(msg)
     for key in continuous_keys:
@@ -81,7 +81,10 @@ def check_covariates(
 def check_shape(adata: AnnData) -> None:
     """Refuse empty data and duplicated gene names."""
     if adata.n_obs == 0 or adata.n_vars == 0:
-        msg = f"The AnnData is empty ({adata.n_obs} samples x {adata.n_vars} genes)."
+        msg = (
+            f"The AnnData is empty ({adata.n_obs} samples x {adata.n_vars} genes); a generator "
+            "needs samples and genes. Check the subsetting or filtering that produced it."
+        )
         raise ValueError(msg)
     if not adata.var_names.is_unique:
         dup = adata.var_names[adata.var_names.duplicated()].unique()[:5].tolist()
