@@ -156,6 +156,8 @@ def fit_scaling(
     """
     X = _matrix(adata, layer)
     n_genes = X.shape[1]
+    # blocks are densified as float64: keep each under ~64 MiB whatever the gene count
+    chunk_size = max(1, min(chunk_size, (64 * 2**20) // (8 * max(n_genes, 1))))
     lib_parts: list[np.ndarray] = []
     minimum = np.inf
     for block in iter_row_chunks(X, chunk_size, rows):
@@ -191,7 +193,7 @@ def fit_scaling(
         elif mode == "log1p":
             block = np.log1p(block)
         total += block.sum(axis=0)
-        total_sq += (block**2).sum(axis=0)
+        total_sq += np.square(block, out=block).sum(axis=0)
         count += block.shape[0]
     mean = total / max(count, 1)
     var = np.maximum(total_sq / max(count, 1) - mean**2, 0.0)

@@ -266,11 +266,13 @@ class BaseGeneratorModel(UnsupervisedTrainingMixin, BaseModelClass):
     def _scaled_rows(self, rows: np.ndarray) -> torch.Tensor:
         X = self.adata_manager.get_from_registry(REGISTRY_KEYS.X_KEY)
         scaling = self.module.scaling.cpu()
-        parts = [
-            scaling(torch.as_tensor(b, dtype=torch.float32))
-            for b in iter_row_chunks(X, 2048, rows)
-        ]
-        return torch.cat(parts)
+        chunk = max(1, (64 * 2**20) // (8 * max(X.shape[1], 1)))
+        out = torch.empty(len(rows), X.shape[1])
+        start = 0
+        for block in iter_row_chunks(X, chunk, rows):
+            out[start : start + len(block)] = scaling(torch.as_tensor(block, dtype=torch.float32))
+            start += len(block)
+        return out
 
     def _make_criterion(
         self, train_idx: np.ndarray, val_idx: np.ndarray, kind: str, seed: int
