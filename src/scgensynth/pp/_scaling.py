@@ -15,13 +15,14 @@ logger = logging.getLogger(__name__)
 _CONSTANT_TOL = 1e-6
 
 
-def _matrix(adata: AnnData, layer: str | None):
+def get_matrix(adata: AnnData, layer: str | None):
+    """``adata.X`` or ``adata.layers[layer]``, with a clear error for an unknown layer."""
     if layer is None:
         return adata.X
     if layer not in adata.layers:
         msg = (
             f"Layer {layer!r} is not in adata.layers (available: {list(adata.layers.keys())}). "
-            "Pass layer=None to use adata.X."
+            "Pass layer=None to use adata.X, or the name of the layer that holds the expression."
         )
         raise KeyError(msg)
     return adata.layers[layer]
@@ -108,7 +109,7 @@ def detect_scaling(adata: AnnData, layer: str | None = None, n_sample: int = 100
     >>> sgs.pp.detect_scaling(sgs.datasets.gtex_tissues())
     'standardize'
     """
-    X = _matrix(adata, layer)
+    X = get_matrix(adata, layer)
     n = X.shape[0]
     rows = np.unique(np.linspace(0, n - 1, min(n, n_sample)).astype(int)) if n else np.array([])
     block = next(iter_row_chunks(X, chunk_size=max(len(rows), 1), rows=rows), np.zeros((0, 0)))
@@ -154,7 +155,7 @@ def fit_scaling(
     ``mean``, ``std``, ``constant`` (per gene), ``target_sum``, ``lower_bound``,
     ``library_size`` (per row read, in ``rows`` order) and ``constant_genes`` (names).
     """
-    X = _matrix(adata, layer)
+    X = get_matrix(adata, layer)
     n_genes = X.shape[1]
     # blocks are densified as float64: keep each under ~64 MiB whatever the gene count
     chunk_size = max(1, min(chunk_size, (64 * 2**20) // (8 * max(n_genes, 1))))

@@ -16,6 +16,7 @@ from scvi.dataloaders import DataSplitter
 from scvi.model.base import BaseModelClass, UnsupervisedTrainingMixin
 
 from scgensynth.pp import detect_scaling, fit_scaling, iter_row_chunks
+from scgensynth.pp._scaling import get_matrix
 from scgensynth.train import GeneratorSelection, SelectionCriterion
 
 from ._validation import as_key_list, check_covariates, check_shape
@@ -26,18 +27,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 SOURCE_KEY = "sgs_source"
-
-
-def _resolve_matrix(adata: AnnData, layer: str | None):
-    if layer is None:
-        return adata.X
-    if layer not in adata.layers:
-        msg = (
-            f"Layer {layer!r} is not in adata.layers (available: {list(adata.layers.keys())}). "
-            "Pass layer=None to train on adata.X."
-        )
-        raise KeyError(msg)
-    return adata.layers[layer]
 
 
 def proxy_anndata(
@@ -51,7 +40,7 @@ def proxy_anndata(
     The generators register their scvi-tools fields on this proxy, so the user's AnnData
     is never written to.
     """
-    X = _resolve_matrix(adata, layer)
+    X = get_matrix(adata, layer)
     if X is None:
         msg = "adata.X is None; pass the layer that holds expression values with layer=..."
         raise ValueError(msg)
@@ -165,7 +154,7 @@ class BaseGeneratorModel(UnsupervisedTrainingMixin, BaseModelClass):
         cat_keys = as_key_list(categorical_covariate_keys, "categorical_covariate_keys")
         cont_keys = as_key_list(continuous_covariate_keys, "continuous_covariate_keys")
         check_shape(adata)
-        _resolve_matrix(adata, layer)
+        get_matrix(adata, layer)
         check_covariates(adata, cat_keys, cont_keys)
         fields = [LayerField(REGISTRY_KEYS.X_KEY, layer, is_count_data=False)]
         if cat_keys:
