@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -412,6 +413,10 @@ class BaseGeneratorModel(UnsupervisedTrainingMixin, BaseModelClass):
         )
         self.train_indices_ = np.asarray(train_idx)
         self.validation_indices_ = np.asarray(val_idx)
+        # scvi-tools' logger keeps the history as object columns; make them numeric
+        for key, frame in (self.history_ or {}).items():
+            with contextlib.suppress(TypeError, ValueError):
+                self.history_[key] = frame.astype(float)
         if self._selection_callback is not None:
             cb = self._selection_callback
             self.selection_ = pd.DataFrame(cb.scores)
