@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -255,7 +256,7 @@ class BaseGeneratorModel(UnsupervisedTrainingMixin, BaseModelClass):
 
     def _scaled_rows(self, rows: np.ndarray) -> torch.Tensor:
         X = self.adata_manager.get_from_registry(REGISTRY_KEYS.X_KEY)
-        scaling = self.module.scaling.cpu()
+        scaling = copy.deepcopy(self.module.scaling).cpu()  # leave the module on its device
         chunk = max(1, (64 * 2**20) // (8 * max(X.shape[1], 1)))
         out = torch.empty(len(rows), X.shape[1])
         start = 0
