@@ -188,6 +188,10 @@ def classifier_two_sample_auc(
     A logistic regression on the PCA projection (fitted on real) separates real from
     synthetic samples with ``n_splits``-fold cross-validation; 0.5 means indistinguishable,
     1 means perfectly separable. Classes are balanced by subsampling the larger set.
+
+    Examples
+    --------
+    >>> sgs.metrics.classifier_two_sample_auc(real_test, synth)  # ~0.5 is best
     """
     r, s = _values(real, layer), _values(synth, layer)
     _same_genes(r, s)
@@ -219,6 +223,10 @@ def distance_to_closest_record(
     ``ratio`` = median distance synthetic -> nearest training sample divided by median
     distance held-out real -> nearest training sample: about 1 is good, well below 1 means the
     generator copies training samples. Computed in the training data's PCA space.
+
+    Examples
+    --------
+    >>> sgs.metrics.distance_to_closest_record(train, test, synth)["ratio"]
     """
     tr, ho, s = _values(train, layer), _values(holdout, layer), _values(synth, layer)
     _same_genes(tr, s)
@@ -245,6 +253,10 @@ def correlation_score(
 
     Pearson correlation between the upper triangles of both matrices, on the ``max_genes``
     most variable real genes.
+
+    Examples
+    --------
+    >>> sgs.metrics.correlation_score(real_test, synth)
     """
     r, s = _values(real, layer), _values(synth, layer)
     _same_genes(r, s)
@@ -277,6 +289,14 @@ def nearest_centroid_agreement(
     """Share of synthetic samples whose nearest real class centroid is their own class.
 
     Centroids are class means of the real samples in the standardised gene space.
+
+    Examples
+    --------
+    >>> sgs.metrics.mean_correlation(real_test, synth)
+
+    Examples
+    --------
+    >>> sgs.metrics.nearest_centroid_agreement(real_test, synth, "tissue")
     """
     r, s = _values(real, layer), _values(synth, layer)
     _same_genes(r, s)

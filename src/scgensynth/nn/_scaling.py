@@ -28,6 +28,14 @@ class ExpressionScaling(nn.Module):
         Number of genes.
     mode
         One of :data:`SCALING_MODES`.
+
+    Examples
+    --------
+    >>> scaling = ExpressionScaling(3, "standardize")
+    >>> scaling.set_statistics([1.0, 2.0, 3.0], [1.0, 1.0, 2.0], [False, False, False])
+    >>> x = torch.tensor([[2.0, 2.0, 5.0]])
+    >>> torch.allclose(scaling.inverse(scaling(x)), x)
+    True
     """
 
     def __init__(self, n_genes: int, mode: str = "standardize"):

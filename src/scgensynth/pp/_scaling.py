@@ -154,6 +154,13 @@ def fit_scaling(
     -------
     ``mean``, ``std``, ``constant`` (per gene), ``target_sum``, ``lower_bound``,
     ``library_size`` (per row read, in ``rows`` order) and ``constant_genes`` (names).
+
+    Examples
+    --------
+    >>> import scgensynth as sgs
+    >>> stats = sgs.pp.fit_scaling(sgs.datasets.gtex_tissues(), "standardize")
+    >>> len(stats["constant_genes"])
+    7
     """
     X = get_matrix(adata, layer)
     n_genes = X.shape[1]

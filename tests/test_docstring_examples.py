@@ -1,0 +1,24 @@
+"""The self-contained docstring examples run and give what they show."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+
+import pytest
+import torch
+
+MODULES = [
+    "scgensynth.nn._blocks",
+    "scgensynth.nn._scaling",
+    "scgensynth.pp._scaling",
+    "scgensynth.datasets._datasets",
+]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name):
+    module = importlib.import_module(name)
+    result = doctest.testmod(module, extraglobs={"torch": torch}, verbose=False)
+    assert result.attempted > 0
+    assert result.failed == 0
