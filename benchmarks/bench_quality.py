@@ -112,6 +112,16 @@ def _summary(recalls: dict[str, float]) -> tuple[float, int]:
     return float(values.min()), int((values == 0).sum())
 
 
+def _per_class(yt: np.ndarray, ys: np.ndarray, recall) -> dict[str, float]:
+    """``recall(c)`` for each test class ``c`` with >= 2 samples; 0 if it has no synthetic ones."""
+    out = {}
+    for c in np.unique(yt):
+        if (yt == c).sum() < 2:
+            continue
+        out[c] = recall(c) if (ys == c).any() else 0.0
+    return out
+
+
 def per_class_recall(
     test: ad.AnnData, synth: ad.AnnData, label: str, seed: int
 ) -> dict[str, float]:
@@ -125,17 +135,12 @@ def per_class_recall(
     yt = test.obs[label].astype(str).to_numpy()
     ys = synth.obs[label].astype(str).to_numpy()
     Xt, Xs = np.asarray(test.X), np.asarray(synth.X)
-    out = {}
-    for c in np.unique(yt):
+
+    def recall(c):
         r, s = Xt[yt == c], Xs[ys == c]
-        if len(r) < 2:
-            continue
-        if len(s) == 0:
-            out[c] = 0.0
-            continue
-        k = min(K, len(r) - 1)
-        out[c] = sgs.metrics.precision_recall(r, s, k=k, seed=seed)["recall"]
-    return out
+        return sgs.metrics.precision_recall(r, s, k=min(K, len(r) - 1), seed=seed)["recall"]
+
+    return _per_class(yt, ys, recall)
 
 
 def per_class_recall_shared(
@@ -156,19 +161,16 @@ def per_class_recall_shared(
     Pt, Ps = pca.transform(scaler.transform(Xt)), pca.transform(scaler.transform(Xs))
     yt = test.obs[label].astype(str).to_numpy()
     ys = synth.obs[label].astype(str).to_numpy()
-    out = {}
-    for c in np.unique(yt):
+
+    def recall(c):
         r, s = Pt[yt == c], Ps[ys == c]
-        if len(r) < 2:
-            continue
-        if len(s) == 0:
-            out[c] = 0.0
-            continue
         ks = min(K, len(r) - 1, len(s) - 1)
+        if ks < 1:  # a single synthetic sample: its ball has radius 0
+            return float((cdist(r, s) <= 1e-9).any(axis=1).mean())
         radius = NearestNeighbors(n_neighbors=ks + 1).fit(s).kneighbors(s)[0][:, -1]
-        inside = cdist(r, s) <= radius[None, :] + 1e-9
-        out[c] = float(inside.any(axis=1).mean())
-    return out
+        return float((cdist(r, s) <= radius[None, :] + 1e-9).any(axis=1).mean())
+
+    return _per_class(yt, ys, recall)
 
 
 def evaluate(

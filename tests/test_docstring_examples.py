@@ -13,6 +13,9 @@ MODULES = [
     "scgensynth.nn._scaling",
     "scgensynth.pp._scaling",
     "scgensynth.datasets._datasets",
+    "scgensynth.module._wgan",
+    "scgensynth.module._base",
+    "scgensynth.train._wgan_plan",
 ]
 
 

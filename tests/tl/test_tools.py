@@ -266,3 +266,12 @@ def test_generation_in_batches_needs_no_more_memory_than_the_output(gtex_model):
     # numpy-side peak (the output plus obs/index bookkeeping): no concatenation of batches,
     # no second copy of the output
     assert peak < 1.3 * synth.X.nbytes, (peak, synth.X.nbytes)
+
+
+def test_augment_needs_the_covariate_columns(gtex_model, snapshot):
+    real = gtex_model.adata.copy()
+    del real.obs["tissue"]
+    snap = snapshot(real)
+    with pytest.raises(KeyError, match=r"lacks the model's covariate column\(s\) \['tissue'\]"):
+        sgs.tl.augment(real, gtex_model.model, n_obs=5)
+    snap.assert_unchanged(real)

@@ -31,6 +31,12 @@ def load(name: str) -> ad.AnnData:
     """Load a bundled dataset by name (see :func:`available`).
 
     Returns a fresh AnnData each call, so it can be modified freely.
+
+    Examples
+    --------
+    >>> import scgensynth as sgs
+    >>> sgs.datasets.load("tcga_acc").shape
+    (79, 198)
     """
     if name not in _FILES:
         msg = f"Unknown dataset {name!r}; bundled datasets are {sorted(_FILES)}."

@@ -26,6 +26,12 @@ class ConditionalGeneratorModule(BaseModuleClass):
         Number of continuous covariates.
     scaling
         Scaling mode of :class:`~scgensynth.nn.ExpressionScaling`.
+
+    Examples
+    --------
+    >>> from scgensynth.module import WGANGPModule
+    >>> isinstance(WGANGPModule(n_input=10), ConditionalGeneratorModule)
+    True
     """
 
     def __init__(

@@ -34,6 +34,17 @@ class WGANGPModule(ConditionalGeneratorModule):
         Weight λ of the gradient penalty.
     scaling
         Scaling mode (see :class:`~scgensynth.nn.ExpressionScaling`).
+
+    Examples
+    --------
+    >>> module = WGANGPModule(n_input=467, n_cats_per_cov=[26], n_latent=8)
+    >>> cat = torch.tensor([[3], [3], [7]])
+    >>> module.generate_scaled(3, cat).shape
+    torch.Size([3, 467])
+    >>> module.critic_score(torch.zeros(3, 467), cat).shape
+    torch.Size([3])
+    >>> sorted(module.critic_loss(torch.zeros(3, 467), cat))
+    ['loss', 'penalty', 'wasserstein']
     """
 
     def __init__(

@@ -96,6 +96,13 @@ def augment(
             "at training: `adata[:, model.adata.var_names]`."
         )
         raise ValueError(msg)
+    missing = [k for k in model.categorical_covariate_keys if k not in adata.obs.columns]
+    if missing:
+        msg = (
+            f"The real AnnData lacks the model's covariate column(s) {missing} in .obs; "
+            "augment the AnnData the model was trained on, or add those columns."
+        )
+        raise KeyError(msg)
     synth = model.generate(n_obs, covariates, seed=seed)
     real = ad.AnnData(
         X=adata.X if layer is None else adata.layers[layer],

@@ -65,6 +65,14 @@ class SelectionCriterion:
 
     Real samples and their covariates are in network space; each evaluation generates one
     sample per real row with that row's covariates.
+
+    Examples
+    --------
+    >>> real, cat = torch.randn(60, 20), torch.randint(0, 3, (60, 1))
+    >>> crit = SelectionCriterion(real=real, cat=cat, cont=None)
+    >>> score, parts = crit(model.module)  # a trained generator's module
+    >>> sorted(parts)
+    ['conditional', 'correlation', 'fidelity']
     """
 
     real: torch.Tensor
@@ -171,6 +179,11 @@ class GeneratorSelection(pl.Callback):
         Smallest improvement that counts.
     restore_best
         Load the best weights when training ends.
+
+    Examples
+    --------
+    >>> callback = GeneratorSelection(criterion, every_n_epochs=10, patience=10, min_epochs=100)
+    >>> trainer = lightning.pytorch.Trainer(callbacks=[callback], max_epochs=200)
     """
 
     def __init__(

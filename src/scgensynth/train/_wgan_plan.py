@@ -28,6 +28,13 @@ class WGANGPTrainingPlan(pl.LightningModule):
         ``"rmsprop"`` or ``"adam"`` (Adam uses betas ``(0.5, 0.9)``).
     weight_decay
         L2 penalty of both optimisers.
+
+    Examples
+    --------
+    >>> from scgensynth.module import WGANGPModule
+    >>> plan = WGANGPTrainingPlan(WGANGPModule(n_input=10), n_critic=5)
+    >>> [type(o).__name__ for o in plan.configure_optimizers()]
+    ['RMSprop', 'RMSprop']
     """
 
     def __init__(

@@ -85,6 +85,18 @@ class BaseGeneratorModel(UnsupervisedTrainingMixin, BaseModelClass):
     splits data for model selection with scvi-tools' ``DataSplitter``, and implements
     :meth:`generate`. A generator subclass adds a torch module (``_module_cls``), a
     training plan (``_training_plan_cls``) and its defaults.
+
+    Examples
+    --------
+    >>> class MyGenerator(BaseGeneratorModel):
+    ...     _module_cls = MyModule  # a ConditionalGeneratorModule implementing generate_scaled
+    ...     _training_plan_cls = MyPlan
+    ...
+    ...     def __init__(self, adata=None, scaling="auto", n_hidden=(256, 256)):
+    ...         super().__init__(adata, scaling=scaling)
+    ...         self.module = self._module_cls(n_input=self.summary_stats.n_vars, ...)
+    ...         self._init_module_statistics()
+    ...         self.init_params_ = self._get_init_params(locals())
     """
 
     _module_cls = None
