@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import anndata as ad
 import numpy as np
 import pytest
 
@@ -36,26 +35,7 @@ def _shifted(adata, by: float = 50.0):
     return out
 
 
-def test_precision_recall_of_real_with_itself(real):
-    pr = metrics.precision_recall(real, real)
-    assert pr["precision"] == pytest.approx(1.0)
-    assert pr["recall"] == pytest.approx(1.0)
-    assert pr["f1"] == pytest.approx(1.0)
 
-
-def test_precision_recall_of_far_samples(real):
-    pr = metrics.precision_recall(real, _shifted(real))
-    assert pr["precision"] == pytest.approx(0.0, abs=0.01)
-    assert pr["recall"] == pytest.approx(0.0, abs=0.01)
-
-
-def test_precision_recall_arrays_and_anndata_agree(real):
-    X = np.asarray(real.X)
-    noisy = X + np.random.default_rng(0).normal(0, 0.05, X.shape)
-    from_arrays = metrics.precision_recall(X, noisy, k=3)
-    from_anndata = metrics.precision_recall(real, ad.AnnData(noisy), k=3)
-    assert from_arrays == pytest.approx(from_anndata)
-    assert 0 < from_arrays["precision"] <= 1
 
 
 def test_classifier_two_sample_auc_of_random_halves(real):
@@ -69,18 +49,6 @@ def test_classifier_two_sample_auc_of_shifted_data(real):
     assert metrics.classifier_two_sample_auc(real, _shifted(real, 5.0)) > 0.99
 
 
-def test_distance_to_closest_record_of_copies(split):
-    train, holdout = split
-    dcr = metrics.distance_to_closest_record(train, holdout, train.copy())
-    assert dcr["synthetic_median"] == pytest.approx(0.0, abs=1e-6)
-    assert dcr["holdout_median"] > 0
-    assert dcr["ratio"] == pytest.approx(0.0, abs=1e-6)
-
-
-def test_distance_to_closest_record_of_holdout_is_one(split):
-    train, holdout = split
-    dcr = metrics.distance_to_closest_record(train, holdout, holdout)
-    assert dcr["ratio"] == pytest.approx(1.0)
 
 
 def test_reverse_validation_with_a_copy_of_train(split):
