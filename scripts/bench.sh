@@ -7,3 +7,4 @@ bash scripts/setup.sh
 python benchmarks/bench_speed.py
 python benchmarks/bench_memory.py
 python benchmarks/bench_quality.py
+python benchmarks/bench_metrics.py

@@ -16,6 +16,12 @@ MODULES = [
     "scgensynth.module._wgan",
     "scgensynth.module._base",
     "scgensynth.train._wgan_plan",
+    "scgensynth.metrics._neighbors",
+    "scgensynth.metrics._correlation",
+    "scgensynth.metrics._pca",
+    "scgensynth.metrics._classifier",
+    "scgensynth.metrics._frechet",
+    "scgensynth.metrics._evaluate",
 ]
 
 

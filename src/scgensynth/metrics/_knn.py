@@ -18,6 +18,7 @@ computation. Self-neighbour searches use each block for both of its row and colu
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from dataclasses import dataclass
@@ -28,11 +29,15 @@ import torch
 logger = logging.getLogger(__name__)
 
 _EPS32 = float(np.finfo(np.float32).eps)
-#: float32 bytes of one block of rows (two such blocks and their product are in memory)
-_BLOCK_BYTES = 192 * 2**20
-_MAX_BLOCK_ROWS = 4096
+#: float32 bytes of one block of rows (two such blocks and their product are in memory);
+#: blocks hold 1,024 to 4,096 rows: small enough that self-searches skip most of the lower
+#: triangle and ball tests skip decided pairs, large enough for efficient products
+_BLOCK_BYTES = 64 * 2**20
+_MIN_BLOCK_ROWS, _MAX_BLOCK_ROWS = 1024, 4096
 #: float64 bytes used at once when recomputing distances exactly
 _EXACT_BYTES = 64 * 2**20
+#: largest matrix (float32 bytes) kept whole during a search
+_CACHE_BYTES = 2**30
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -49,8 +54,10 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 class Samples:
     """A samples x features matrix served as centred float32 blocks on a device.
 
-    The matrix itself is never copied whole: blocks are converted when used. Float64 rows are
-    read from it for exact recomputation.
+    Blocks are converted when used; inside ``with samples.cached():`` the whole centred
+    float32 matrix is converted once and kept (when it fits in :data:`_CACHE_BYTES`), so
+    searches that visit each block many times do not convert it again. Float64 rows are read
+    from the original matrix for exact recomputation.
     """
 
     def __init__(self, X: np.ndarray, centre: np.ndarray, device: torch.device, rows: int):
@@ -59,15 +66,35 @@ class Samples:
         self.device = device
         self.rows = rows
         self.centre = torch.as_tensor(centre, dtype=torch.float32, device=device)
-        self._centre64 = centre64 = np.asarray(centre, dtype=np.float64)
-        sq = np.empty(self.n)
-        step = max(1, _EXACT_BYTES // (8 * self.p))
-        for start in range(0, self.n, step):
-            block = X[start : start + step].astype(np.float64) - centre64
-            sq[start : start + step] = np.einsum("ij,ij->i", block, block)
-        #: exact squared norms of the centred rows
-        self.sqnorm = sq
-        self.sq32 = torch.as_tensor(sq, dtype=torch.float32, device=device)
+        self._centre64 = np.asarray(centre, dtype=np.float64)
+        self._cache: torch.Tensor | None = None
+        # squared norms of the float32 centred rows the products use, summed in float64
+        sq = torch.empty(self.n, dtype=torch.float64, device=device)
+        for start in self.starts():
+            x = self._convert(start)
+            sq[start : start + x.shape[0]] = torch.sum(x * x, dim=1, dtype=torch.float64)
+        self.sqnorm = sq.cpu().numpy()
+        self.sq32 = sq.to(torch.float32)
+
+    @contextlib.contextmanager
+    def cached(self):
+        """Keep the centred float32 matrix while the block is active, if it fits."""
+        if self._cache is not None or self.n * self.p * 4 > _CACHE_BYTES:
+            yield self
+            return
+        cache = torch.empty((self.n, self.p), dtype=torch.float32, device=self.device)
+        for start in self.starts():
+            cache[start : start + self.rows] = self._convert(start)
+        self._cache = cache
+        try:
+            yield self
+        finally:
+            self._cache = None
+
+    def _convert(self, start: int) -> torch.Tensor:
+        stop = min(start + self.rows, self.n)
+        rows = torch.as_tensor(self.X[start:stop]).to(self.device, torch.float32)
+        return rows - self.centre
 
     def starts(self) -> range:
         return range(0, self.n, self.rows)
@@ -75,8 +102,9 @@ class Samples:
     def block(self, start: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Centred float32 rows ``start:start+rows`` and their squared norms."""
         stop = min(start + self.rows, self.n)
-        rows = torch.as_tensor(self.X[start:stop]).to(self.device, torch.float32)
-        return rows - self.centre, self.sq32[start:stop]
+        if self._cache is not None:
+            return self._cache[start:stop], self.sq32[start:stop]
+        return self._convert(start), self.sq32[start:stop]
 
     def subset(self, rows: np.ndarray) -> Samples:
         """The given rows (a copy of them) as a new :class:`Samples`."""
@@ -94,13 +122,13 @@ def prepare(
     device = resolve_device(device)
     p = A.shape[1]
     centre = _column_mean(A)
-    rows = block_rows or int(max(64, min(_MAX_BLOCK_ROWS, _BLOCK_BYTES // (4 * p))))
+    rows = block_rows or int(min(_MAX_BLOCK_ROWS, max(_MIN_BLOCK_ROWS, _BLOCK_BYTES // (4 * p))))
     a = Samples(A, centre, device, rows)
     b = None if B is None else Samples(B, centre, device, rows)
     # Relative error of a float32 squared distance from the blocked product: measured at most
     # ~8 eps (relative to |a|^2 + |b|^2) for p from 50 to 20,000 on centred data; this bound is
-    # 10-40x that, growing like sqrt(p) as the accumulation error can.
-    scale = _EPS32 * (32.0 + 2.0 * math.sqrt(p))
+    # about 10x that, growing like sqrt(p) as the accumulation error can.
+    scale = _EPS32 * (16.0 + 0.5 * math.sqrt(p))
     return a, b, scale
 
 
@@ -129,13 +157,33 @@ def exact_sqdist(A: np.ndarray, ia: np.ndarray, B: np.ndarray, ib: np.ndarray) -
 
 
 # -- k nearest neighbours ----------------------------------------------------------------------
-def _merge(best_d, best_i, d, offset, c):
-    kk = min(c, d.shape[1])
-    vals, idx = torch.topk(d, kk, dim=1, largest=False)
-    cat_d = torch.cat([best_d, vals], 1)
-    cat_i = torch.cat([best_i, idx + offset], 1)
-    v, order = torch.topk(cat_d, c, dim=1, largest=False)
-    return v, torch.gather(cat_i, 1, order)
+class _Candidates:
+    """Per-row nearest candidates collected block by block, merged once at the end."""
+
+    def __init__(self, n: int, c: int, device: torch.device):
+        self.n, self.c, self.device = n, c, device
+        self.parts: list[tuple[int, torch.Tensor, torch.Tensor]] = []
+
+    def add(self, row0: int, d: torch.Tensor, col0: int) -> None:
+        vals, idx = torch.topk(d, min(self.c, d.shape[1]), dim=1, largest=False)
+        self.parts.append((row0, vals, idx + col0))
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        """Float64 squared distances and indices, ``n x c``, nearest first (-1: none)."""
+        by_row: dict[int, list[tuple[torch.Tensor, torch.Tensor]]] = {}
+        for row0, vals, idx in self.parts:
+            by_row.setdefault(row0, []).append((vals, idx))
+        best_d = np.full((self.n, self.c), np.inf)
+        best_i = np.full((self.n, self.c), -1, dtype=np.int64)
+        for row0, parts in by_row.items():
+            vals = torch.cat([v for v, _ in parts], 1)
+            idx = torch.cat([i for _, i in parts], 1)
+            cc = min(self.c, vals.shape[1])
+            v, order = torch.topk(vals, cc, dim=1, largest=False)
+            rows = slice(row0, row0 + v.shape[0])
+            best_d[rows, :cc] = v.cpu().numpy()
+            best_i[rows, :cc] = torch.gather(idx, 1, order).cpu().numpy()
+        return best_d, best_i
 
 
 def _candidates(a: Samples, b: Samples | None, c: int):
@@ -145,24 +193,21 @@ def _candidates(a: Samples, b: Samples | None, c: int):
     """
     self_search = b is None
     other = a if self_search else b
-    dev = a.device
-    best_d = torch.full((a.n, c), float("inf"), device=dev)
-    best_i = torch.full((a.n, c), -1, dtype=torch.long, device=dev)
-    for i0 in a.starts():
-        x, sx = a.block(i0)
-        ri = slice(i0, i0 + x.shape[0])
-        for j0 in other.starts():
-            if self_search and j0 < i0:
-                continue
-            y, sy = (x, sx) if (self_search and j0 == i0) else other.block(j0)
-            d = _sqdist(x, sx, y, sy)
-            if self_search and j0 == i0:
-                d.fill_diagonal_(float("inf"))
-            best_d[ri], best_i[ri] = _merge(best_d[ri], best_i[ri], d, j0, c)
-            if self_search and j0 > i0:
-                rj = slice(j0, j0 + y.shape[0])
-                best_d[rj], best_i[rj] = _merge(best_d[rj], best_i[rj], d.T, i0, c)
-    return best_d.cpu().numpy().astype(np.float64), best_i.cpu().numpy()
+    found = _Candidates(a.n, c, a.device)
+    with other.cached():
+        for i0 in a.starts():
+            x, sx = a.block(i0)
+            for j0 in other.starts():
+                if self_search and j0 < i0:
+                    continue
+                y, sy = (x, sx) if (self_search and j0 == i0) else other.block(j0)
+                d = _sqdist(x, sx, y, sy)
+                if self_search and j0 == i0:
+                    d.fill_diagonal_(float("inf"))
+                found.add(i0, d, j0)
+                if self_search and j0 > i0:
+                    found.add(j0, d.T, i0)
+    return found.result()
 
 
 def _kth_exact(
@@ -242,23 +287,18 @@ def knn_radii(a: Samples, k: int, scale: float, b: Samples | None = None) -> np.
 
 def cross_nearest(a: Samples, b: Samples, scale: float) -> tuple[np.ndarray, np.ndarray]:
     """Exact squared distance of each row of ``a`` to its nearest in ``b``, and back."""
-    c = int(min(b.n, 4)), int(min(a.n, 4))
-    dev = a.device
-    best_a = torch.full((a.n, c[0]), float("inf"), device=dev)
-    ia = torch.full((a.n, c[0]), -1, dtype=torch.long, device=dev)
-    best_b = torch.full((b.n, c[1]), float("inf"), device=dev)
-    ib = torch.full((b.n, c[1]), -1, dtype=torch.long, device=dev)
-    for i0 in a.starts():
-        x, sx = a.block(i0)
-        ri = slice(i0, i0 + x.shape[0])
-        for j0 in b.starts():
-            y, sy = b.block(j0)
-            rj = slice(j0, j0 + y.shape[0])
-            d = _sqdist(x, sx, y, sy)
-            best_a[ri], ia[ri] = _merge(best_a[ri], ia[ri], d, j0, c[0])
-            best_b[rj], ib[rj] = _merge(best_b[rj], ib[rj], d.T, i0, c[1])
-    da = _kth_exact(a, b, 1, best_a.cpu().numpy().astype(np.float64), ia.cpu().numpy(), scale)
-    db = _kth_exact(b, a, 1, best_b.cpu().numpy().astype(np.float64), ib.cpu().numpy(), scale)
+    found_a = _Candidates(a.n, int(min(b.n, 4)), a.device)
+    found_b = _Candidates(b.n, int(min(a.n, 4)), a.device)
+    with b.cached():
+        for i0 in a.starts():
+            x, sx = a.block(i0)
+            for j0 in b.starts():
+                y, sy = b.block(j0)
+                d = _sqdist(x, sx, y, sy)
+                found_a.add(i0, d, j0)
+                found_b.add(j0, d.T, i0)
+    da = _kth_exact(a, b, 1, *found_a.result(), scale)
+    db = _kth_exact(b, a, 1, *found_b.result(), scale)
     return da, db
 
 
@@ -323,6 +363,14 @@ def ball_tests(
     a_count = np.zeros(a.n, dtype=np.int64) if counts else None
     b_hit = np.zeros(b.n, dtype=bool)
     b_in = None if r2a is None else np.zeros(b.n, dtype=bool)
+    with b.cached():
+        _ball_loop(a, b, scale, r2b, r2a, r2b_t, r2a_t, a_in, a_count, b_hit, b_in, counts)
+    track_hit = counts or b_in is None
+    return BallResult(a_in, a_count, b_hit if track_hit else None, b_in)
+
+
+def _ball_loop(a, b, scale, r2b, r2a, r2b_t, r2a_t, a_in, a_count, b_hit, b_in, counts):
+    dev = a.device
     all_a, all_b = np.arange(a.n), np.arange(b.n)
     for i0 in a.starts():
         x, sx = a.block(i0)
@@ -362,5 +410,3 @@ def ball_tests(
                     tol = base_tol + 4 * _EPS32 * ra[:, None]
                     m = _inside(d, tol, ra, r2a, "rows", r_idx, c_idx, a, b)
                     b_in[c_idx] |= m.any(0).cpu().numpy()
-    track_hit = counts or b_in is None
-    return BallResult(a_in, a_count, b_hit if track_hit else None, b_in)

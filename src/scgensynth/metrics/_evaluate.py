@@ -1,0 +1,472 @@
+"""One report of every applicable metric: :func:`evaluate` and :func:`available`."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import _classifier, _correlation, _frechet, _neighbors, _pca
+from ._utils import ArrayOrAnnData, get_labels, get_values, is_anndata, paired_values
+
+logger = logging.getLogger(__name__)
+
+#: needs of a metric: what evaluate() must have been given for it to run
+LABELS, HOLDOUT, NETWORK = "label_key", "holdout", "network"
+
+
+@dataclass(frozen=True)
+class _Metric:
+    name: str
+    description: str
+    needs: tuple[str, ...]
+    run: Callable[[_Context], list[dict[str, Any]]]
+    #: "fast": linear or n log n in samples; "slow": trains classifiers or is quadratic
+    cost: str = "fast"
+
+
+@dataclass
+class _Context:
+    real: ArrayOrAnnData
+    synth: ArrayOrAnnData
+    holdout: ArrayOrAnnData | None
+    label_key: str | None
+    network: pd.DataFrame | None
+    layer: str | None
+    k: int
+    k_group: int | None
+    n_components: int
+    rem_components: int | float
+    device: Any
+    seed: int
+    classifier: str
+
+
+def _row(metric, value, higher_is_better=None, optimum=np.nan, group="all", params=""):
+    return {
+        "metric": metric,
+        "value": float(value),
+        "higher_is_better": higher_is_better,
+        "optimum": optimum,
+        "group": group,
+        "params": params,
+    }
+
+
+# -- runners ------------------------------------------------------------------------------------
+def _precision_recall(c: _Context):
+    pr = _neighbors.precision_recall(c.real, c.synth, k=c.k, layer=c.layer, device=c.device)
+    rows = [_row(m, pr[m], True, 1.0, params=f"k={c.k}") for m in ("precision", "recall", "f1")]
+    if c.label_key is not None and c.k_group is not None:
+        by = _neighbors.precision_recall(
+            c.real, c.synth, k=c.k_group, groupby=c.label_key, layer=c.layer, device=c.device
+        )
+        params = f"k={c.k_group}, groupby={c.label_key}"
+        for g, rec in by.iterrows():
+            if rec["n_real"] == 0:
+                continue
+            rows.append(_row("recall", rec["recall"], True, 1.0, group=str(g), params=params))
+        rows.append(
+            _row("zero_recall_share", by.attrs["zero_recall_share"], False, 0.0, params=params)
+        )
+    return rows
+
+
+def _density_coverage(c: _Context):
+    k = min(5, c.k)
+    dc = _neighbors.density_coverage(c.real, c.synth, k=k, layer=c.layer, device=c.device)
+    return [
+        _row("density", dc["density"], None, 1.0, params=f"k={k}"),
+        _row("coverage", dc["coverage"], True, 1.0, params=f"k={k}"),
+    ]
+
+
+def _adversarial_accuracy(c: _Context):
+    aa = _neighbors.adversarial_accuracy(
+        c.real, c.synth, layer=c.layer, device=c.device, seed=c.seed
+    )
+    return [
+        _row("adversarial_accuracy", aa["adversarial_accuracy"], None, 0.5),
+        _row("adversarial_accuracy_real", aa["real"], None, 0.5),
+        _row("adversarial_accuracy_synthetic", aa["synthetic"], None, 0.5),
+    ]
+
+
+def _frechet_pca(c: _Context):
+    q = c.n_components
+    fd = _frechet.frechet_distance(c.real, c.synth, n_components=q, layer=c.layer, seed=c.seed)
+    return [_row("frechet_distance_pca", fd, False, 0.0, params=f"n_components={q}")]
+
+
+def _frechet_classifier(c: _Context):
+    fd = _frechet.frechet_distance(
+        c.real, c.synth, embedding="classifier", label_key=c.label_key, layer=c.layer,
+        seed=c.seed,
+    )  # fmt: skip
+    return [_row("frechet_distance_classifier", fd, False, 0.0, params=f"label={c.label_key}")]
+
+
+def _correlations(c: _Context):
+    kw = {"layer": c.layer}
+    return [
+        _row(
+            "correlation_score", _correlation.correlation_score(c.real, c.synth, **kw), True, 1.0
+        ),
+        _row("s_dend", _correlation.s_dend(c.real, c.synth, **kw), True, 1.0),
+        _row("mean_correlation", _correlation.mean_correlation(c.real, c.synth, **kw), True, 1.0),
+    ]
+
+
+def _network(c: _Context):
+    kw = {"layer": c.layer}
+    return [
+        _row("s_tf_tg", _correlation.s_tf_tg(c.real, c.synth, c.network, **kw), True, 1.0),
+        _row("s_tg_tg", _correlation.s_tg_tg(c.real, c.synth, c.network, **kw), True, 1.0),
+    ]
+
+
+def _gene_clusters(c: _Context):
+    g = _correlation.gene_cluster_agreement(c.real, c.synth, layer=c.layer, seed=c.seed)
+    return [
+        _row("gene_cluster_agreement", g["agreement"], True, 1.0, params="k=10"),
+        _row("gene_cluster_adjusted_rand", g["adjusted_rand"], True, 1.0, params="k=10"),
+    ]
+
+
+def _reconstruction(c: _Context):
+    rem = _pca.reconstruction_error(
+        c.real, c.synth, n_components=c.rem_components, layer=c.layer, seed=c.seed
+    )
+    params = f"n_components={rem['n_components']}"
+    return [
+        _row("rem_median_ratio", rem["median_ratio"], None, 1.0, params=params),
+        _row("rem_ks_statistic", rem["ks_statistic"], False, 0.0, params=params),
+        _row("rem_collapse", rem["collapse"], False, 0.0, params=params),
+    ]
+
+
+def _pca_variance(c: _Context):
+    # the components needed grow with the number of samples: compare equal numbers
+    n = min(c.real.shape[0], c.synth.shape[0])
+    rng = np.random.default_rng(c.seed)
+    real, synth = (
+        x if x.shape[0] == n else x[np.sort(rng.choice(x.shape[0], n, replace=False))]
+        for x in (c.real, c.synth)
+    )
+    comps = _pca.pca_variance(real, synth, layer=c.layer)["components"]
+    rows = []
+    params = f"{n} samples each"
+    for t, rec in comps.iterrows():
+        pct = round(100 * float(t))
+        rows.append(_row(f"pca_components_{pct}", rec["real"], group="real", params=params))
+        rows.append(
+            _row(f"pca_components_{pct}", rec["synthetic"], group="synthetic", params=params)
+        )
+        ratio = rec["synthetic"] / rec["real"]
+        rows.append(_row(f"pca_components_{pct}_ratio", ratio, None, 1.0, params=params))
+    return rows
+
+
+def _c2st(c: _Context):
+    # an MLP sees differences of gene-gene structure that a linear classifier misses; 0.5 is
+    # chance and cross-validated values a little below it are chance too, so lower is better
+    auc = _classifier.classifier_two_sample_auc(
+        c.real, c.synth, classifier="mlp", n_components=10, layer=c.layer, seed=c.seed
+    )
+    return [_row("c2st_auc", auc, False, 0.5, params="mlp, PCA 10")]
+
+
+def _reverse_validation(c: _Context):
+    if c.holdout is not None:
+        rv = _classifier.reverse_validation(
+            c.holdout, c.synth, c.label_key, reference=c.real, classifier=c.classifier,
+            layer=c.layer, seed=c.seed,
+        )  # fmt: skip
+    else:
+        rv = _classifier.reverse_validation(
+            c.real, c.synth, c.label_key, classifier=c.classifier, layer=c.layer, seed=c.seed
+        )
+    params = f"{c.classifier}, tested on {'holdout' if c.holdout is not None else 'real'}"
+    rows = [
+        _row("tstr_accuracy", rv["accuracy"], True, 1.0, params=params),
+        _row("tstr_macro_f1", rv["macro_f1"], True, 1.0, params=params),
+    ]
+    if "ratio" in rv:
+        rows += [
+            # the yardstick (train on real), not a score of the synthetic data
+            _row("trtr_macro_f1", rv["reference_macro_f1"], None, params=params),
+            _row("tstr_trtr_ratio", rv["ratio"], True, 1.0, params=params),
+        ]
+    return rows
+
+
+def _label_preservation(c: _Context):
+    lp = _classifier.label_preservation(
+        c.real, c.synth, c.label_key, classifier=c.classifier, layer=c.layer, seed=c.seed
+    )
+    return [
+        _row("trts_accuracy", lp["accuracy"], True, 1.0, params=c.classifier),
+        _row("trts_macro_f1", lp["macro_f1"], True, 1.0, params=c.classifier),
+    ]
+
+
+def _centroids(c: _Context):
+    v = _classifier.nearest_centroid_agreement(c.real, c.synth, c.label_key, layer=c.layer)
+    return [_row("nearest_centroid_agreement", v, True, 1.0)]
+
+
+def _augmentation(c: _Context):
+    n_train = c.real.shape[0]
+    n_synth = c.synth.shape[0]
+    n_real = tuple(n for n in (50, 100) if n <= n_train) or (n_train,)
+    m = tuple(x for x in (0, 100, 500, 1000, 3000) if x <= n_synth)
+    table = _classifier.augmentation_gain(
+        c.real, c.holdout, c.synth, c.label_key, n_real=n_real, n_synth=m, layer=c.layer,
+        seed=c.seed,
+    )  # fmt: skip
+    rows = []
+    for rec in table.itertuples():
+        if rec.n_synth == 0:
+            continue
+        group = f"n_real={rec.n_real}, n_synth={rec.n_synth}"
+        rows.append(_row("augmentation_gain", rec.delta_mean, True, group=group, params="mlp"))
+    return rows
+
+
+def _dcr(c: _Context):
+    d = _neighbors.distance_to_closest_record(
+        c.real, c.synth, c.holdout, layer=c.layer, device=c.device
+    )
+    return [
+        _row("dcr_ratio", d["ratio"], None, 1.0),
+        _row("dcr_closer_than_holdout", d["closer_than_holdout"], False, 0.0),
+        _row("dcr_copies", d["copies"], False, 0.0),
+    ]
+
+
+_METRICS: dict[str, _Metric] = {
+    m.name: m
+    for m in [
+        _Metric("precision_recall", "improved precision, recall, F1 (k-NN balls); per-label "
+                "recall and share of labels with recall 0", (), _precision_recall, "slow"),
+        _Metric("density_coverage", "density and coverage of real k-NN balls (k=5)", (),
+                _density_coverage, "slow"),
+        _Metric("adversarial_accuracy", "nearest-neighbour adversarial accuracy and its halves",
+                (), _adversarial_accuracy, "slow"),
+        _Metric("frechet_distance_pca", "Fréchet distance in real's PCA space", (),
+                _frechet_pca),
+        _Metric("frechet_distance_classifier", "Fréchet distance in the last hidden layer of "
+                "an MLP trained on the real labels", (LABELS,), _frechet_classifier, "slow"),
+        _Metric("correlations", "correlation score, S_dend, gene-mean correlation", (),
+                _correlations),
+        _Metric("network", "S_TF-TG and S_TG-TG over a regulatory network", (NETWORK,),
+                _network),
+        _Metric("gene_cluster_agreement", "k-means gene clusters kept (k=10), adjusted Rand",
+                (), _gene_clusters),
+        _Metric("reconstruction_error", "PCA reconstruction error of synthetic vs real "
+                "(median ratio, KS statistic, collapse flag)", (), _reconstruction),
+        _Metric("pca_variance", "components reaching 90/95/99 % of variance", (),
+                _pca_variance),
+        _Metric("c2st_auc", "classifier two-sample test ROC AUC (MLP on 10 PCs)", (), _c2st,
+                "slow"),
+        _Metric("reverse_validation", "train on synthetic, test on real (TSTR), against "
+                "train on real (TRTR) with a holdout", (LABELS,), _reverse_validation, "slow"),
+        _Metric("label_preservation", "train on real, test on synthetic (TRTS)", (LABELS,),
+                _label_preservation, "slow"),
+        _Metric("nearest_centroid_agreement", "synthetic samples nearest their own label's "
+                "real centroid", (LABELS,), _centroids),
+        _Metric("augmentation_gain", "accuracy gained by adding synthetic samples to small "
+                "real training sets", (LABELS, HOLDOUT), _augmentation, "slow"),
+        _Metric("distance_to_closest_record", "privacy: synthetic vs holdout distances to the "
+                "nearest training sample", (HOLDOUT,), _dcr, "slow"),
+    ]
+}  # fmt: skip
+
+
+def available() -> pd.DataFrame:
+    """The metrics :func:`evaluate` knows, what each needs, and its cost.
+
+    Returns
+    -------
+    DataFrame indexed by metric name with columns ``description``, ``needs`` (the arguments
+    of :func:`evaluate` it needs besides ``real`` and ``synth``) and ``cost``.
+
+    Examples
+    --------
+    >>> import scgensynth as sgs
+    >>> table = sgs.metrics.available()
+    >>> "precision_recall" in table.index, table.loc["augmentation_gain", "needs"]
+    (True, 'label_key, holdout')
+    """
+    return pd.DataFrame(
+        {
+            "description": [m.description for m in _METRICS.values()],
+            "needs": [", ".join(m.needs) for m in _METRICS.values()],
+            "cost": [m.cost for m in _METRICS.values()],
+        },
+        index=pd.Index(list(_METRICS), name="metric"),
+    )
+
+
+def _select(metrics, given: set[str]) -> list[_Metric]:
+    if isinstance(metrics, str) and metrics in ("all", "fast"):
+        chosen = [m for m in _METRICS.values() if metrics == "all" or m.cost == "fast"]
+        skipped = [m for m in chosen if not set(m.needs) <= given]
+        for m in skipped:
+            missing = ", ".join(sorted(set(m.needs) - given))
+            logger.info("evaluate: skipping %s (needs %s)", m.name, missing)
+        return [m for m in chosen if set(m.needs) <= given]
+    names = [metrics] if isinstance(metrics, str) else list(metrics)
+    unknown = [n for n in names if n not in _METRICS]
+    if unknown:
+        msg = f"Unknown metrics {unknown}; choose from {list(_METRICS)}, 'all' or 'fast'."
+        raise ValueError(msg)
+    out = []
+    for n in names:
+        m = _METRICS[n]
+        missing = set(m.needs) - given
+        if missing:
+            msg = f"Metric {n!r} needs {', '.join(sorted(missing))}; pass it to evaluate()."
+            raise ValueError(msg)
+        out.append(m)
+    return out
+
+
+def evaluate(
+    real: ArrayOrAnnData,
+    synth: ArrayOrAnnData,
+    *,
+    label_key: str | None = None,
+    holdout: ArrayOrAnnData | None = None,
+    metrics: str | Sequence[str] = "all",
+    network: pd.DataFrame | None = None,
+    layer: str | None = None,
+    k: int = 50,
+    n_components: int = 50,
+    rem_components: int | float = 0.9,
+    classifier: str = "mlp",
+    device: str | None = None,
+    seed: int = 0,
+    key_added: str | None = "sgs_metrics",
+) -> pd.DataFrame:
+    """Run the quality metrics as one tidy report.
+
+    Parameters
+    ----------
+    real
+        The real samples the generator learned from (AnnData or array).
+    synth
+        The synthetic samples (genes matched to ``real`` by name).
+    label_key
+        ``.obs`` column of both (e.g. ``"tissue"``), for per-label recall and the
+        classifier-based metrics.
+    holdout
+        Real samples the generator never saw: the test set of reverse validation and of
+        the augmentation gain, and the yardstick of the privacy check (DCR).
+    metrics
+        ``"all"`` (every metric whose needs are met), ``"fast"`` (those that neither train
+        classifiers nor compare all sample pairs), or a list of names from :func:`available`
+        (an error if one cannot run).
+    network
+        TF -> target edges (columns ``tf``, ``target``) for S_TF-TG and S_TG-TG.
+    layer
+        Layer to read instead of ``X``.
+    k
+        Neighbourhood size of precision/recall, lowered to what the sample counts allow (the
+        ``params`` column says which ``k`` was used); per-label recall uses the largest ``k``
+        every label allows.
+    n_components
+        PCA components of the Fréchet distance.
+    rem_components
+        Components of the reconstruction error: an integer, or a share of real variance.
+    classifier
+        ``"mlp"`` (the survey's protocol) or ``"logistic"`` (fast) for TSTR and TRTS.
+    device
+        Torch device of the neighbour searches (default CUDA when available).
+    seed
+        Seed of every random step.
+    key_added
+        Where the report is stored in ``synth.uns`` when ``synth`` is an AnnData
+        (``None``: not stored).
+
+    Returns
+    -------
+    A DataFrame with one row per value: ``metric``, ``value``, ``higher_is_better`` (a
+    nullable boolean: missing where a target value is best), ``optimum`` (the ideal value
+    where there is one), ``group`` (``"all"``, a label, or a setting) and ``params``. Also
+    stored in ``synth.uns[key_added]`` (writable to ``.h5ad``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import scgensynth as sgs
+    >>> rng = np.random.default_rng(0)
+    >>> real, synth = rng.normal(size=(300, 20)), rng.normal(size=(300, 20))
+    >>> report = sgs.metrics.evaluate(real, synth, metrics=["precision_recall", "c2st_auc"])
+    >>> report[["metric", "value"]].round(2).to_string(index=False)  # doctest: +SKIP
+    """
+    synth_aligned = synth
+    # validate every input once, up front: genes, finite values, labels
+    paired_values(real, synth, layer=layer)
+    if holdout is not None:
+        paired_values(real, holdout, layer=layer, names=("real", "holdout"))
+    given = set()
+    if label_key is not None:
+        for data, name in ((real, "real"), (synth, "synthetic")) + (
+            ((holdout, "holdout"),) if holdout is not None else ()
+        ):
+            get_labels(data, label_key, name)
+        given.add(LABELS)
+    if holdout is not None:
+        given.add(HOLDOUT)
+    if network is not None:
+        given.add(NETWORK)
+    chosen = _select(metrics, given)
+    if classifier not in ("mlp", "logistic"):
+        msg = f"classifier must be 'mlp' or 'logistic', not {classifier!r}."
+        raise ValueError(msg)
+
+    n_real, n_synth = get_values(real, layer=layer, dtype=None).shape[0], synth.shape[0]
+    k_used = int(min(k, n_real - 1, n_synth - 1))
+    if k_used < 1:
+        msg = "evaluate needs at least 2 real and 2 synthetic samples."
+        raise ValueError(msg)
+    if k_used < k:
+        logger.info("evaluate: k lowered from %d to %d (sample counts)", k, k_used)
+    k_group = None
+    if label_key is not None:
+        lr, ls = get_labels(real, label_key), get_labels(synth, label_key)
+        smallest = min(
+            [int((lr == g).sum()) for g in np.unique(lr)]
+            + [int((ls == g).sum()) for g in np.unique(ls)]
+        )
+        k_group = min(k_used, smallest - 1) if smallest >= 2 else None
+    ctx = _Context(
+        real, synth_aligned, holdout, label_key, network, layer, k_used, k_group,
+        n_components, rem_components, device, seed, classifier,
+    )  # fmt: skip
+
+    rows: list[dict[str, Any]] = []
+    explicit = not (isinstance(metrics, str) and metrics in ("all", "fast"))
+    for m in chosen:
+        t = time.perf_counter()
+        try:
+            rows += m.run(ctx)
+        except ValueError as err:
+            if explicit:
+                raise
+            logger.warning("evaluate: %s could not run: %s", m.name, err)
+            continue
+        logger.info("evaluate: %s done in %.1f s", m.name, time.perf_counter() - t)
+    report = pd.DataFrame(
+        rows, columns=["metric", "value", "higher_is_better", "optimum", "group", "params"]
+    )
+    report["higher_is_better"] = pd.array(report["higher_is_better"].tolist(), dtype="boolean")
+    if key_added is not None and is_anndata(synth):
+        synth.uns[key_added] = report
+    return report
