@@ -130,6 +130,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
     ap.add_argument("--skip-sklearn", action="store_true")
+    ap.add_argument("--skip-others", action="store_true", help="only precision/recall")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
@@ -160,6 +161,14 @@ def main(argv=None) -> dict:
         "ours_seconds": t_ours,
         "ours": ours,
     }
+    others = {}
+    if not args.skip_others:
+        for name in ("density_coverage", "adversarial_accuracy"):
+            t = time.perf_counter()
+            value = getattr(sgs.metrics, name)(R, S, device="cpu")
+            others[name] = {"seconds": time.perf_counter() - t, "value": value}
+            print(f"sgs.metrics.{name}: {others[name]['seconds']:.1f} s  {value}")
+        record["others"] = others
     if not args.skip_sklearn:
         t = time.perf_counter()
         ref = sklearn_route(R, S, args.k)
@@ -203,6 +212,9 @@ def main(argv=None) -> dict:
         )
         lines += ["", f"Speed-up: {record['speedup']:.1f}x."]
     lines.append(f"Memory beyond the inputs: {mem['extra_bytes'] / GiB:.2f} GiB.")
+    if others:
+        lines += ["", "| other metric, same data | seconds |", "|---|---|"]
+        lines += [f"| {name} | {rec['seconds']:.1f} |" for name, rec in others.items()]
     (RESULTS / "metrics.md").write_text("\n".join(lines) + "\n")
     return record
 

@@ -18,6 +18,9 @@ SHUFFLE_INVARIANT = {"mean_correlation"}
 PRIVACY = {"dcr_closer_than_holdout", "dcr_copies"}
 #: a flag: 0 for both
 MAY_TIE = {"rem_collapse"}
+#: the mean of two halves that fail in opposite directions for shuffled data (documented);
+#: its halves, adversarial_accuracy_real and _synthetic, are compared instead
+MEAN_OF_HALVES = {"adversarial_accuracy"}
 
 
 @pytest.fixture(scope="module")
@@ -75,13 +78,24 @@ def test_real_beats_shuffled_on_every_metric(reports):
     good, bad = reports
     key = ["metric", "group"]
     both = good.merge(bad, on=key, suffixes=("_good", "_bad"))
-    both = both[both["group"].isin(["all"])]
+    # per-tissue coverage: never worse, and far better on average. (Per-tissue recall with
+    # 5 samples a tissue is not a fair judge: the 4-NN balls of 5 scattered shuffled samples
+    # are huge and swallow the real ones -- the weakness of recall that coverage fixes.)
+    per = both[(both["metric"] == "coverage") & (both["group"] != "all")]
+    assert len(per) == 26
+    assert (per["value_good"] >= per["value_bad"]).all()
+    assert per["value_good"].mean() > per["value_bad"].mean() + 0.3
+    # augmentation: adding real-like samples helps more than adding shuffled ones, per setting
+    aug = both[both["metric"] == "augmentation_gain"]
+    assert len(aug) >= 2
+    assert (aug["value_good"] > aug["value_bad"]).all(), aug
+    both = both[both["group"] == "all"]
     checked = []
     for row in both.itertuples():
         if row.metric in SHUFFLE_INVARIANT:
             assert row.value_good == pytest.approx(row.value_bad, abs=1e-6)
             continue
-        if row.metric in PRIVACY:
+        if row.metric in PRIVACY | MEAN_OF_HALVES:
             continue
         hib = row.higher_is_better_good
         if pd.isna(hib):

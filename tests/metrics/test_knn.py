@@ -97,3 +97,30 @@ def test_float32_error_bound_holds_on_wide_uncentred_data():
     exact = sq[:, None] + sq[None, :] - 2 * Xc @ Xc.T  # float64: ~1e-12 relative
     rel = np.abs(d32 - exact) / (a.sqnorm[:, None] + a.sqnorm[None, :])
     assert rel.max() < scale / 5
+
+
+@pytest.mark.parametrize("offset", [1e4, 1e6])
+def test_float64_input_far_from_zero_stays_exact(offset):
+    """float64 rows are centred before rounding to float32, so a large offset is harmless."""
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((150, 40)) + offset
+    B = rng.standard_normal((120, 40)) + offset
+    a, _, scale = _knn.prepare(A, B, block_rows=64)
+    DA = _brute(A - offset, A - offset)  # distances do not depend on the offset
+    np.fill_diagonal(DA, np.inf)
+    np.testing.assert_allclose(
+        _knn.knn_radii(a, 5, scale), np.partition(DA, 4, 1)[:, 4], rtol=1e-9, atol=0
+    )
+
+
+def test_products_are_full_float32_even_when_tf32_is_allowed():
+    import torch
+
+    previous = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("medium")
+    try:
+        with _knn.exact_products():
+            assert torch.get_float32_matmul_precision() == "highest"
+        assert torch.get_float32_matmul_precision() == "medium"
+    finally:
+        torch.set_float32_matmul_precision(previous)

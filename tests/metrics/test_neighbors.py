@@ -85,6 +85,9 @@ def test_distance_to_closest_record_by_hand():
             "ratio": 0.5 / 3.5,
             "closer_than_holdout": 1.0,
             "copies": 0.5,
+            # 1 is 1 from train 0 and 2 from holdout 3; 10 is a copy: both nearer train
+            "nearer_train": 1.0,
+            "nearer_train_expected": 2 / 4,
         }
     )
 
@@ -114,9 +117,12 @@ def test_adversarial_accuracy_subsample_equals_brute_force_on_the_subsample():
     rng = np.random.default_rng(5)
     R, S = rng.normal(size=(150, 8)), rng.normal(size=(90, 8)) + 0.5
     aa = metrics.adversarial_accuracy(R, S, n_samples=60, seed=3)
+    from scgensynth.metrics._utils import canonical_order
+
+    # the documented draw: rows in an order given by their contents, then a seeded choice
     pick = np.random.default_rng(3)
-    r = R[np.sort(pick.choice(150, 60, replace=False))]
-    s = S[np.sort(pick.choice(90, 60, replace=False))]
+    r = R[np.sort(canonical_order(R)[pick.choice(150, 60, replace=False)])]
+    s = S[np.sort(canonical_order(S)[pick.choice(90, 60, replace=False)])]
     assert aa["adversarial_accuracy"] == _brute_aa(r, s)
 
 
@@ -141,6 +147,15 @@ def test_far_apart_sets_score_zero(gtex):
     }
     assert metrics.density_coverage(gtex, far) == {"density": 0.0, "coverage": 0.0}
     assert metrics.adversarial_accuracy(gtex, far)["adversarial_accuracy"] == 1.0
+
+
+def test_subsampling_does_not_depend_on_sample_order(split):
+    real, synth = split
+    smaller = synth[:150].copy()
+    perm = np.random.default_rng(2).permutation(real.n_obs)
+    aa = metrics.adversarial_accuracy(real, smaller, seed=4)
+    assert aa == metrics.adversarial_accuracy(real[perm].copy(), smaller, seed=4)
+    assert aa != metrics.adversarial_accuracy(real, smaller, seed=5)  # the seed does draw
 
 
 def test_results_do_not_depend_on_sample_order(split):
@@ -199,9 +214,15 @@ def test_copying_generator_is_caught(split):
     assert dcr["ratio"] == 0.0
     assert dcr["copies"] == 1.0
     assert dcr["closer_than_holdout"] == 1.0
-    honest = metrics.distance_to_closest_record(train, test[:130], test[130:])
+    assert dcr["nearer_train"] == 1.0
+    # half the test set as honest "synthetic" samples, the other half as holdout
+    rng = np.random.default_rng(0)
+    perm = rng.permutation(test.n_obs)
+    honest = metrics.distance_to_closest_record(train, test[perm[:130]], test[perm[130:]])
     assert 0.7 < honest["ratio"] < 1.4
     assert honest["copies"] == 0.0
+    assert honest["nearer_train_expected"] == pytest.approx(260 / 390)
+    assert abs(honest["nearer_train"] - honest["nearer_train_expected"]) < 0.15
 
 
 # -- groups -------------------------------------------------------------------------------------
@@ -214,11 +235,21 @@ def test_groupby_reports_blind_spots_in_one_space(split):
     moved = (synth.obs["tissue"] == tissues[3]).to_numpy()
     synth.X[moved] += 50.0
     out = metrics.precision_recall(train, synth, k=3, groupby="tissue")
-    assert list(out.columns) == ["precision", "recall", "f1", "n_real", "n_synthetic"]
+    assert list(out.columns) == [
+        "precision",
+        "recall",
+        "f1",
+        "n_real",
+        "n_synthetic",
+        "k_real",
+        "k_synthetic",
+    ]
     assert set(out.index) == set(tissues)
     assert (out.loc[tissues[:4], "recall"] == 0).all()
     assert out.loc[tissues[:3], "precision"].isna().all()
     assert out.attrs["zero_recall_share"] == pytest.approx(4 / len(tissues))
+    n_blind = out.loc[tissues[:4], "n_real"].sum()
+    assert out.attrs["zero_recall_sample_share"] == pytest.approx(n_blind / train.n_obs)
     assert out.loc[tissues[4:], "recall"].mean() > 0.5
     # each group is the plain metric on that group's samples (the space is the data space)
     t = tissues[5]
@@ -226,8 +257,27 @@ def test_groupby_reports_blind_spots_in_one_space(split):
         train[train.obs["tissue"] == t], synth[synth.obs["tissue"] == t], k=3
     )
     assert out.loc[t, ["precision", "recall", "f1"]].to_dict() == alone
+    assert out.loc[t, ["k_real", "k_synthetic"]].tolist() == [3, 3]
     dc = metrics.density_coverage(train, synth, k=3, groupby="tissue")
     assert (dc.loc[tissues[:3], "coverage"] == 0).all()
+
+
+def test_groupby_lowers_k_for_small_groups(split):
+    """Groups with few samples use the k they allow; one synthetic sample covers nothing."""
+    train, test = split
+    t0, t1 = test.obs["tissue"].cat.categories[:2]
+    keep = np.r_[
+        np.flatnonzero(test.obs["tissue"] == t0)[:1], np.flatnonzero(test.obs["tissue"] == t1)
+    ]
+    out = metrics.precision_recall(train, test[keep], k=50, groupby="tissue")
+    assert out.loc[t0, "recall"] == 0.0  # a single synthetic sample
+    assert out.loc[t0, ["k_real", "k_synthetic"]].tolist() == [9, 0]
+    assert out.loc[t1, ["k_real", "k_synthetic"]].tolist() == [9, 9]
+    alone = metrics.precision_recall(
+        train[train.obs["tissue"] == t1], test[test.obs["tissue"] == t1], k=9
+    )
+    assert out.loc[t1, ["precision", "recall", "f1"]].to_dict() == alone
+    assert np.isnan(out.loc[test.obs["tissue"].cat.categories[5], "precision"])
 
 
 def test_groupby_in_a_shared_pca_space(split):
@@ -253,6 +303,20 @@ def test_arrays_sparse_and_anndata_agree(split):
     as_sparse = ad.AnnData(sparse.csr_matrix(test.X), obs=test.obs, var=test.var)
     assert metrics.precision_recall(train, test, k=5) == as_arrays
     assert metrics.precision_recall(train, as_sparse, k=5) == as_arrays
+
+
+def test_layer_is_read_instead_of_X(split):
+    train, test = split
+    train, test = train.copy(), test.copy()
+    for a in (train, test):
+        a.layers["shifted"] = np.asarray(a.X) + 100.0
+        a.X = np.zeros_like(a.X)  # X would give precision 1 (all points equal)
+    via_layer = metrics.precision_recall(train, test, k=5, layer="shifted")
+    direct = metrics.precision_recall(train.layers["shifted"], test.layers["shifted"], k=5)
+    assert via_layer == direct
+    assert via_layer["recall"] < 1.0
+    with pytest.raises(KeyError, match=r"not in \.layers"):
+        metrics.density_coverage(train, test, layer="counts")
 
 
 def test_representation_from_obsm(split):
@@ -282,17 +346,22 @@ def test_bad_input_gives_clear_errors_and_leaves_data_alone(split, snapshot):
         metrics.precision_recall(train, test[:, 1:], k=5)
     with pytest.raises(ValueError, match=r"too few for k=50: use k<=9"):
         metrics.precision_recall(train, test[:10], k=50)
-    with pytest.raises(ValueError, match=r"Group .* too few for k=50"):
-        metrics.precision_recall(train, test, groupby="tissue")
     with pytest.raises(KeyError, match=r"not a column of \.obs"):
         metrics.precision_recall(train, test, k=5, groupby="tisue")
     with pytest.raises(ValueError, match="k must be a positive integer"):
         metrics.density_coverage(train, test, k=0)
-    nan = test.copy()
-    nan.X[3, 7] = np.nan
-    for fn in (metrics.precision_recall, metrics.density_coverage, metrics.adversarial_accuracy):
-        with pytest.raises(ValueError, match="NaN or infinite"):
-            fn(train, nan)
+    for bad_value in (np.nan, np.inf):
+        bad = test.copy()
+        bad.X[3, 7] = bad_value
+        for fn in (
+            metrics.precision_recall,
+            metrics.density_coverage,
+            metrics.adversarial_accuracy,
+        ):
+            with pytest.raises(ValueError, match="NaN or infinite"):
+                fn(train, bad)
+    with pytest.raises(ValueError, match="nearest other sample needs at least 2"):
+        metrics.adversarial_accuracy(train, test[:1])
     with pytest.raises(ValueError, match="different numbers of genes"):
         metrics.adversarial_accuracy(np.ones((5, 3)), np.ones((5, 4)))
     with pytest.raises(ValueError, match="different genes"):

@@ -12,7 +12,14 @@ import numpy as np
 import pandas as pd
 
 from . import _classifier, _correlation, _frechet, _neighbors, _pca
-from ._utils import ArrayOrAnnData, get_labels, get_values, is_anndata, paired_values
+from ._utils import (
+    ArrayOrAnnData,
+    canonical_order,
+    get_labels,
+    get_values,
+    is_anndata,
+    paired_values,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +46,6 @@ class _Context:
     network: pd.DataFrame | None
     layer: str | None
     k: int
-    k_group: int | None
     n_components: int
     rem_components: int | float
     device: Any
@@ -62,28 +68,45 @@ def _row(metric, value, higher_is_better=None, optimum=np.nan, group="all", para
 def _precision_recall(c: _Context):
     pr = _neighbors.precision_recall(c.real, c.synth, k=c.k, layer=c.layer, device=c.device)
     rows = [_row(m, pr[m], True, 1.0, params=f"k={c.k}") for m in ("precision", "recall", "f1")]
-    if c.label_key is not None and c.k_group is not None:
+    if c.label_key is not None:
         by = _neighbors.precision_recall(
-            c.real, c.synth, k=c.k_group, groupby=c.label_key, layer=c.layer, device=c.device
+            c.real, c.synth, k=c.k, groupby=c.label_key, layer=c.layer, device=c.device
         )
-        params = f"k={c.k_group}, groupby={c.label_key}"
         for g, rec in by.iterrows():
             if rec["n_real"] == 0:
                 continue
+            params = f"k={min(rec['k_real'], rec['k_synthetic'])}, groupby={c.label_key}"
             rows.append(_row("recall", rec["recall"], True, 1.0, group=str(g), params=params))
-        rows.append(
-            _row("zero_recall_share", by.attrs["zero_recall_share"], False, 0.0, params=params)
-        )
+        params = f"groupby={c.label_key}"
+        rows += [
+            _row("zero_recall_share", by.attrs["zero_recall_share"], False, 0.0, params=params),
+            _row(
+                "zero_recall_sample_share", by.attrs["zero_recall_sample_share"], False, 0.0,
+                params=params,
+            ),
+        ]  # fmt: skip
     return rows
 
 
 def _density_coverage(c: _Context):
     k = min(5, c.k)
     dc = _neighbors.density_coverage(c.real, c.synth, k=k, layer=c.layer, device=c.device)
-    return [
+    rows = [
         _row("density", dc["density"], None, 1.0, params=f"k={k}"),
         _row("coverage", dc["coverage"], True, 1.0, params=f"k={k}"),
     ]
+    if c.label_key is not None:
+        # per label, coverage is the robust blind-spot measure: only real balls count, so a
+        # few scattered synthetic samples (whose own balls are huge) cannot fake it
+        by = _neighbors.density_coverage(
+            c.real, c.synth, k=k, groupby=c.label_key, layer=c.layer, device=c.device
+        )
+        for g, rec in by.iterrows():
+            if rec["n_real"] == 0 or np.isnan(rec["coverage"]):
+                continue
+            params = f"k={rec['k_real']}, groupby={c.label_key}"
+            rows.append(_row("coverage", rec["coverage"], True, 1.0, group=str(g), params=params))
+    return rows
 
 
 def _adversarial_accuracy(c: _Context):
@@ -150,13 +173,18 @@ def _reconstruction(c: _Context):
     ]
 
 
+def _rows(data, layer, n, rng) -> np.ndarray:
+    """Sorted indices of ``n`` rows drawn independently of the row order."""
+    order = canonical_order(get_values(data, layer=layer, dtype=None))
+    return np.sort(order[rng.choice(len(order), n, replace=False)])
+
+
 def _pca_variance(c: _Context):
     # the components needed grow with the number of samples: compare equal numbers
     n = min(c.real.shape[0], c.synth.shape[0])
     rng = np.random.default_rng(c.seed)
     real, synth = (
-        x if x.shape[0] == n else x[np.sort(rng.choice(x.shape[0], n, replace=False))]
-        for x in (c.real, c.synth)
+        x if x.shape[0] == n else x[_rows(x, c.layer, n, rng)] for x in (c.real, c.synth)
     )
     comps = _pca.pca_variance(real, synth, layer=c.layer)["components"]
     rows = []
@@ -246,6 +274,7 @@ def _dcr(c: _Context):
         _row("dcr_ratio", d["ratio"], None, 1.0),
         _row("dcr_closer_than_holdout", d["closer_than_holdout"], False, 0.0),
         _row("dcr_copies", d["copies"], False, 0.0),
+        _row("dcr_nearer_train", d["nearer_train"], None, d["nearer_train_expected"]),
     ]
 
 
@@ -378,8 +407,7 @@ def evaluate(
         Layer to read instead of ``X``.
     k
         Neighbourhood size of precision/recall, lowered to what the sample counts allow (the
-        ``params`` column says which ``k`` was used); per-label recall uses the largest ``k``
-        every label allows.
+        ``params`` column says which ``k`` was used), per label for per-label recall.
     n_components
         PCA components of the Fréchet distance.
     rem_components
@@ -410,7 +438,6 @@ def evaluate(
     >>> report = sgs.metrics.evaluate(real, synth, metrics=["precision_recall", "c2st_auc"])
     >>> report[["metric", "value"]].round(2).to_string(index=False)  # doctest: +SKIP
     """
-    synth_aligned = synth
     # validate every input once, up front: genes, finite values, labels
     paired_values(real, synth, layer=layer)
     if holdout is not None:
@@ -438,16 +465,8 @@ def evaluate(
         raise ValueError(msg)
     if k_used < k:
         logger.info("evaluate: k lowered from %d to %d (sample counts)", k, k_used)
-    k_group = None
-    if label_key is not None:
-        lr, ls = get_labels(real, label_key), get_labels(synth, label_key)
-        smallest = min(
-            [int((lr == g).sum()) for g in np.unique(lr)]
-            + [int((ls == g).sum()) for g in np.unique(ls)]
-        )
-        k_group = min(k_used, smallest - 1) if smallest >= 2 else None
     ctx = _Context(
-        real, synth_aligned, holdout, label_key, network, layer, k_used, k_group,
+        real, synth, holdout, label_key, network, layer, k_used,
         n_components, rem_components, device, seed, classifier,
     )  # fmt: skip
 

@@ -92,9 +92,14 @@ class Samples:
             self._cache = None
 
     def _convert(self, start: int) -> torch.Tensor:
-        stop = min(start + self.rows, self.n)
-        rows = torch.as_tensor(self.X[start:stop]).to(self.device, torch.float32)
-        return rows - self.centre
+        return self._centred(self.X[start : min(start + self.rows, self.n)])
+
+    def _centred(self, rows: np.ndarray) -> torch.Tensor:
+        if rows.dtype == np.float64:
+            # centre before rounding to float32: rounding is then relative to the centred
+            # values (what the error bound assumes), not to a possibly large offset
+            return torch.as_tensor((rows - self._centre64).astype(np.float32)).to(self.device)
+        return torch.as_tensor(rows).to(self.device, torch.float32) - self.centre
 
     def starts(self) -> range:
         return range(0, self.n, self.rows)
@@ -138,6 +143,21 @@ def _column_mean(X: np.ndarray) -> np.ndarray:
     for start in range(0, X.shape[0], step):
         total += X[start : start + step].sum(0, dtype=np.float64)
     return total / X.shape[0]
+
+
+@contextlib.contextmanager
+def exact_products():
+    """Full float32 matrix products while active (no TF32 or bfloat16 shortcuts).
+
+    ``torch.set_float32_matmul_precision("high")`` (which Lightning suggests) lets CUDA use
+    TF32, ~1e-3 relative error: far beyond the error bound the exact settling relies on.
+    """
+    previous = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("highest")
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(previous)
 
 
 def _sqdist(x: torch.Tensor, sx: torch.Tensor, y: torch.Tensor, sy: torch.Tensor):
@@ -259,7 +279,7 @@ def _kth_exact(
 def _full_rows(a: Samples, other: Samples, rows: np.ndarray, *, self_search: bool):
     """Float32 squared distances of ``a``'s ``rows`` to all of ``other``, sorted per row."""
     dev = a.device
-    x = torch.as_tensor(a.X[rows]).to(dev, torch.float32) - a.centre
+    x = a._centred(a.X[rows])
     sx = a.sq32[torch.as_tensor(rows, device=dev)]
     parts = []
     for j0 in other.starts():

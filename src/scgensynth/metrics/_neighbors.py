@@ -9,7 +9,7 @@ import pandas as pd
 import torch
 
 from . import _knn
-from ._utils import ArrayOrAnnData, check_k, get_labels, paired_values
+from ._utils import ArrayOrAnnData, check_k, get_labels, paired_values, subsample
 
 logger = logging.getLogger(__name__)
 
@@ -56,32 +56,51 @@ def _f1(p: float, r: float) -> float:
     return 0.0 if p + r == 0 else 2 * p * r / (p + r)
 
 
+def _pr_core(R, S, k_real: int, k_synth: int, device) -> dict[str, float]:
+    """Precision with real balls of ``k_real``, recall with synthetic balls of ``k_synth``.
+
+    ``k = 0`` on a side means that side cannot form balls (fewer than 2 samples): its
+    metric is NaN (precision) or 0 (recall: a single synthetic sample covers nothing).
+    """
+    with _knn.exact_products():
+        a, b, scale = _knn.prepare(S, R, device=device)
+        r2_synth = _knn.knn_radii(a, k_synth, scale) if k_synth else None
+        with b.cached():  # converted once for both passes over the real samples
+            r2_real = _knn.knn_radii(b, k_real, scale) if k_real else np.full(len(R), -1.0)
+            res = _knn.ball_tests(a, b, scale, r2_real, r2_synth)
+    p = float(res.a_in_b_balls.mean()) if k_real else np.nan
+    r = float(res.b_in_a_balls.mean()) if k_synth else 0.0
+    return {"precision": p, "recall": r, "f1": _f1(p, r) if k_real else np.nan}
+
+
 def _precision_recall(R, S, k, device, names=("real", "synthetic")) -> dict[str, float]:
     check_k(k, len(R), names[0])
     check_k(k, len(S), names[1])
-    a, b, scale = _knn.prepare(S, R, device=device)
-    r2_real = _knn.knn_radii(b, k, scale)
-    r2_synth = _knn.knn_radii(a, k, scale)
-    res = _knn.ball_tests(a, b, scale, r2_real, r2_synth)
-    p, r = float(res.a_in_b_balls.mean()), float(res.b_in_a_balls.mean())
-    return {"precision": p, "recall": r, "f1": _f1(p, r)}
+    return _pr_core(R, S, k, k, device)
 
 
-def _per_group(fn, R, S, labels, columns, names=("real", "synthetic")) -> pd.DataFrame:
+def _group_k(k: int, n: int) -> int:
+    return int(min(k, n - 1)) if n >= 2 else 0
+
+
+def _per_group(fn, R, S, labels, k, columns) -> pd.DataFrame:
+    """``fn(R_g, S_g, k_real, k_synth)`` per group, ``k`` lowered to what each group allows."""
     lr, ls = labels
     rows = {}
     for g in sorted(set(lr) | set(ls)):
         mr, ms = lr == g, ls == g
         nr, ns = int(mr.sum()), int(ms.sum())
-        if nr == 0:
-            res = dict.fromkeys(columns, np.nan)
-        elif ns == 0:
-            res = fn(None, None, g)
-        else:
-            res = fn(R[mr], S[ms], g)
-        rows[g] = {**res, f"n_{names[0]}": nr, f"n_{names[1]}": ns}
+        kr, ks = _group_k(k, nr), _group_k(k, ns)
+        res = dict.fromkeys(columns, np.nan) if nr == 0 else fn(R[mr], S[ms], kr, ks)
+        rows[g] = {**res, "n_real": nr, "n_synthetic": ns, "k_real": kr, "k_synthetic": ks}
     out = pd.DataFrame.from_dict(rows, orient="index")
     out.index.name = "group"
+    lowered = out.index[(out["k_real"] < k) | (out["k_synthetic"] < k)]
+    if len(lowered):
+        logger.info(
+            "k lowered below %d for %d small groups (see columns k_real, k_synthetic)",
+            k, len(lowered),
+        )  # fmt: skip
     return out
 
 
@@ -116,8 +135,8 @@ def precision_recall(
     real, synth
         AnnData or samples x genes arrays; AnnData genes are matched by name.
     k
-        Neighbourhood size; both sets need more than ``k`` samples (per group with
-        ``groupby``).
+        Neighbourhood size; both sets need more than ``k`` samples (with ``groupby``, ``k``
+        is lowered per group instead).
     groupby
         ``.obs`` column present in both (e.g. ``"tissue"``): precision and recall within each
         group, in the same space. A group without synthetic samples gets recall 0.
@@ -133,9 +152,12 @@ def precision_recall(
     Returns
     -------
     ``{"precision", "recall", "f1"}``; with ``groupby``, a DataFrame indexed by group with
-    those columns and ``n_real``, ``n_synthetic``, whose ``attrs["zero_recall_share"]`` is the
-    share of groups (with real samples) that have recall 0, the blind spots of Alsamadi et
-    al.
+    those columns and ``n_real``, ``n_synthetic``, ``k_real``, ``k_synthetic``: within a group,
+    ``k`` is lowered to what its sample counts allow (a group with one synthetic sample has
+    recall 0, one with no synthetic samples also precision NaN). Its
+    ``attrs["zero_recall_share"]`` is the share of groups (with real samples) that have
+    recall 0 -- the blind spots of Alsamadi et al. -- and ``attrs["zero_recall_sample_share"]``
+    the share of real samples that lie in such groups.
 
     Examples
     --------
@@ -162,24 +184,31 @@ def precision_recall(
     labels = _groups(real, synth, groupby)
     if labels is None:
         return _precision_recall(R, S, k, device)
+    if not isinstance(k, int | np.integer) or k < 1:
+        check_k(k, len(R), "real")  # the standard message
 
-    def one(r, s, g):
-        if r is None:
+    def one(r, s, kr, ks):
+        if len(s) == 0:
             return {"precision": np.nan, "recall": 0.0, "f1": 0.0}
-        names = (f"Group {g!r} of real", f"Group {g!r} of synthetic")
-        return _precision_recall(r, s, k, device, names)
+        return _pr_core(r, s, kr, ks, device)
 
-    out = _per_group(one, R, S, labels, ["precision", "recall", "f1"])
+    out = _per_group(one, R, S, labels, k, ["precision", "recall", "f1"])
     with_real = out["n_real"] > 0
-    out.attrs["zero_recall_share"] = float((out.loc[with_real, "recall"] == 0).mean())
+    zero = with_real & (out["recall"] == 0)
+    out.attrs["zero_recall_share"] = float(zero.sum() / with_real.sum())
+    out.attrs["zero_recall_sample_share"] = float(
+        out.loc[zero, "n_real"].sum() / out.loc[with_real, "n_real"].sum()
+    )
     return out
 
 
 def _density_coverage(R, S, k, device, name="real") -> dict[str, float]:
     check_k(k, len(R), name)
-    a, b, scale = _knn.prepare(S, R, device=device)
-    r2_real = _knn.knn_radii(b, k, scale)
-    res = _knn.ball_tests(a, b, scale, r2_real, counts=True)
+    with _knn.exact_products():
+        a, b, scale = _knn.prepare(S, R, device=device)
+        with b.cached():
+            r2_real = _knn.knn_radii(b, k, scale)
+            res = _knn.ball_tests(a, b, scale, r2_real, counts=True)
     return {
         "density": float(res.a_in_b_count.sum() / (k * len(S))),
         "coverage": float(res.b_ball_hit.mean()),
@@ -212,7 +241,8 @@ def density_coverage(
 
     Returns
     -------
-    ``{"density", "coverage"}``; with ``groupby``, a DataFrame indexed by group.
+    ``{"density", "coverage"}``; with ``groupby``, a DataFrame indexed by group (``k``
+    lowered per group as for :func:`precision_recall`).
 
     Examples
     --------
@@ -237,12 +267,14 @@ def density_coverage(
     if labels is None:
         return _density_coverage(R, S, k, device)
 
-    def one(r, s, g):
-        if r is None:
-            return {"density": 0.0, "coverage": 0.0}
-        return _density_coverage(r, s, k, device, f"Group {g!r} of real")
+    def one(r, s, kr, _ks):
+        if len(s) == 0:
+            return {"density": np.nan, "coverage": 0.0}
+        if kr == 0:
+            return {"density": np.nan, "coverage": np.nan}
+        return _density_coverage(r, s, kr, device)
 
-    return _per_group(one, R, S, labels, ["density", "coverage"])
+    return _per_group(one, R, S, labels, k, ["density", "coverage"])
 
 
 def adversarial_accuracy(
@@ -271,8 +303,9 @@ def adversarial_accuracy(
     expression, for instance, gives a real half of 1 (far from every real sample) and a
     synthetic half near 0 (nearer to real samples than to each other).
 
-    Both sets are subsampled (seeded, without replacement) to the same size
-    ``n = min(n_real, n_synthetic, n_samples)``, as the statistic assumes.
+    Both sets are subsampled (seeded, without replacement, independently of the sample
+    order) to the same size ``n = min(n_real, n_synthetic, n_samples)``, as the statistic
+    assumes.
 
     Parameters
     ----------
@@ -306,21 +339,21 @@ def adversarial_accuracy(
         seed=seed,
         names=["real", "synthetic"],
     )
-    n = min(len(R), len(S), n_samples or np.inf)
     if n_samples is not None and n_samples < 2:
         msg = f"n_samples must be at least 2, got {n_samples}."
         raise ValueError(msg)
     for X, name in ((R, "real"), (S, "synthetic")):
-        check_k(1, len(X), name, param="samples for a nearest neighbour (need 2)")
+        if len(X) < 2:
+            msg = f"{name} has {len(X)} sample(s); a nearest other sample needs at least 2."
+            raise ValueError(msg)
+    n = int(min(len(R), len(S), n_samples or np.inf))
     rng = np.random.default_rng(seed)
-    if len(R) > n:
-        R = R[np.sort(rng.choice(len(R), int(n), replace=False))]
-    if len(S) > n:
-        S = S[np.sort(rng.choice(len(S), int(n), replace=False))]
-    a, b, scale = _knn.prepare(R, S, device=device)
-    d_tt = _knn.knn_radii(a, 1, scale)
-    d_ss = _knn.knn_radii(b, 1, scale)
-    d_ts, d_st = _knn.cross_nearest(a, b, scale)
+    R, S = subsample(R, n, rng), subsample(S, n, rng)
+    with _knn.exact_products():
+        a, b, scale = _knn.prepare(R, S, device=device)
+        d_tt = _knn.knn_radii(a, 1, scale)
+        d_ss = _knn.knn_radii(b, 1, scale)
+        d_ts, d_st = _knn.cross_nearest(a, b, scale)
     aa_real = float((d_ts > d_tt).mean())
     aa_synth = float((d_st > d_ss).mean())
     return {
@@ -365,7 +398,12 @@ def distance_to_closest_record(
       copying;
     - ``closer_than_holdout``: share of synthetic samples closer to a training sample than
       any held-out sample is (below its smallest DCR); near 0 is good;
-    - ``copies``: share of synthetic samples identical to a training sample.
+    - ``copies``: share of synthetic samples identical to a training sample;
+    - ``nearer_train``: share of synthetic samples whose nearest real sample is a training
+      rather than a held-out one, and ``nearer_train_expected`` = n_train / (n_train +
+      n_holdout), its value when synthetic samples are no closer to training samples than to
+      new ones (the "holdout" privacy test; well above it means memorisation). Unlike
+      ``closer_than_holdout``, it does not hinge on the single closest held-out sample.
 
     Examples
     --------
@@ -389,16 +427,19 @@ def distance_to_closest_record(
         seed=seed,
         names=["train", "synthetic", "holdout"],
     )
-    a, s, scale = _knn.prepare(T, S, device=device)
-    _, h, _ = _knn.prepare(T, H, device=device)
-    _, d_s = _knn.cross_nearest(a, s, scale)
-    _, d_h = _knn.cross_nearest(a, h, scale)
-    d_s, d_h = np.sqrt(d_s), np.sqrt(d_h)
-    med_s, med_h = float(np.median(d_s)), float(np.median(d_h))
+    with _knn.exact_products():
+        a, s, scale = _knn.prepare(T, S, device=device)
+        _, h, _ = _knn.prepare(T, H, device=device)
+        _, d_s = _knn.cross_nearest(a, s, scale)
+        _, d_h = _knn.cross_nearest(a, h, scale)
+        d_sh, _ = _knn.cross_nearest(s, h, scale)
+    med_s, med_h = float(np.median(np.sqrt(d_s))), float(np.median(np.sqrt(d_h)))
     return {
         "synthetic_median": med_s,
         "holdout_median": med_h,
         "ratio": med_s / med_h if med_h > 0 else float("nan"),
         "closer_than_holdout": float((d_s < d_h.min()).mean()),
         "copies": float((d_s == 0).mean()),
+        "nearer_train": float((d_s < d_sh).mean()),
+        "nearer_train_expected": len(T) / (len(T) + len(H)),
     }

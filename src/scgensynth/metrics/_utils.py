@@ -75,7 +75,9 @@ def get_values(
         raise TypeError(msg)
     if dtype is None:
         if X.dtype not in (np.float32, np.float64):
-            X = X.astype(np.float32)
+            # float32 holds integers exactly only up to 2**24 (large counts need float64)
+            big = X.size and np.issubdtype(X.dtype, np.integer) and np.abs(X).max() >= 2**24
+            X = X.astype(np.float64 if big else np.float32)
     elif X.dtype != dtype:
         X = X.astype(dtype)
     if X.shape[0] == 0 or X.shape[1] == 0:
@@ -193,6 +195,25 @@ def check_two_classes(labels: np.ndarray, name: str, key: str | None = None) -> 
         raise ValueError(msg)
 
 
+def canonical_order(X: np.ndarray) -> np.ndarray:
+    """A row order that depends on the rows' contents only (their bytes).
+
+    Drawing a random subsample from rows put in this order makes the draw independent of the
+    order in which the user passed the samples.
+    """
+    Xc = np.ascontiguousarray(X)
+    rows = Xc.view(np.dtype((np.void, Xc.dtype.itemsize * Xc.shape[1]))).ravel()
+    return np.argsort(rows, kind="stable")
+
+
+def subsample(X: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` rows of ``X`` drawn without replacement, independently of the row order."""
+    if X.shape[0] <= n:
+        return X
+    order = canonical_order(X)
+    return X[np.sort(order[rng.choice(X.shape[0], n, replace=False)])]
+
+
 def describe(data: ArrayOrAnnData | None) -> str:
     """``'AnnData 520 x 467'`` style description for messages."""
     if data is None:
@@ -205,6 +226,7 @@ def describe(data: ArrayOrAnnData | None) -> str:
 __all__ = [
     "ArrayOrAnnData",
     "align_genes",
+    "canonical_order",
     "check_k",
     "check_two_classes",
     "describe",
@@ -212,4 +234,5 @@ __all__ = [
     "get_values",
     "is_anndata",
     "paired_values",
+    "subsample",
 ]
