@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import doctest
+import logging
 
 import anndata as ad
 import numpy as np
@@ -307,6 +308,25 @@ def test_augmentation_gain_errors_and_unseen_test_labels():
         augmentation_gain(train, test, synth, "label", n_real=(4,), n_synth=(0,), seeds=0)
 
 
+def test_augmentation_gain_logs_progress_every_10_fits(sgs_logs):
+    centres = {"A": [0.0, 0.0], "B": [6.0, 6.0]}
+    train, test, synth = toy(centres, 10, 0), toy(centres, 5, 1), toy(centres, 10, 2)
+    kw = {"n_real": (2, 4), "n_synth": (0, 5, 10), "seeds": 4, "classifier": "logistic"}
+    with sgs_logs() as logs:
+        augmentation_gain(train, test, synth, "label", **kw)
+    progress = [
+        r.getMessage()
+        for r in logs
+        if r.levelno == logging.INFO and r.getMessage().endswith(" fits")
+    ]
+    # 2 n_real x 4 seeds x (1 real-only + 2 augmented) = 24 fits
+    assert progress == [
+        "augmentation_gain: 10/24 fits",
+        "augmentation_gain: 20/24 fits",
+        "augmentation_gain: 24/24 fits",
+    ]
+
+
 # -- classifier two-sample AUC (ported from test_basic.py) ----------------------------------------
 def test_classifier_two_sample_auc_of_random_halves(gtex):
     perm = np.random.default_rng(1).permutation(gtex.n_obs)
@@ -346,6 +366,46 @@ def test_classifier_two_sample_auc_mlp_sees_gene_structure(split):
     assert shuffled > 0.9
 
 
+def test_classifier_two_sample_auc_fits_the_pca_inside_each_fold(monkeypatch):
+    """Standardisation and PCA see each fold's training rows (both classes), not its test rows."""
+    rng = np.random.default_rng(0)
+    real = rng.normal(size=(40, 6))
+    synth = rng.normal(size=(40, 6))
+    synth[:, 0] += 100.0  # tells the classes apart in the rows the spy sees
+    fits = []
+    original = _classifier._standardised_pca
+
+    def spy(fit, others, n_components, seed):
+        fits.append((fit.copy(), [o.copy() for o in others]))
+        return original(fit, others, n_components, seed)
+
+    monkeypatch.setattr(_classifier, "_standardised_pca", spy)
+    classifier_two_sample_auc(real, synth, n_components=3, n_splits=4)
+    assert len(fits) == 4
+    test_rows = []
+    for fit, (held_out,) in fits:
+        assert fit.shape == (60, 6)
+        assert held_out.shape == (20, 6)
+        assert (fit[:, 0] > 50).sum() == 30  # as many synthetic rows as real ones
+        rows = {r.tobytes() for r in fit}
+        assert not rows & {r.tobytes() for r in held_out}
+        test_rows += [r.tobytes() for r in held_out]
+    # the test rows of the folds are every sample once
+    assert sorted(test_rows) == sorted(r.tobytes() for r in np.vstack([real, synth]))
+
+
+def test_classifier_two_sample_auc_same_distribution_many_components():
+    """Independent samples of one Gaussian: near 0.5 even with nearly as many components as
+    training rows, where a projection fitted on all real samples (test folds included) pulled
+    the AUC down to ~0.26."""
+    aucs = []
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        a, b = rng.normal(size=(40, 150)), rng.normal(size=(40, 150))
+        aucs.append(classifier_two_sample_auc(a, b, n_components=30))
+    assert 0.42 < np.mean(aucs) < 0.65
+
+
 # -- nearest centroid agreement (ported from test_basic.py) ---------------------------------------
 def test_nearest_centroid_agreement(split, gtex):
     train, test = split
@@ -366,6 +426,66 @@ def test_nearest_centroid_agreement_by_hand():
     synth = ad.AnnData(np.array([[3.0], [8.0], [11.0], [1.0]]), obs={"t": ["A", "A", "B", "C"]})
     # 3 -> A (agree), 8 -> B (disagree), 11 -> B (agree), 1 -> A (C: disagree)
     assert nearest_centroid_agreement(real, synth, "t") == 0.5
+
+
+# -- obsm representations -------------------------------------------------------------------------
+def with_embedding(adata: ad.AnnData, components: np.ndarray, mean: np.ndarray) -> ad.AnnData:
+    """A copy with ``.obsm["X_emb"]``: the samples projected on given principal axes."""
+    out = adata.copy()
+    out.obsm["X_emb"] = (np.asarray(out.X, dtype=np.float64) - mean) @ components.T
+    return out
+
+
+def as_values(adata: ad.AnnData) -> ad.AnnData:
+    """The ``.obsm["X_emb"]`` representation passed directly, as an AnnData's ``.X``."""
+    return ad.AnnData(adata.obsm["X_emb"].copy(), obs=adata.obs.copy())
+
+
+@pytest.fixture(scope="module")
+def embedded(small):
+    """``small`` with a 3-d PCA representation (fitted on its training part) in .obsm."""
+    train, test = small
+    X = np.asarray(train.X, dtype=np.float64)
+    mean = X.mean(0)
+    components = np.linalg.svd(X - mean, full_matrices=False)[2][:3]
+    return with_embedding(train, components, mean), with_embedding(test, components, mean)
+
+
+def test_obsm_reverse_validation_and_label_preservation(embedded, small, snapshot):
+    train, test = embedded
+    snaps = snapshot(train), snapshot(test)
+    kw = {"classifier": "logistic"}
+    rv = reverse_validation(test, train, "tissue", reference=train, obsm="X_emb", **kw)
+    direct = reverse_validation(
+        as_values(test), as_values(train), "tissue", reference=as_values(train), **kw
+    )
+    assert rv == direct
+    genes = reverse_validation(test, train, "tissue", reference=train, **kw)
+    assert rv != genes  # 3 components carry less than the genes: obsm is really what is read
+    lp = label_preservation(train, test, "tissue", obsm="X_emb", epochs=3)
+    assert lp == label_preservation(as_values(train), as_values(test), "tissue", epochs=3)
+    snaps[0].assert_unchanged(train)
+    snaps[1].assert_unchanged(test)
+    # the reference is read from the same key
+    plain_reference = small[0]
+    with pytest.raises(KeyError, match=r"reference: 'X_emb' is not in \.obsm"):
+        reverse_validation(test, train, "tissue", reference=plain_reference, obsm="X_emb", **kw)
+    with pytest.raises(KeyError, match=r"'X_umap' is not in \.obsm"):
+        reverse_validation(test, train, "tissue", obsm="X_umap", **kw)
+    with pytest.raises(KeyError, match=r"synthetic: 'X_emb' is not in \.obsm"):
+        label_preservation(train, small[1], "tissue", obsm="X_emb", **kw)
+    with pytest.raises(ValueError, match="either `layer` or `obsm`"):
+        label_preservation(train, test, "tissue", layer="counts", obsm="X_emb", **kw)
+
+
+def test_obsm_classifier_two_sample_auc(embedded, small):
+    train, test = embedded
+    auc = classifier_two_sample_auc(test, train, obsm="X_emb", n_components=2)
+    direct = classifier_two_sample_auc(test.obsm["X_emb"], train.obsm["X_emb"], n_components=2)
+    assert auc == direct
+    assert auc != classifier_two_sample_auc(test, train, n_components=2)
+    with pytest.raises(KeyError, match=r"real: 'X_emb' is not in \.obsm"):
+        classifier_two_sample_auc(small[1], train, obsm="X_emb")
 
 
 # -- bad input, for every public function ---------------------------------------------------------

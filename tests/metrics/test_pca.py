@@ -248,6 +248,60 @@ def test_key_added_needs_anndata(split):
     assert "rem" not in train.obs
 
 
+# -- obsm --------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def embedded(split):
+    """Copies of the split with .obsm["X_emb"]: 30 principal axes fitted on the training part."""
+    train, test = split[0].copy(), split[1].copy()
+    pca = PCA(30, svd_solver="full").fit(train.X.astype(np.float64))
+    for adata in (train, test):
+        adata.obsm["X_emb"] = pca.transform(adata.X.astype(np.float64))
+    return train, test
+
+
+def without_obsm(adata: ad.AnnData) -> ad.AnnData:
+    """A copy lacking .obsm["X_emb"]."""
+    out = adata.copy()
+    del out.obsm["X_emb"]
+    return out
+
+
+def test_rem_reads_obsm(embedded, snapshot):
+    train, test = embedded
+    snaps = snapshot(train), snapshot(test)
+    rem = reconstruction_error(train, test, obsm="X_emb", n_components=5)
+    direct = reconstruction_error(train.obsm["X_emb"], test.obsm["X_emb"], n_components=5)
+    assert rem.keys() == direct.keys()
+    for key, value in rem.items():
+        np.testing.assert_array_equal(value, direct[key])
+    genes = reconstruction_error(train, test, n_components=5)
+    assert rem["real_median"] < 0.9 * genes["real_median"]  # fewer dimensions: smaller errors
+    snaps[0].assert_unchanged(train)
+    snaps[1].assert_unchanged(test)
+    # key_added still writes to .obs
+    a, b = train.copy(), test.copy()
+    reconstruction_error(a, b, obsm="X_emb", n_components=5, key_added="rem")
+    np.testing.assert_array_equal(a.obs["rem"].to_numpy(), rem["real"])
+    np.testing.assert_array_equal(b.obs["rem"].to_numpy(), rem["synthetic"])
+    with pytest.raises(KeyError, match=r"synthetic: 'X_emb' is not in \.obsm"):
+        reconstruction_error(train, without_obsm(test), obsm="X_emb", n_components=5)
+    with pytest.raises(KeyError, match=r"'X_umap' is not in \.obsm"):
+        reconstruction_error(train, test, obsm="X_umap", n_components=5)
+    with pytest.raises(ValueError, match="either `layer` or `obsm`"):
+        reconstruction_error(train, test, layer="counts", obsm="X_emb", n_components=5)
+
+
+def test_pca_variance_reads_obsm(embedded):
+    train, test = embedded
+    pv = pca_variance(train, test, obsm="X_emb")
+    direct = pca_variance(train.obsm["X_emb"], test.obsm["X_emb"])
+    pd.testing.assert_frame_equal(pv["curves"], direct["curves"], check_exact=True)
+    pd.testing.assert_frame_equal(pv["components"], direct["components"], check_exact=True)
+    assert len(pv["curves"]) == 30  # the representation's dimensions, not the genes
+    with pytest.raises(KeyError, match=r"real: 'X_emb' is not in \.obsm"):
+        pca_variance(without_obsm(train), test, obsm="X_emb")
+
+
 # -- pca_variance ------------------------------------------------------------------------------
 def test_pca_variance_against_sklearn(split):
     train, test = split

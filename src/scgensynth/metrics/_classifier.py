@@ -36,6 +36,8 @@ logger = logging.getLogger(__name__)
 #: rows standardised / predicted at once (bounds the memory of large inputs)
 _CHUNK = 4096
 _KINDS = ("mlp", "logistic")
+#: augmentation_gain logs its progress every this many classifier fits
+_PROGRESS_EVERY = 10
 
 
 # -- shared helpers ---------------------------------------------------------------------------
@@ -58,15 +60,15 @@ def _standardise(
 
 
 def _standardised_pca(
-    real: np.ndarray, others: Sequence[np.ndarray], n_components: int | None, seed: int
+    fit: np.ndarray, others: Sequence[np.ndarray], n_components: int | None, seed: int
 ) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Standardise on ``real``, then project ``real`` and ``others`` on ``real``'s PCA.
+    """Standardise on ``fit``, then project ``fit`` and ``others`` on ``fit``'s PCA.
 
     ``n_components=None`` keeps the standardised feature space. The number of components is
-    capped at ``min(n_real - 1, n_features)``.
+    capped at ``min(n_fit - 1, n_features)``.
     """
-    mean, std = _standardisation(real)
-    r = _standardise(real, mean, std)
+    mean, std = _standardisation(fit)
+    r = _standardise(fit, mean, std)
     o = [_standardise(x, mean, std) for x in others]
     if n_components is None:
         return r, o
@@ -340,6 +342,7 @@ def reverse_validation(
     reference: ArrayOrAnnData | None = None,
     classifier: str = "mlp",
     layer: str | None = None,
+    obsm: str | None = None,
     seed: int = 0,
     **classifier_kwargs: Any,
 ) -> dict[str, float]:
@@ -372,6 +375,10 @@ def reverse_validation(
         ``"logistic"`` (scikit-learn logistic regression, faster).
     layer
         AnnData layer to read instead of ``.X``.
+    obsm
+        Key of ``.obsm`` to read instead of genes: a representation computed the same way
+        for every dataset (e.g. a PCA fitted on real data and applied to the others);
+        ``reference`` is read from the same key. Not together with ``layer``.
     seed
         Seed of the classifier.
     **classifier_kwargs
@@ -399,7 +406,7 @@ def reverse_validation(
     {'accuracy': 1.0, 'macro_f1': 1.0, 'reference_accuracy': 1.0, 'reference_macro_f1': 1.0, 'ratio': 1.0}
     """  # noqa: E501
     _check_kind(classifier)
-    Xr, Xs = paired_values(real, synth, layer=layer, dtype=None)
+    Xr, Xs = paired_values(real, synth, layer=layer, obsm=obsm, dtype=None)
     yr = get_labels(real, label_key, "real")
     ys = get_labels(synth, label_key, "synthetic")
     check_two_classes(ys, "synthetic", label_key)
@@ -408,7 +415,7 @@ def reverse_validation(
     out["accuracy"], out["macro_f1"] = _accuracy_f1(yr, fit_classifier(Xs, ys, **fit).predict(Xr))
     if reference is not None:
         _, Xref = paired_values(
-            real, reference, layer=layer, names=("real", "reference"), dtype=None
+            real, reference, layer=layer, obsm=obsm, names=("real", "reference"), dtype=None
         )
         yref = get_labels(reference, label_key, "reference")
         check_two_classes(yref, "reference", label_key)
@@ -426,6 +433,7 @@ def label_preservation(
     *,
     classifier: str = "mlp",
     layer: str | None = None,
+    obsm: str | None = None,
     seed: int = 0,
     **classifier_kwargs: Any,
 ) -> dict[str, float]:
@@ -448,6 +456,9 @@ def label_preservation(
         ``"mlp"`` or ``"logistic"``, as in :func:`reverse_validation`.
     layer
         AnnData layer to read instead of ``.X``.
+    obsm
+        Key of ``.obsm`` to read instead of genes: a representation computed the same way
+        for both datasets. Not together with ``layer``.
     seed
         Seed of the classifier.
     **classifier_kwargs
@@ -472,7 +483,7 @@ def label_preservation(
     {'accuracy': 0.0, 'macro_f1': 0.0}
     """
     _check_kind(classifier)
-    Xr, Xs = paired_values(real, synth, layer=layer, dtype=None)
+    Xr, Xs = paired_values(real, synth, layer=layer, obsm=obsm, dtype=None)
     yr = get_labels(real, label_key, "real")
     ys = get_labels(synth, label_key, "synthetic")
     check_two_classes(yr, "real", label_key)
@@ -548,7 +559,8 @@ def augmentation_gain(
     count as errors.
 
     Cost: ``len(n_real) * seeds * (1 + number of m > 0)`` classifier fits (50 with the
-    defaults, a few seconds each on a CPU for a few thousand samples and genes).
+    defaults, a few seconds each on a CPU for a few thousand samples and genes); the
+    progress is logged at INFO level every 10 fits.
 
     Parameters
     ----------
@@ -649,6 +661,16 @@ def augmentation_gain(
 
     n_fits = len(n_real) * seeds * (1 + sum(m > 0 for m in n_synth))
     logger.info("augmentation_gain: %d classifier fits.", n_fits)
+    done = 0
+
+    def fit_and_score(X: np.ndarray, y: np.ndarray, clf_seed: int) -> float:
+        nonlocal done
+        clf = fit_classifier(X, y, seed=clf_seed, **fit)
+        done += 1
+        if done % _PROGRESS_EVERY == 0 or done == n_fits:
+            logger.info("augmentation_gain: %d/%d fits", done, n_fits)
+        return float(accuracy_score(yte, clf.predict(Xte)))
+
     rows = []
     for n in n_real:
         acc = {m: [] for m in n_synth}
@@ -657,8 +679,7 @@ def augmentation_gain(
             real_idx = _stratified_draw(ytr, n, np.random.default_rng([seed, n, s, 0]))
             clf_seed = int(np.random.SeedSequence([seed, n, s, 1]).generate_state(1)[0])
             Xn, yn = Xtr[real_idx], ytr[real_idx]
-            clf = fit_classifier(Xn, yn, seed=clf_seed, **fit)
-            base = float(accuracy_score(yte, clf.predict(Xte)))
+            base = fit_and_score(Xn, yn, clf_seed)
             for m in n_synth:
                 if m == 0:
                     a = base
@@ -666,8 +687,7 @@ def augmentation_gain(
                     idx = _stratified_draw(ys, m, np.random.default_rng([seed, n, s, m, 2]))
                     X = np.concatenate([Xn, Xs[idx]])
                     y = np.concatenate([yn, ys[idx]])
-                    clf = fit_classifier(X, y, seed=clf_seed, **fit)
-                    a = float(accuracy_score(yte, clf.predict(Xte)))
+                    a = fit_and_score(X, y, clf_seed)
                 acc[m].append(a)
                 delta[m].append(a - base)
             logger.debug("augmentation_gain: n_real=%d, seed %d done.", n, s)
@@ -696,15 +716,24 @@ def classifier_two_sample_auc(
     n_splits: int = 5,
     classifier: str = "logistic",
     layer: str | None = None,
+    obsm: str | None = None,
     seed: int = 0,
     **classifier_kwargs: Any,
 ) -> float:
     """Classifier two-sample test: cross-validated ROC AUC of telling real from synthetic.
 
-    The larger set is subsampled to the size of the smaller one; a classifier on the PCA
-    projection (fitted on the standardised real samples) separates real from synthetic
-    samples with ``n_splits``-fold stratified cross-validation, and the AUC of the
-    out-of-fold scores is returned: 0.5 means indistinguishable, 1 perfectly separable.
+    The larger set is subsampled to the size of the smaller one; a classifier separates real
+    from synthetic samples with ``n_splits``-fold stratified cross-validation, and the AUC of
+    the out-of-fold scores is returned: 0.5 means indistinguishable, 1 perfectly separable.
+
+    In each fold the genes are standardised and projected on ``n_components`` principal
+    components fitted on that fold's training rows only, real and synthetic together, and
+    the fold's test rows are transformed with them: nothing about a test row is learnt
+    before it is scored. The fit pools both classes because it ignores the labels and so
+    treats real and synthetic rows alike; a PCA fitted on real rows alone would make those
+    rows in-sample and the synthetic ones out-of-sample (their projections differ in
+    spread), a difference a classifier can pick up even when both come from one
+    distribution.
 
     The default logistic regression is linear: it sees differences of means (and of
     anything linear), but is nearly blind to data whose genes have the right distributions
@@ -718,7 +747,8 @@ def classifier_two_sample_auc(
     real, synth
         AnnData (genes matched by name) or samples x genes arrays.
     n_components
-        PCA components (``None``: the standardised gene space).
+        PCA components (``None``: the standardised gene space); capped at the number of a
+        fold's training rows - 1 and of genes.
     n_splits
         Cross-validation folds.
     classifier
@@ -726,6 +756,10 @@ def classifier_two_sample_auc(
         ``"mlp"`` (see :func:`fit_classifier`).
     layer
         AnnData layer to read instead of ``.X``.
+    obsm
+        Key of ``.obsm`` to read instead of genes: a representation computed the same way
+        for both datasets, then standardised and projected like genes (``n_components`` is
+        capped at its number of columns). Not together with ``layer``.
     seed
         Seed of the subsampling, folds, PCA and classifier.
     **classifier_kwargs
@@ -745,7 +779,7 @@ def classifier_two_sample_auc(
     1.0
     """
     _check_kind(classifier)
-    r, s = paired_values(real, synth, layer=layer)
+    r, s = paired_values(real, synth, layer=layer, obsm=obsm)
     if not isinstance(n_splits, int | np.integer) or n_splits < 2:
         msg = f"n_splits must be an integer >= 2, got {n_splits!r}."
         raise ValueError(msg)
@@ -761,13 +795,16 @@ def classifier_two_sample_auc(
     s = s[_canonical_order(s)]
     r = r[rng.choice(len(r), n, replace=False)]
     s = s[rng.choice(len(s), n, replace=False)]
-    r, (s,) = _standardised_pca(r, [s], n_components, seed)
     X = np.vstack([r, s])
     y = np.r_[np.zeros(n, dtype=int), np.ones(n, dtype=int)]
     scores = np.zeros(len(y))
-    for tr, te in StratifiedKFold(n_splits, shuffle=True, random_state=seed).split(X, y):
-        clf = fit_classifier(X[tr], y[tr], kind=classifier, seed=seed, **classifier_kwargs)
-        scores[te] = clf.predict_proba(X[te])[:, 1]
+    folds = StratifiedKFold(n_splits, shuffle=True, random_state=seed).split(X, y)
+    for fold, (tr, te) in enumerate(folds):
+        # standardisation and PCA see this fold's training rows only, of both classes alike
+        Xtr, (Xte,) = _standardised_pca(X[tr], [X[te]], n_components, seed)
+        clf = fit_classifier(Xtr, y[tr], kind=classifier, seed=seed, **classifier_kwargs)
+        scores[te] = clf.predict_proba(Xte)[:, 1]
+        logger.debug("classifier_two_sample_auc: fold %d/%d done.", fold + 1, n_splits)
     return float(roc_auc_score(y, scores))
 
 

@@ -125,7 +125,14 @@ def frechet_distance(
           applied to both sets. The MLP has two hidden layers of 256 and 64 units (a 64-d
           space, whose covariance a few hundred samples estimate well), trained with Adam at
           learning rate 1e-3 on minibatches of 32 for 35 epochs on standardised inputs;
-          change it with ``classifier_kwargs``.
+          change it with ``classifier_kwargs``. The real samples are embedded by a
+          classifier trained on them (in-sample) and the synthetic samples out-of-sample,
+          so their embeddings differ a little even for a perfect generator (a classifier
+          separates the classes of its own training samples more cleanly than those of
+          new samples) and the distance is inflated somewhat. As a yardstick, compute the
+          same distance between ``real`` and held-out real samples
+          (``frechet_distance(real, real_test, ...)`` with the same options): a synthetic
+          set is as good as real data when it comes close to that value, not to 0.
         - ``None``: the values as they are (genes, or the ``obsm`` representation).
     label_key
         Column of ``.obs`` with the labels the classifier learns (``"classifier"`` only).

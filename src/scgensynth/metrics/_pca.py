@@ -119,6 +119,7 @@ def reconstruction_error(
     *,
     n_components: int | float = 2000,
     layer: str | None = None,
+    obsm: str | None = None,
     cv: int | None = 5,
     key_added: str | None = None,
     seed: int = 0,
@@ -153,6 +154,10 @@ def reconstruction_error(
         samples are reconstructed exactly and a warning is logged.
     layer
         AnnData layer to read instead of ``.X``.
+    obsm
+        Key of ``.obsm`` to read instead of genes: a representation computed the same way
+        for both datasets, in which the PCA and the errors are then computed. Not together
+        with ``layer``; ``key_added`` still writes to ``.obs``.
     cv
         Number of folds (at least 2), or ``None`` for one in-sample fit.
     key_added
@@ -207,7 +212,7 @@ def reconstruction_error(
                 "synth; with arrays, leave key_added=None and use the returned arrays."
             )
             raise ValueError(msg)
-    r, s = paired_values(real, synth, layer=layer)
+    r, s = paired_values(real, synth, layer=layer, obsm=obsm)
     n = r.shape[0]
     if cv is not None:
         if not isinstance(cv, int | np.integer) or isinstance(cv, bool) or cv < 2:
@@ -304,6 +309,7 @@ def pca_variance(
     synth: ArrayOrAnnData,
     *,
     layer: str | None = None,
+    obsm: str | None = None,
     thresholds: Sequence[float] = (0.9, 0.95, 0.99),
     max_components: int | None = None,
 ) -> dict[str, pd.DataFrame]:
@@ -321,6 +327,9 @@ def pca_variance(
         columns.
     layer
         AnnData layer to read instead of ``.X``.
+    obsm
+        Key of ``.obsm`` to read instead of genes: a representation computed the same way
+        for both datasets, whose curves are then computed. Not together with ``layer``.
     thresholds
         Shares of variance (in (0, 1]) for the ``"components"`` table.
     max_components
@@ -360,7 +369,7 @@ def pca_variance(
     ):
         msg = f"max_components must be None or a positive integer, got {max_components!r}."
         raise ValueError(msg)
-    r, s = paired_values(real, synth, layer=layer)
+    r, s = paired_values(real, synth, layer=layer, obsm=obsm)
     q = min(r.shape[1], max(r.shape[0], s.shape[0]))
     if max_components is not None:
         q = min(q, int(max_components))
