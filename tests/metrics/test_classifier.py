@@ -28,9 +28,6 @@ CHANCE = 1 / 26  # GTEx: 26 tissues, 20 samples each
 
 
 # -- data -----------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def gtex():
-    return sgs.datasets.gtex_tissues()
 
 
 def _per_tissue(adata, k: int, rng) -> np.ndarray:
@@ -38,14 +35,6 @@ def _per_tissue(adata, k: int, rng) -> np.ndarray:
     return np.concatenate(
         [rng.choice(np.flatnonzero(tissue == t), k, replace=False) for t in tissue.cat.categories]
     )
-
-
-@pytest.fixture(scope="module")
-def split(gtex):
-    """Stratified GTEx split: train 16 per tissue (416), test 4 per tissue (104)."""
-    test_idx = _per_tissue(gtex, 4, np.random.default_rng(0))
-    train_idx = np.setdiff1d(np.arange(gtex.n_obs), test_idx)
-    return gtex[train_idx].copy(), gtex[test_idx].copy()
 
 
 def shuffle_genes(adata: ad.AnnData, seed: int = 0) -> ad.AnnData:

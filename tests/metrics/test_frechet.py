@@ -81,21 +81,6 @@ def test_from_stats_checks_shapes():
 
 
 # -- frechet_distance -----------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def gtex():
-    return sgs.datasets.gtex_tissues()
-
-
-@pytest.fixture(scope="module")
-def split(gtex):
-    """Stratified GTEx split: train 16 per tissue (416), test 4 per tissue (104)."""
-    rng = np.random.default_rng(0)
-    tissue = gtex.obs["tissue"]
-    test_idx = np.concatenate(
-        [rng.choice(np.flatnonzero(tissue == t), 4, replace=False) for t in tissue.cat.categories]
-    )
-    train_idx = np.setdiff1d(np.arange(gtex.n_obs), test_idx)
-    return gtex[train_idx].copy(), gtex[test_idx].copy()
 
 
 def shuffle_genes(adata: ad.AnnData, seed: int = 0) -> ad.AnnData:

@@ -8,14 +8,9 @@ import pandas as pd
 import pytest
 from scipy.spatial.distance import cdist
 
-import scgensynth as sgs
 from scgensynth import metrics
 
-
 # -- fixtures -----------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def gtex():
-    return sgs.datasets.gtex_tissues()
 
 
 @pytest.fixture(scope="module")

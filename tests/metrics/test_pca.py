@@ -10,36 +10,9 @@ import pandas as pd
 import pytest
 from sklearn.decomposition import PCA
 
-import scgensynth as sgs
 from scgensynth.metrics._pca import pca_variance, reconstruction_error
 
-
 # -- data --------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def gtex():
-    return sgs.datasets.gtex_tissues()
-
-
-@pytest.fixture(scope="module")
-def split(gtex):
-    """Stratified GTEx split: 16 training and 4 test samples of each of the 26 tissues."""
-    rng = np.random.default_rng(0)
-    test_idx = np.concatenate(
-        [
-            rng.choice(np.flatnonzero(gtex.obs["tissue"] == t), 4, replace=False)
-            for t in gtex.obs["tissue"].cat.categories
-        ]
-    )
-    train_idx = np.setdiff1d(np.arange(gtex.n_obs), test_idx)
-    return gtex[train_idx].copy(), gtex[test_idx].copy()
-
-
-@pytest.fixture(scope="module")
-def shuffled(split):
-    """The test split with each gene's column permuted independently (marginals kept)."""
-    out = split[1].copy()
-    out.X = np.random.default_rng(1).permuted(out.X, axis=0)
-    return out
 
 
 @pytest.fixture(scope="module")
