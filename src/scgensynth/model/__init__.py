@@ -1,6 +1,7 @@
 """Generative models (scvi-tools model classes)."""
 
+from ._registry import available, get_model_class
 from ._wgan import WGANGP
 from .base import BaseGeneratorModel
 
-__all__ = ["WGANGP", "BaseGeneratorModel"]
+__all__ = ["WGANGP", "BaseGeneratorModel", "available", "get_model_class"]

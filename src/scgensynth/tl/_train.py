@@ -1,21 +1,23 @@
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import scvi
 
-from scgensynth.model import WGANGP
+from scgensynth.model._registry import get_model_class
 from scgensynth.model.base._base import proxy_anndata
 from scgensynth.model.base._validation import as_key_list, check_covariates, check_shape
 
 if TYPE_CHECKING:
     from anndata import AnnData
 
-logger = logging.getLogger(__name__)
+    from scgensynth.model import WGANGP
+    from scgensynth.model.base import BaseGeneratorModel
 
-_MODEL_ARGS = ("n_latent", "n_hidden", "n_hidden_critic", "gp_weight", "scaling")
+logger = logging.getLogger(__name__)
 
 
 def _h5ad_safe(value: Any) -> Any:
@@ -28,6 +30,98 @@ def _h5ad_safe(value: Any) -> Any:
     if isinstance(value, bool | int | float | str):
         return value
     return str(value)
+
+
+def _model_arg_names(cls: type) -> set[str]:
+    """Constructor arguments of a model class (besides ``adata``)."""
+    params = inspect.signature(cls.__init__).parameters
+    return {n for n in params if n not in ("self", "adata", "kwargs")}
+
+
+def train(
+    adata: AnnData,
+    model: str = "wgan",
+    *,
+    layer: str | None = None,
+    categorical_covariate_keys: Sequence[str] | str | None = None,
+    continuous_covariate_keys: Sequence[str] | str | None = None,
+    max_epochs: int | None = None,
+    seed: int = 0,
+    key_added: str | None = None,
+    **kwargs,
+) -> BaseGeneratorModel:
+    """Train any registered generator on ``adata`` in one call.
+
+    The model is conditioned on the given ``.obs`` covariates (none: an unconditional
+    model). Your AnnData is not modified except for ``adata.uns[key_added]["params"]``.
+
+    Parameters
+    ----------
+    adata
+        Samples x genes; expression in ``X`` or ``layer`` (dense or sparse).
+    model
+        A name from :func:`scgensynth.model.available` (``"wgan"``, ...).
+    layer
+        Layer with the expression values.
+    categorical_covariate_keys
+        ``.obs`` columns of categorical covariates (tissue, cancer, sex, batch, ...).
+    continuous_covariate_keys
+        ``.obs`` columns of numeric covariates (age, ...).
+    max_epochs
+        Passes over the data; by default the length is set in optimiser steps
+        (``n_steps``, see the model's ``train``).
+    seed
+        Random seed (``scvi.settings.seed``): the same seed gives the same model on CPU.
+    key_added
+        ``adata.uns`` key under which the parameters are recorded (default: ``model``).
+    **kwargs
+        The model class's constructor arguments (e.g. ``n_latent``, ``n_hidden``,
+        ``scaling``) and training arguments (``n_steps``, ``batch_size``, ``train_size``,
+        ``selection``, ``accelerator``, ...).
+
+    Returns
+    -------
+    The trained model. Sets ``adata.uns[key_added]["params"]``.
+
+    Examples
+    --------
+    >>> import scgensynth as sgs
+    >>> adata = sgs.datasets.gtex_tissues()
+    >>> model = sgs.tl.train(adata, "wgan", categorical_covariate_keys=["tissue"])
+    >>> synth = sgs.tl.generate(model, n_obs=1000)
+    """
+    cls = get_model_class(model)
+    key_added = model if key_added is None else key_added
+    cat_keys = as_key_list(categorical_covariate_keys, "categorical_covariate_keys")
+    cont_keys = as_key_list(continuous_covariate_keys, "continuous_covariate_keys")
+    model_args = _model_arg_names(cls)
+    model_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in model_args}
+    scvi.settings.seed = int(seed)
+    # validate against the user's AnnData first, so errors name its columns
+    check_shape(adata)
+    check_covariates(adata, cat_keys, cont_keys)
+    proxy = proxy_anndata(adata, layer, cat_keys, cont_keys)
+    cls.setup_anndata(
+        proxy,
+        layer=layer,
+        categorical_covariate_keys=cat_keys or None,
+        continuous_covariate_keys=cont_keys or None,
+    )
+    fitted = cls(proxy, **model_kwargs)
+    fitted.train(max_epochs=max_epochs, **kwargs)
+    params = {
+        "model": cls.__name__,
+        "layer": layer,
+        "categorical_covariate_keys": cat_keys,
+        "continuous_covariate_keys": cont_keys,
+        "max_epochs": max_epochs,
+        "seed": seed,
+        "scaling": fitted.scaling_["mode"],
+        **model_kwargs,
+        **{k: v for k, v in kwargs.items() if isinstance(v, bool | int | float | str)},
+    }
+    adata.uns[key_added] = {"params": _h5ad_safe(params)}
+    return fitted
 
 
 def train_wgan(
@@ -43,30 +137,10 @@ def train_wgan(
 ) -> WGANGP:
     """Train a conditional WGAN-GP (Viñas et al. 2022) on ``adata`` in one call.
 
-    The model is conditioned on the given ``.obs`` covariates (none: an unconditional
-    model). Your AnnData is not modified except for ``adata.uns[key_added]["params"]``.
-
-    Parameters
-    ----------
-    adata
-        Samples x genes; expression in ``X`` or ``layer`` (dense or sparse).
-    layer
-        Layer with the expression values.
-    categorical_covariate_keys
-        ``.obs`` columns of categorical covariates (tissue, cancer, sex, batch, ...).
-    continuous_covariate_keys
-        ``.obs`` columns of numeric covariates (age, ...).
-    max_epochs
-        Passes over the data; by default the length is set in optimiser steps
-        (``n_steps``, see :meth:`~scgensynth.model.WGANGP.train`).
-    seed
-        Random seed (``scvi.settings.seed``): the same seed gives the same model on CPU.
-    key_added
-        ``adata.uns`` key under which the parameters are recorded.
-    **kwargs
-        Model arguments (``n_latent``, ``n_hidden``, ``n_hidden_critic``, ``gp_weight``,
-        ``scaling``) and training arguments (``n_steps``, ``batch_size``, ``train_size``,
-        ``selection``, ``lr_generator``, ``lr_critic``, ``n_critic``, ``accelerator``, ...).
+    ``sgs.tl.train(adata, "wgan", ...)``; see :func:`train` for the parameters. Model
+    arguments: ``n_latent``, ``n_hidden``, ``n_hidden_critic``, ``gp_weight``, ``scaling``;
+    training arguments: ``n_steps``, ``batch_size``, ``train_size``, ``selection``,
+    ``lr_generator``, ``lr_critic``, ``n_critic``, ``accelerator``, ...
 
     Returns
     -------
@@ -79,32 +153,14 @@ def train_wgan(
     >>> model = sgs.tl.train_wgan(adata, categorical_covariate_keys=["tissue"])
     >>> synth = sgs.tl.generate(model, n_obs=1000)
     """
-    cat_keys = as_key_list(categorical_covariate_keys, "categorical_covariate_keys")
-    cont_keys = as_key_list(continuous_covariate_keys, "continuous_covariate_keys")
-    model_kwargs = {k: kwargs.pop(k) for k in _MODEL_ARGS if k in kwargs}
-    scvi.settings.seed = int(seed)
-    # validate against the user's AnnData first, so errors name its columns
-    check_shape(adata)
-    check_covariates(adata, cat_keys, cont_keys)
-    proxy = proxy_anndata(adata, layer, cat_keys, cont_keys)
-    WGANGP.setup_anndata(
-        proxy,
+    return train(
+        adata,
+        "wgan",
         layer=layer,
-        categorical_covariate_keys=cat_keys or None,
-        continuous_covariate_keys=cont_keys or None,
+        categorical_covariate_keys=categorical_covariate_keys,
+        continuous_covariate_keys=continuous_covariate_keys,
+        max_epochs=max_epochs,
+        seed=seed,
+        key_added=key_added,
+        **kwargs,
     )
-    model = WGANGP(proxy, **model_kwargs)
-    model.train(max_epochs=max_epochs, **kwargs)
-    params = {
-        "model": "WGANGP",
-        "layer": layer,
-        "categorical_covariate_keys": cat_keys,
-        "continuous_covariate_keys": cont_keys,
-        "max_epochs": max_epochs,
-        "seed": seed,
-        "scaling": model.scaling_["mode"],
-        **model_kwargs,
-        **{k: v for k, v in kwargs.items() if isinstance(v, bool | int | float | str)},
-    }
-    adata.uns[key_added] = {"params": _h5ad_safe(params)}
-    return model

@@ -1,0 +1,60 @@
+"""The one explicit list of scgensynth's generators."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class _Entry:
+    module: str
+    cls: str
+    description: str
+    reference: str
+
+
+#: name -> generator; ``sgs.tl.train(adata, model=name)`` and ``compare_generators`` use it
+_REGISTRY: dict[str, _Entry] = {
+    "wgan": _Entry(
+        "scgensynth.model._wgan",
+        "WGANGP",
+        "conditional Wasserstein GAN with gradient penalty and covariate embeddings",
+        "Viñas et al. 2022",
+    ),
+}
+
+
+def available() -> pd.DataFrame:
+    """The generators scgensynth provides, by the name ``sgs.tl.train`` takes.
+
+    Returns
+    -------
+    DataFrame indexed by name with columns ``class``, ``description`` and ``reference``.
+
+    Examples
+    --------
+    >>> import scgensynth as sgs
+    >>> table = sgs.model.available()
+    >>> table.loc["wgan", "class"]
+    'WGANGP'
+    """
+    return pd.DataFrame(
+        {
+            "class": [e.cls for e in _REGISTRY.values()],
+            "description": [e.description for e in _REGISTRY.values()],
+            "reference": [e.reference for e in _REGISTRY.values()],
+        },
+        index=pd.Index(list(_REGISTRY), name="model"),
+    )
+
+
+def get_model_class(name: str) -> type:
+    """The model class registered as ``name`` (see :func:`available`)."""
+    if not isinstance(name, str) or name not in _REGISTRY:
+        msg = f"Unknown model {name!r}; choose one of {list(_REGISTRY)} (sgs.model.available())."
+        raise ValueError(msg)
+    entry = _REGISTRY[name]
+    return getattr(importlib.import_module(entry.module), entry.cls)

@@ -1,0 +1,41 @@
+"""sgs.tl.train and the model registry."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import scgensynth as sgs
+
+
+def test_registry_lists_every_generator_once():
+    table = sgs.model.available()
+    assert table.index.is_unique
+    assert {"class", "description", "reference"} == set(table.columns)
+    for name, row in table.iterrows():
+        cls = sgs.model.get_model_class(name)
+        assert cls.__name__ == row["class"]
+        assert issubclass(cls, sgs.model.BaseGeneratorModel)
+
+
+def test_train_by_name_equals_the_named_tool(gtex, fast):
+    kw = {"categorical_covariate_keys": ["tissue"], "n_steps": 40, "selection": None, **fast}
+    a = sgs.tl.train(gtex, "wgan", seed=3, **kw)
+    b = sgs.tl.train_wgan(gtex.copy(), seed=3, **kw)
+    assert set(gtex.uns) >= {"wgan"}  # default key: the model's name
+    x, y = a.generate(50, seed=1).X, b.generate(50, seed=1).X
+    np.testing.assert_array_equal(x, y)
+    # model arguments are routed to the constructor, the rest to train()
+    assert a.module.n_latent == 64
+    c = sgs.tl.train(gtex, "wgan", seed=3, n_latent=8, key_added="small", **kw)
+    assert c.module.n_latent == 8
+    assert gtex.uns["small"]["params"]["n_latent"] == 8
+
+
+def test_unknown_model_is_a_clear_error(gtex, snapshot):
+    snap = snapshot(gtex)
+    with pytest.raises(ValueError, match=r"Unknown model 'wgan-gp'.*available"):
+        sgs.tl.train(gtex, "wgan-gp")
+    with pytest.raises(ValueError, match="Unknown model"):
+        sgs.model.get_model_class(None)
+    snap.assert_unchanged(gtex)
