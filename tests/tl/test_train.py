@@ -39,3 +39,41 @@ def test_unknown_model_is_a_clear_error(gtex, snapshot):
     with pytest.raises(ValueError, match="Unknown model"):
         sgs.model.get_model_class(None)
     snap.assert_unchanged(gtex)
+
+
+# -- compare_generators ---------------------------------------------------------------------------
+def test_compare_generators_on_gtex(gtex, snapshot, fast):
+    snap = snapshot(gtex)
+    table = sgs.tl.compare_generators(
+        gtex, "tissue", models=["wgan"], n_steps=60, selection=None, metrics="fast",
+        model_kwargs={"wgan": fast},
+    )  # fmt: skip
+    snap.assert_unchanged(gtex)
+    assert list(table.columns[:3]) == ["model", "metric", "value"]
+    assert set(table["model"]) == {"wgan"}
+    wgan = table.set_index(["metric", "group"])["value"]
+    assert wgan[("train_seconds", "all")] > 0
+    # 467 genes, two hidden layers of 64 in generator and critic: tens of thousands
+    assert wgan[("n_parameters", "all")] > 10_000
+    assert {"correlation_score", "frechet_distance_pca", "nearest_centroid_agreement"} <= set(
+        table["metric"]
+    )
+    # the held-out part is 30 %: per-label metrics see the 26 tissues
+    pivot = table.query("group == 'all'").pivot_table(
+        index="metric", columns="model", values="value"
+    )
+    assert pivot.shape[0] >= 10
+
+
+def test_compare_generators_bad_input(gtex, snapshot):
+    snap = snapshot(gtex)
+    with pytest.raises(ValueError, match="Unknown model"):
+        sgs.tl.compare_generators(gtex, "tissue", models=["wgan", "vae"])
+    with pytest.raises(KeyError, match="not a column"):
+        sgs.tl.compare_generators(gtex, "tisue", models=["wgan"])
+    with pytest.raises(ValueError, match="not compared"):
+        sgs.tl.compare_generators(gtex, "tissue", models=["wgan"], model_kwargs={"gan": {}})
+    one = gtex[:21].copy()  # 20 samples of one tissue and 1 of the next
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        sgs.tl.compare_generators(one, "tissue", models=["wgan"])
+    snap.assert_unchanged(gtex)

@@ -1,0 +1,186 @@
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from scgensynth.model._registry import _REGISTRY, get_model_class
+
+from ._train import train
+
+if TYPE_CHECKING:
+    from anndata import AnnData
+
+logger = logging.getLogger(__name__)
+
+
+def _stratified_split(adata: AnnData, label_key: str, test_size: float, seed: int):
+    from sklearn.model_selection import train_test_split
+
+    if label_key not in adata.obs:
+        msg = f"{label_key!r} is not a column of .obs (columns: {list(adata.obs.columns)})."
+        raise KeyError(msg)
+    labels = adata.obs[label_key]
+    if labels.isna().any():
+        msg = f"{int(labels.isna().sum())} samples have no {label_key!r}; drop them first."
+        raise ValueError(msg)
+    counts = labels.value_counts()
+    if (counts < 2).any():
+        small = list(counts[counts < 2].index)
+        msg = (
+            f"Every {label_key!r} class needs at least 2 samples for a stratified split; "
+            f"{small} have 1. Drop or merge them."
+        )
+        raise ValueError(msg)
+    if not 0 < test_size < 1:
+        msg = f"test_size must be between 0 and 1, got {test_size}."
+        raise ValueError(msg)
+    idx_train, idx_test = train_test_split(
+        np.arange(adata.n_obs), test_size=test_size, stratify=labels.astype(str),
+        random_state=seed,
+    )  # fmt: skip
+    return adata[np.sort(idx_train)].copy(), adata[np.sort(idx_test)].copy()
+
+
+def _values_in_x(adata: AnnData, layer: str | None) -> AnnData:
+    if layer is None:
+        return adata
+    import anndata as ad
+
+    return ad.AnnData(X=adata.layers[layer], obs=adata.obs.copy(), var=adata.var.copy())
+
+
+def compare_generators(
+    adata: AnnData,
+    label_key: str,
+    *,
+    models: Sequence[str] | None = None,
+    test_size: float = 0.3,
+    seed: int = 0,
+    layer: str | None = None,
+    categorical_covariate_keys: Sequence[str] | str | None = None,
+    continuous_covariate_keys: Sequence[str] | str | None = None,
+    n_obs: int | None = None,
+    metrics: str | Sequence[str] = "all",
+    model_kwargs: dict[str, dict[str, Any]] | None = None,
+    evaluate_kwargs: dict[str, Any] | None = None,
+    **train_kwargs,
+) -> pd.DataFrame:
+    """Train several generators on one stratified split and evaluate them side by side.
+
+    The comparison of Lacan et al. (2023) on your data: ``adata`` is split once (stratified
+    by ``label_key``); every model is trained on the same training part, generates as many
+    samples as there are training samples (covariates resampled from them), and
+    :func:`scgensynth.metrics.evaluate` scores the samples against the training part with the
+    held-out part as ``holdout`` (classifiers are tested on it, the privacy check measures
+    against it). ``adata`` is not modified.
+
+    Parameters
+    ----------
+    adata
+        Samples x genes with ``label_key`` in ``.obs``.
+    label_key
+        The label to stratify by and to evaluate with (e.g. ``"tissue"``); also the
+        categorical covariate unless ``categorical_covariate_keys`` says otherwise.
+    models
+        Names from :func:`scgensynth.model.available` (default: all of them).
+    test_size
+        Share of samples held out.
+    seed
+        Seed of the split, of every model's training and generation, and of the metrics.
+    layer, categorical_covariate_keys, continuous_covariate_keys
+        As for :func:`train`.
+    n_obs
+        Synthetic samples per model (default: the training size).
+    metrics
+        Passed to :func:`~scgensynth.metrics.evaluate` (``"all"``, ``"fast"`` or names).
+    model_kwargs
+        Per-model arguments, e.g. ``{"wgan": {"n_steps": 5000}}``.
+    evaluate_kwargs
+        More arguments of :func:`~scgensynth.metrics.evaluate` (``k``, ``classifier``, ...).
+    **train_kwargs
+        Arguments given to every model's training (``n_steps``, ``batch_size``, ...).
+
+    Returns
+    -------
+    A tidy DataFrame: one row per model and value, with the columns of
+    :func:`~scgensynth.metrics.evaluate` (``metric``, ``value``, ``higher_is_better``,
+    ``optimum``, ``group``, ``params``) after ``model``; each model also has the rows
+    ``train_seconds`` and ``n_parameters``. ``df.pivot_table(index="metric",
+    columns="model", values="value")`` gives the model x metric table.
+
+    Examples
+    --------
+    >>> import scgensynth as sgs
+    >>> adata = sgs.datasets.gtex_tissues()
+    >>> table = sgs.tl.compare_generators(adata, "tissue", models=["wgan"], n_steps=2000)
+    >>> table.query("group == 'all'").pivot_table(index="metric", columns="model", values="value")
+    """
+    from scgensynth.metrics import evaluate
+
+    names = list(_REGISTRY) if models is None else list(models)
+    for name in names:
+        get_model_class(name)  # unknown names fail before any training
+    if len(set(names)) != len(names):
+        msg = f"models lists a name twice: {names}."
+        raise ValueError(msg)
+    model_kwargs = dict(model_kwargs or {})
+    unknown = set(model_kwargs) - set(names)
+    if unknown:
+        msg = f"model_kwargs names models that are not compared: {sorted(unknown)}."
+        raise ValueError(msg)
+    cat_keys = [label_key] if categorical_covariate_keys is None else categorical_covariate_keys
+    train_part, test_part = _stratified_split(adata, label_key, test_size, seed)
+    # generated samples carry their values in X, whatever the model was trained on
+    eval_train, eval_test = (_values_in_x(a, layer) for a in (train_part, test_part))
+    logger.info(
+        "compare_generators: %d training and %d held-out samples; models %s",
+        train_part.n_obs, test_part.n_obs, names,
+    )  # fmt: skip
+    tables = []
+    for name in names:
+        t = time.perf_counter()
+        kwargs = {**train_kwargs, **model_kwargs.get(name, {})}
+        fitted = train(
+            train_part.copy(),
+            name,
+            layer=layer,
+            categorical_covariate_keys=cat_keys,
+            continuous_covariate_keys=continuous_covariate_keys,
+            seed=seed,
+            **kwargs,
+        )
+        seconds = time.perf_counter() - t
+        synth = fitted.generate(n_obs or train_part.n_obs, seed=seed)
+        report = evaluate(
+            eval_train,
+            synth,
+            label_key=label_key,
+            holdout=eval_test,
+            metrics=metrics,
+            seed=seed,
+            key_added=None,
+            **(evaluate_kwargs or {}),
+        )
+        n_params = sum(p.numel() for p in fitted.module.parameters())
+        extra = pd.DataFrame(
+            {
+                "metric": ["train_seconds", "n_parameters"],
+                "value": [seconds, float(n_params)],
+                "higher_is_better": pd.array([pd.NA, pd.NA], dtype="boolean"),
+                "optimum": [np.nan, np.nan],
+                "group": ["all", "all"],
+                "params": ["", ""],
+            }
+        )
+        table = pd.concat([report, extra], ignore_index=True)
+        table.insert(0, "model", name)
+        tables.append(table)
+        logger.info("compare_generators: %s trained in %.1f s and evaluated", name, seconds)
+    out = pd.concat(tables, ignore_index=True)
+    out["higher_is_better"] = out["higher_is_better"].astype("boolean")
+    return out
