@@ -36,7 +36,7 @@ def test_help(capsys):
         assert command in out
 
 
-@pytest.mark.parametrize("command", ["demo", "train", "generate"])
+@pytest.mark.parametrize("command", ["demo", "train", "generate", "compare"])
 def test_subcommand_help(capsys, command):
     with pytest.raises(SystemExit) as exc:
         main([command, "--help"])
@@ -284,3 +284,29 @@ def test_generate_malformed_covariate(trained, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("scgensynth generate: error:")
     assert "KEY=VALUE" in err
+
+
+# -- compare ----------------------------------------------------------------------------------
+def test_compare(tmp_path, capsys):
+    path = tmp_path / "gtex.h5ad"
+    sgs.datasets.gtex_tissues().write_h5ad(path)
+    out = tmp_path / "table.csv"
+    code = main(
+        ["compare", str(path), "--label", "tissue", "--models", "wgan", "--metrics", "fast",
+         "--n-steps", "40", "--out", str(out)]
+    )  # fmt: skip
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "correlation_score" in printed
+    assert "Wrote" in printed
+    table = pd.read_csv(out)
+    assert set(table["model"]) == {"wgan"}
+    assert {"train_seconds", "n_parameters", "frechet_distance_pca"} <= set(table["metric"])
+
+
+def test_compare_unknown_label(tmp_path, capsys):
+    path = tmp_path / "gtex.h5ad"
+    sgs.datasets.gtex_tissues().write_h5ad(path)
+    code = main(["compare", str(path), "--label", "tisue", "--out", str(tmp_path / "t.csv")])
+    assert code == 1
+    assert "scgensynth compare: error:" in capsys.readouterr().err
