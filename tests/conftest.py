@@ -121,6 +121,14 @@ def gtex() -> ad.AnnData:
 
 
 @pytest.fixture
+def bladderbatch() -> ad.AnnData:
+    """57 bladder samples x 22,283 probe sets (tests/data/README.md), obs cancer/outcome/batch."""
+    from pathlib import Path
+
+    return ad.read_h5ad(Path(__file__).parent / "data" / "bladderbatch.h5ad")
+
+
+@pytest.fixture
 def tcga_lusc() -> ad.AnnData:
     return sgs.datasets.tcga_lusc()
 

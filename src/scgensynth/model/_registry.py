@@ -24,6 +24,12 @@ _REGISTRY: dict[str, _Entry] = {
         "conditional Wasserstein GAN with gradient penalty and covariate embeddings",
         "Viñas et al. 2022",
     ),
+    "cvae": _Entry(
+        "scgensynth.model._cvae",
+        "CVAE",
+        "conditional variational autoencoder (scvi-tools encoder/decoder blocks)",
+        "Lacan et al. 2023 (VAE baseline)",
+    ),
 }
 
 
