@@ -308,3 +308,15 @@ def test_train_on_anndata_without_x(gtex, snapshot):
     with pytest.raises(ValueError, match=r"adata\.X is None; pass the layer"):
         _train(no_x, categorical_covariate_keys=["tissue"])
     snap.assert_unchanged(no_x)
+
+
+def test_float64_input_is_not_modified_by_the_scaling_statistics(snapshot):
+    """The streaming statistics read row blocks that can be views of a float64 X."""
+    rng = np.random.default_rng(0)
+    adata = ad.AnnData(rng.normal(5, 1, size=(40, 12)))
+    assert adata.X.dtype == np.float64
+    snap = snapshot(adata)
+    sgs.pp.fit_scaling(adata, "standardize")
+    sgs.model.WGANGP.setup_anndata(adata)
+    sgs.model.WGANGP(adata)
+    np.testing.assert_array_equal(adata.X, snap.X)

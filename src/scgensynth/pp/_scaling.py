@@ -33,6 +33,8 @@ def iter_row_chunks(
 ) -> Iterator[np.ndarray]:
     """Yield dense float64 row blocks of a dense, sparse or backed matrix.
 
+    A block of a dense float64 array may be a view of it: read it, never write into it.
+
     Parameters
     ----------
     X
@@ -201,7 +203,7 @@ def fit_scaling(
         elif mode == "log1p":
             block = np.log1p(block)
         total += block.sum(axis=0)
-        total_sq += np.square(block, out=block).sum(axis=0)
+        total_sq += np.square(block).sum(axis=0)  # never in place: block may be a view of X
         count += block.shape[0]
     mean = total / max(count, 1)
     var = np.maximum(total_sq / max(count, 1) - mean**2, 0.0)
