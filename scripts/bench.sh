@@ -8,3 +8,4 @@ python benchmarks/bench_speed.py
 python benchmarks/bench_memory.py
 python benchmarks/bench_quality.py
 python benchmarks/bench_metrics.py
+python benchmarks/bench_attention.py

@@ -22,6 +22,10 @@ MODULES = [
     "scgensynth.metrics._classifier",
     "scgensynth.metrics._frechet",
     "scgensynth.metrics._evaluate",
+    "scgensynth.nn._attention",
+    "scgensynth.pp._graph",
+    "scgensynth.module._attgan",
+    "scgensynth.module._cvae",
 ]
 
 

@@ -24,6 +24,18 @@ _REGISTRY: dict[str, _Entry] = {
         "conditional Wasserstein GAN with gradient penalty and covariate embeddings",
         "Viñas et al. 2022",
     ),
+    "attgan": _Entry(
+        "scgensynth.model._attgan",
+        "AttGAN",
+        "WGAN-GP refined by sparse gene-gene attention over a co-expression graph",
+        "Lacan et al. 2023",
+    ),
+    "randattgan": _Entry(
+        "scgensynth.model._attgan",
+        "RandAttGAN",
+        "AttGAN over a degree-matched random graph (the lesion control)",
+        "Lacan et al. 2023",
+    ),
     "cvae": _Entry(
         "scgensynth.model._cvae",
         "CVAE",

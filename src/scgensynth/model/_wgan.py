@@ -59,6 +59,11 @@ class WGANGP(BaseGeneratorModel):
     _training_plan_cls = WGANGPTrainingPlan
     _plan_arg_names = ("lr_generator", "lr_critic", "n_critic", "optimizer", "weight_decay")
 
+    @property
+    def _module_kwargs(self) -> dict:
+        """Extra module arguments of subclasses (built after the data are registered)."""
+        return {}
+
     def __init__(
         self,
         adata: AnnData | None = None,
@@ -83,6 +88,7 @@ class WGANGP(BaseGeneratorModel):
             n_hidden_critic=n_hidden_critic,
             gp_weight=gp_weight,
             scaling=scaling,
+            **self._module_kwargs,
         )
         self._init_module_statistics()
         self._model_summary_string = (

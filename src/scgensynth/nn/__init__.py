@@ -1,6 +1,15 @@
-"""Reusable network blocks: MLPs and covariate embeddings."""
+"""Reusable network blocks: MLPs, covariate embeddings, sparse gene attention."""
 
+from ._attention import SparseGeneAttention, edge_index
 from ._blocks import MLP, CovariateEmbedder, embedding_dim
 from ._scaling import SCALING_MODES, ExpressionScaling
 
-__all__ = ["MLP", "SCALING_MODES", "CovariateEmbedder", "ExpressionScaling", "embedding_dim"]
+__all__ = [
+    "MLP",
+    "SCALING_MODES",
+    "CovariateEmbedder",
+    "ExpressionScaling",
+    "SparseGeneAttention",
+    "edge_index",
+    "embedding_dim",
+]

@@ -33,9 +33,18 @@ def _h5ad_safe(value: Any) -> Any:
 
 
 def _model_arg_names(cls: type) -> set[str]:
-    """Constructor arguments of a model class (besides ``adata``)."""
-    params = inspect.signature(cls.__init__).parameters
-    return {n for n in params if n not in ("self", "adata", "kwargs")}
+    """Constructor arguments of a model class (besides ``adata``), through ``**kwargs``."""
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        params = inspect.signature(klass.__init__).parameters
+        names |= {
+            n for n, p in params.items() if n not in ("self", "adata") and p.kind != p.VAR_KEYWORD
+        }
+        if not any(p.kind == p.VAR_KEYWORD for p in params.values()):
+            break
+    return names
 
 
 def train(
