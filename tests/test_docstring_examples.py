@@ -26,6 +26,9 @@ MODULES = [
     "scgensynth.pp._graph",
     "scgensynth.module._attgan",
     "scgensynth.module._cvae",
+    "scgensynth.module._gan",
+    "scgensynth.train._gan_plan",
+    "scgensynth.module._noise",
 ]
 
 

@@ -2,15 +2,19 @@
 
 from ._attgan import AttGAN, RandAttGAN
 from ._cvae import CVAE
+from ._gan import GAN
+from ._noise import NoiseAugmenter
 from ._registry import available, get_model_class
 from ._wgan import WGANGP
 from .base import BaseGeneratorModel
 
 __all__ = [
     "CVAE",
+    "GAN",
     "WGANGP",
     "AttGAN",
     "BaseGeneratorModel",
+    "NoiseAugmenter",
     "RandAttGAN",
     "available",
     "get_model_class",

@@ -24,6 +24,12 @@ _REGISTRY: dict[str, _Entry] = {
         "conditional Wasserstein GAN with gradient penalty and covariate embeddings",
         "Viñas et al. 2022",
     ),
+    "gan": _Entry(
+        "scgensynth.model._gan",
+        "GAN",
+        "conditional vanilla GAN (non-saturating cross-entropy), WGAN-GP's conditioning",
+        "Lacan et al. 2023",
+    ),
     "attgan": _Entry(
         "scgensynth.model._attgan",
         "AttGAN",
@@ -41,6 +47,12 @@ _REGISTRY: dict[str, _Entry] = {
         "CVAE",
         "conditional variational autoencoder (scvi-tools encoder/decoder blocks)",
         "Lacan et al. 2023 (VAE baseline)",
+    ),
+    "noise": _Entry(
+        "scgensynth.model._noise",
+        "NoiseAugmenter",
+        "baseline: real training samples plus Gaussian noise (variance 0.1, scaled space)",
+        "Lacan et al. 2023",
     ),
 }
 

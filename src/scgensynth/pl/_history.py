@@ -11,7 +11,18 @@ if TYPE_CHECKING:
 
     from scgensynth.model.base import BaseGeneratorModel
 
-_DEFAULT_KEYS = ("critic_loss", "generator_loss", "wasserstein", "gradient_penalty")
+#: losses of every generator (those present in a model's history are drawn)
+_DEFAULT_KEYS = (
+    "critic_loss",
+    "discriminator_loss",
+    "generator_loss",
+    "wasserstein",
+    "gradient_penalty",
+    "d_real",
+    "d_fake",
+    "elbo_train",
+    "elbo_validation",
+)
 
 
 def training_history(
@@ -30,8 +41,9 @@ def training_history(
     model
         A trained generator.
     keys
-        History entries to draw (default: critic and generator losses, Wasserstein estimate,
-        gradient penalty — those present).
+        History entries to draw (default: those present among the critic / discriminator and
+        generator losses, Wasserstein estimate, gradient penalty, the discriminator's mean
+        outputs ``d_real`` / ``d_fake`` and the VAE's ELBO).
     selection
         Also draw the selection score (right axis) and mark the restored epoch.
     ax

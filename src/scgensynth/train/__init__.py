@@ -1,6 +1,7 @@
 """Lightning training plans and callbacks."""
 
+from ._gan_plan import GANTrainingPlan
 from ._selection import GeneratorSelection, SelectionCriterion
 from ._wgan_plan import WGANGPTrainingPlan
 
-__all__ = ["GeneratorSelection", "SelectionCriterion", "WGANGPTrainingPlan"]
+__all__ = ["GANTrainingPlan", "GeneratorSelection", "SelectionCriterion", "WGANGPTrainingPlan"]

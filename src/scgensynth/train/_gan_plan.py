@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+
+from ._wgan_plan import _OPTIMIZERS, WGANGPTrainingPlan
+
+if TYPE_CHECKING:
+    from scgensynth.module._gan import GANModule
+
+
+class GANTrainingPlan(WGANGPTrainingPlan):
+    """Discriminator/generator loop of the conditional vanilla GAN (manual optimisation).
+
+    Every mini-batch updates the discriminator once with binary cross-entropy; every
+    ``n_critic``-th mini-batch (default: every one) also updates the generator with the
+    non-saturating loss, generated samples taking the covariates of that real mini-batch.
+    Logged per epoch: ``discriminator_loss``, ``generator_loss``, ``d_real`` and ``d_fake``
+    (mean probability the discriminator gives real and generated training samples); on
+    held-out samples ``discriminator_loss_validation``, ``d_real_validation`` and
+    ``d_fake_validation``.
+
+    The defaults (Adam, learning rate 2e-4 for both networks, betas ``(0.5, 0.999)``, one
+    discriminator step per generator step) are the usual GAN settings of Radford et al.
+    (2016); Lacan et al. (2023) do not prescribe others for their vanilla GAN.
+
+    Parameters
+    ----------
+    module
+        The :class:`~scgensynth.module.GANModule` to train.
+    lr_generator, lr_critic
+        Learning rates of the generator and of the discriminator (the argument names are
+        those of :class:`WGANGPTrainingPlan`, so one set of arguments serves both models).
+    n_critic
+        Discriminator updates per generator update.
+    optimizer
+        ``"adam"`` (betas ``(0.5, 0.999)``) or ``"rmsprop"``.
+    weight_decay
+        L2 penalty of both optimisers.
+
+    Examples
+    --------
+    >>> from scgensynth.module._gan import GANModule
+    >>> plan = GANTrainingPlan(GANModule(n_input=10))
+    >>> [type(o).__name__ for o in plan.configure_optimizers()]
+    ['Adam', 'Adam']
+    >>> plan.configure_optimizers()[0].defaults["betas"]
+    (0.5, 0.999)
+    """
+
+    def __init__(
+        self,
+        module: GANModule,
+        *,
+        lr_generator: float = 2e-4,
+        lr_critic: float = 2e-4,
+        n_critic: int = 1,
+        optimizer: str = "adam",
+        weight_decay: float = 0.0,
+    ):
+        super().__init__(
+            module,
+            lr_generator=lr_generator,
+            lr_critic=lr_critic,
+            n_critic=n_critic,
+            optimizer=optimizer,
+            weight_decay=weight_decay,
+        )
+
+    def _make_optimizer(self, params, lr):
+        kwargs = {"lr": lr, "weight_decay": self.weight_decay}
+        if self.optimizer_name == "adam":
+            kwargs["betas"] = (0.5, 0.999)
+        return _OPTIMIZERS[self.optimizer_name](params, **kwargs)
+
+    def on_train_epoch_end(self):
+        """Log the epoch means of the losses (kept in the model's ``history``)."""
+        for name, total in self._sums.items():
+            self.log(name, total / self._counts[name], prog_bar=name in ("d_real", "d_fake"))
+        self._sums, self._counts = {}, {}
+
+    def training_step(self, batch, batch_idx):
+        """One discriminator update, and a generator update every ``n_critic`` batches."""
+        opt_discriminator, opt_generator = self.optimizers()
+        x, cat, cont = self.module.parse_batch(batch)
+        x_scaled = self.module.scaling(x)
+        n = x.shape[0]
+
+        out = self.module.discriminator_loss(x_scaled, cat, cont)
+        opt_discriminator.zero_grad(set_to_none=True)
+        self.manual_backward(out["loss"])
+        opt_discriminator.step()
+        self._critic_steps += 1
+        self._accumulate("discriminator_loss", out["loss"], n)
+        self._accumulate("d_real", out["d_real"], n)
+        self._accumulate("d_fake", out["d_fake"], n)
+
+        if self._critic_steps % self.n_critic == 0:
+            g_loss = self.module.generator_loss(n, cat, cont)
+            opt_generator.zero_grad(set_to_none=True)
+            self.manual_backward(g_loss)
+            opt_generator.step()
+            self._accumulate("generator_loss", g_loss, n)
+
+    def validation_step(self, batch, batch_idx):
+        """Discriminator loss and mean probabilities on held-out real samples."""
+        x, cat, cont = self.module.parse_batch(batch)
+        x_scaled = self.module.scaling(x)
+        with torch.no_grad():
+            out = self.module.discriminator_loss(x_scaled, cat, cont)
+        n = x.shape[0]
+        self.log("discriminator_loss_validation", out["loss"], on_epoch=True, batch_size=n)
+        self.log("d_real_validation", out["d_real"], on_epoch=True, batch_size=n)
+        self.log("d_fake_validation", out["d_fake"], on_epoch=True, batch_size=n)

@@ -1,0 +1,244 @@
+"""Conditional vanilla GAN: its losses, training history, generation, save/load, bladderbatch."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+import scvi
+import torch
+import torch.nn.functional as F
+from sklearn.model_selection import train_test_split
+
+import scgensynth as sgs
+from scgensynth.model._gan import GAN
+from scgensynth.model.base._base import proxy_anndata
+from scgensynth.module._gan import GANModule
+from scgensynth.train._gan_plan import GANTrainingPlan
+
+BLADDER = Path("/work/shared/data/bladderbatch.h5ad")
+if not BLADDER.exists():
+    BLADDER = Path(__file__).parents[3] / "shared" / "data" / "bladderbatch.h5ad"
+
+QUIET = {"enable_progress_bar": False}
+
+
+def _fit(adata, cat_keys, *, seed=0, n_hidden=(64, 64), n_latent=16, **train_kwargs):
+    """Train a GAN on a private proxy of ``adata`` (which stays untouched)."""
+    scvi.settings.seed = seed
+    proxy = proxy_anndata(adata, None, list(cat_keys), [])
+    GAN.setup_anndata(proxy, categorical_covariate_keys=list(cat_keys))
+    model = GAN(proxy, n_hidden=n_hidden, n_latent=n_latent)
+    model.train(**QUIET, **train_kwargs)
+    return model
+
+
+@pytest.fixture(scope="module")
+def gtex_split():
+    adata = sgs.datasets.gtex_tissues()
+    idx_train, idx_test = train_test_split(
+        np.arange(adata.n_obs), test_size=0.3, stratify=adata.obs["tissue"], random_state=0
+    )
+    return adata[np.sort(idx_train)].copy(), adata[np.sort(idx_test)].copy()
+
+
+@pytest.fixture(scope="module")
+def gtex_gan(gtex_split):
+    train, _ = gtex_split
+    return _fit(train, ["tissue"], n_steps=300, selection_every=60)
+
+
+# -- losses and plan --------------------------------------------------------------------------
+def test_losses_are_binary_cross_entropy_with_non_saturating_generator():
+    torch.manual_seed(0)
+    module = GANModule(n_input=20, n_cats_per_cov=[3], n_latent=4, n_hidden_generator=(8,))
+    x = torch.randn(6, 20)
+    cat = torch.tensor([[0], [1], [2], [0], [1], [2]])
+    torch.manual_seed(1)
+    out = module.discriminator_loss(x, cat)
+    torch.manual_seed(1)
+    fake = module.generate_scaled(6, cat)
+    d_real = torch.sigmoid(module.discriminator_logit(x, cat))
+    d_fake = torch.sigmoid(module.discriminator_logit(fake, cat))
+    expected = -torch.log(d_real).mean() - torch.log(1 - d_fake).mean()
+    torch.testing.assert_close(out["loss"], expected)
+    torch.testing.assert_close(out["d_real"], d_real.mean())
+    torch.testing.assert_close(out["d_fake"], d_fake.mean())
+    # the generator minimises -log D(G(z)) (not log(1 - D(G(z))), which saturates)
+    torch.manual_seed(2)
+    g_loss = module.generator_loss(6, cat)
+    torch.manual_seed(2)
+    fake = module.generate_scaled(6, cat)
+    logit = module.discriminator_logit(fake, cat)
+    torch.testing.assert_close(g_loss, -F.logsigmoid(logit).mean())
+    # no gradient penalty: the discriminator loss is the cross-entropy alone
+    assert module.gp_weight == 0.0
+    assert set(out) == {"loss", "d_real", "d_fake"}
+
+
+def test_plan_defaults_and_arguments():
+    plan = GANTrainingPlan(GANModule(n_input=10))
+    opt_d, opt_g = plan.configure_optimizers()
+    for opt in (opt_d, opt_g):
+        assert isinstance(opt, torch.optim.Adam)
+        assert opt.defaults["lr"] == 2e-4
+        assert opt.defaults["betas"] == (0.5, 0.999)
+    assert plan.n_critic == 1
+    # the discriminator optimiser owns the discriminator and its embeddings, nothing else
+    module = plan.module
+    d_params = {id(p) for g in opt_d.param_groups for p in g["params"]}
+    assert d_params == {id(p) for p in module.critic.parameters()} | {
+        id(p) for p in module.critic_embedding.parameters()
+    }
+    rms = GANTrainingPlan(GANModule(n_input=10), optimizer="rmsprop", lr_critic=1e-3)
+    assert isinstance(rms.configure_optimizers()[0], torch.optim.RMSprop)
+    assert rms.configure_optimizers()[0].defaults["lr"] == 1e-3
+    with pytest.raises(ValueError, match="n_critic must be >= 1"):
+        GANTrainingPlan(GANModule(n_input=10), n_critic=0)
+
+
+# -- GTEx -------------------------------------------------------------------------------------
+def test_history_records_losses_and_the_discriminator_learns(gtex_gan):
+    hist = gtex_gan.history
+    keys = ("discriminator_loss", "generator_loss", "d_real", "d_fake")
+    for key in (*keys, "discriminator_loss_validation", "d_real_validation"):
+        assert key in hist, sorted(hist)
+        assert np.isfinite(hist[key].to_numpy()).all()
+    n_epochs = len(hist["discriminator_loss"])
+    assert n_epochs >= 10
+    d_real = hist["d_real"].iloc[:, 0].to_numpy()
+    d_fake = hist["d_fake"].iloc[:, 0].to_numpy()
+    d_loss = hist["discriminator_loss"].iloc[:, 0].to_numpy()
+    # an untrained discriminator says 0.5 to everything (loss 2 ln 2); within ten epochs (120
+    # steps) it tells real from generated samples, held-out real ones included
+    assert d_loss[0] == pytest.approx(2 * math.log(2), abs=0.15)
+    assert (d_real[1:] > d_fake[1:]).all()
+    assert d_real[9] - d_fake[9] > 0.2
+    assert d_loss[9] < d_loss[0] - 0.3
+    val_real = hist["d_real_validation"].iloc[:, 0].to_numpy()
+    val_fake = hist["d_fake_validation"].iloc[:, 0].to_numpy()
+    assert val_real[9] - val_fake[9] > 0.2
+    # model selection and the plotting work unchanged
+    sel = gtex_gan.selection_
+    assert {"epoch", "score", "correlation", "conditional", "fidelity"} <= set(sel.columns)
+    assert gtex_gan.best_epoch_ == int(sel.loc[sel["score"].idxmax(), "epoch"])
+    ax = sgs.pl.training_history(gtex_gan, keys=list(keys), show=False)
+    assert {line.get_label() for line in ax.get_lines()} >= set(keys)
+
+
+def test_gtex_generates_requested_tissues_on_the_input_scale(gtex_gan, gtex_split):
+    train, _ = gtex_split
+    tissues = gtex_gan.categories["tissue"]
+    covariates = pd.DataFrame({"tissue": np.repeat(tissues, 10)})
+    synth = gtex_gan.generate(covariates=covariates, seed=0)
+    assert synth.shape == (len(covariates), train.n_vars)
+    assert (synth.var_names == train.var_names).all()
+    assert np.isfinite(synth.X).all()
+    assert (synth.obs["tissue"].to_numpy() == covariates["tissue"].to_numpy()).all()
+    # the scaling is inverted: non-negative like the input, gene means near the data's
+    assert synth.X.min() >= 0
+    real = np.asarray(train.X)
+    assert np.corrcoef(synth.X.mean(0), real.mean(0))[0, 1] > 0.9
+    # the requested tissue reaches the generator: the same noise gives other samples
+    liver = gtex_gan.generate(5, covariates={"tissue": "Liver"}, seed=3)
+    brain = gtex_gan.generate(5, covariates={"tissue": "Brain"}, seed=3)
+    np.testing.assert_array_equal(
+        liver.X, gtex_gan.generate(5, covariates={"tissue": "Liver"}, seed=3).X
+    )
+    assert np.abs(liver.X - brain.X).mean() > 1e-3
+
+
+def test_training_arguments_reach_the_plan(gtex_split, monkeypatch):
+    train, _ = gtex_split
+    calls = {"discriminator": 0, "generator": 0}
+    for name, method in (
+        ("discriminator", "discriminator_loss"),
+        ("generator", "generator_loss"),
+    ):
+        original = getattr(GANModule, method)
+
+        def counted(self, *args, _original=original, _name=name, **kwargs):
+            if self.training:
+                calls[_name] += 1
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(GANModule, method, counted)
+    model = _fit(
+        train, ["tissue"], n_hidden=(16,), n_steps=24, selection=None, n_critic=3, lr_critic=1e-3
+    )
+    plan = model.trainer.lightning_module
+    assert isinstance(plan, GANTrainingPlan)
+    assert plan.n_critic == 3
+    assert plan.configure_optimizers()[0].defaults["lr"] == 1e-3
+    # three discriminator steps per generator step
+    assert calls["discriminator"] >= 24
+    assert calls["generator"] == calls["discriminator"] // 3
+    with pytest.raises(TypeError, match=r"Unknown training argument\(s\) \['gp_weight'\]"):
+        _fit(train, ["tissue"], n_steps=5, gp_weight=10.0)
+
+
+def test_same_seed_gives_identical_model_and_samples(gtex_split):
+    train, _ = gtex_split
+    kw = {"n_hidden": (16, 16), "n_steps": 40, "selection": None}
+    a, b = _fit(train, ["tissue"], **kw), _fit(train, ["tissue"], **kw)
+    for key, value in a.module.state_dict().items():
+        torch.testing.assert_close(value, b.module.state_dict()[key], rtol=0, atol=0)
+    np.testing.assert_array_equal(a.generate(50, seed=0).X, b.generate(50, seed=0).X)
+    c = _fit(train, ["tissue"], seed=1, **kw)
+    assert not np.array_equal(a.generate(50, seed=0).X, c.generate(50, seed=0).X)
+
+
+def test_save_load_round_trip_gives_identical_samples(gtex_gan, gtex_split, tmp_path):
+    train, _ = gtex_split
+    before = gtex_gan.generate(200, seed=11)
+    gtex_gan.save(str(tmp_path / "gan"), overwrite=True)
+    snapshot = train.copy()
+    loaded = GAN.load(str(tmp_path / "gan"), adata=train)
+    after = loaded.generate(200, seed=11)
+    np.testing.assert_array_equal(before.X, after.X)
+    pd.testing.assert_frame_equal(before.obs, after.obs)
+    assert loaded.categories == gtex_gan.categories
+    assert isinstance(loaded.module, GANModule)
+    assert set(train.uns) == set(snapshot.uns)
+    assert set(train.obsm) == set(snapshot.obsm)
+    pd.testing.assert_frame_equal(train.obs, snapshot.obs)
+
+
+def test_unknown_category_is_a_clear_error_and_adata_is_unchanged(gtex_gan, gtex, snapshot):
+    snap = snapshot(gtex)
+    with pytest.raises(ValueError, match=r"Unknown categories for 'tissue': \['Kidney'\]"):
+        gtex_gan.generate(5, covariates={"tissue": "Kidney"}, seed=0)
+    model = _fit(gtex, ["tissue"], n_hidden=(8,), n_steps=5, selection=None)
+    with pytest.raises(KeyError, match=r"covariates lacks column\(s\) \['tissue'\]"):
+        model.generate(covariates=pd.DataFrame({"organ": ["Liver"]}))
+    snap.assert_unchanged(gtex)
+
+
+# -- bladderbatch: 57 x 22,283, cancer x batch ------------------------------------------------
+def test_bladderbatch_trains_and_generates_each_combination(snapshot, tmp_path):
+    bladder = ad.read_h5ad(BLADDER)
+    snap = snapshot(bladder)
+    model = _fit(bladder, ["cancer", "batch"], n_hidden=(32, 32), n_steps=40, batch_size=16)
+    snap.assert_unchanged(bladder)
+    assert np.isfinite(model.history["discriminator_loss"].to_numpy()).all()
+    combos = bladder.obs[["cancer", "batch"]].astype(str).drop_duplicates()
+    covariates = combos.loc[combos.index.repeat(4)].reset_index(drop=True)
+    synth = model.generate(covariates=covariates, seed=0)
+    assert synth.shape == (len(covariates), 22283)
+    assert np.isfinite(synth.X).all()
+    for key in ("cancer", "batch"):
+        np.testing.assert_array_equal(synth.obs[key].astype(str), covariates[key])
+    # RMA log2 values (2.8 to 14.0), not standardised ones
+    real = np.asarray(bladder.X)
+    assert np.corrcoef(synth.X.mean(0), real.mean(0))[0, 1] > 0.9
+    assert np.abs(synth.X.mean(0) - real.mean(0)).mean() < 1.0
+    assert synth.X.min() > real.min() - 5
+    assert synth.X.max() < real.max() + 5
+    model.save(str(tmp_path / "bladder"), overwrite=True)
+    loaded = GAN.load(str(tmp_path / "bladder"), adata=bladder)
+    np.testing.assert_array_equal(loaded.generate(covariates=covariates, seed=0).X, synth.X)
+    snap.assert_unchanged(bladder)
