@@ -124,10 +124,11 @@ class AttGAN(WGANGP):
         )
         n_edges = self.module.attention.n_edges
         self._model_summary_string = (
-            self._model_summary_string.replace("WGANGP", type(self).__name__, 1)
+            self._model_summary_string
             + f", graph {graph if isinstance(graph, str) else type(graph).__name__} "
             f"({n_edges} edges)"
         )
+        scaling = self.scaling_mode  # save/load must reproduce the resolved mode, not "auto"
         self.init_params_ = self._get_init_params(locals())
 
     def _build_graph(self) -> sparse.csr_matrix:

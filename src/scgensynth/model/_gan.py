@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from scgensynth.module._gan import GANModule
 from scgensynth.train._gan_plan import GANTrainingPlan
 
+from ._wgan import build_adversarial_module
 from .base import BaseGeneratorModel
 
 if TYPE_CHECKING:
@@ -75,24 +76,6 @@ class GAN(BaseGeneratorModel):
         scaling: str = "auto",
     ):
         super().__init__(adata, scaling=scaling)
-        scaling = self.scaling_mode  # the resolved mode is what save/load must reproduce
-        n_hidden = [int(h) for h in n_hidden]
-        n_hidden_critic = (
-            n_hidden if n_hidden_critic is None else [int(h) for h in n_hidden_critic]
-        )
-        self.module = self._module_cls(
-            n_input=self.summary_stats.n_vars,
-            n_cats_per_cov=self.n_cats_per_cov,
-            n_continuous_cov=len(self._cont_keys),
-            n_latent=n_latent,
-            n_hidden_generator=n_hidden,
-            n_hidden_critic=n_hidden_critic,
-            scaling=scaling,
-        )
-        self._init_module_statistics()
-        self._model_summary_string = (
-            f"GAN: {self.summary_stats.n_vars} genes, covariates "
-            f"{[*self._cat_keys, *self._cont_keys]}, latent {n_latent}, hidden {n_hidden}, "
-            f"scaling {scaling!r}"
-        )
+        build_adversarial_module(self, n_latent, n_hidden, n_hidden_critic)
+        scaling = self.scaling_mode  # save/load must reproduce the resolved mode, not "auto"
         self.init_params_ = self._get_init_params(locals())

@@ -15,6 +15,38 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+def build_adversarial_module(
+    model: BaseGeneratorModel,
+    n_latent: int,
+    n_hidden: Sequence[int],
+    n_hidden_critic: Sequence[int] | None,
+    **module_kwargs,
+) -> None:
+    """Give an adversarial model (generator + critic/discriminator) its module and summary.
+
+    Shared by :class:`WGANGP`, its subclasses and :class:`~scgensynth.model.GAN`, whose
+    modules take the same generator/critic arguments (plus ``module_kwargs``).
+    """
+    n_hidden = [int(h) for h in n_hidden]
+    n_hidden_critic = n_hidden if n_hidden_critic is None else [int(h) for h in n_hidden_critic]
+    model.module = model._module_cls(
+        n_input=model.summary_stats.n_vars,
+        n_cats_per_cov=model.n_cats_per_cov,
+        n_continuous_cov=len(model._cont_keys),
+        n_latent=n_latent,
+        n_hidden_generator=n_hidden,
+        n_hidden_critic=n_hidden_critic,
+        scaling=model.scaling_mode,  # the resolved mode is what save/load must reproduce
+        **module_kwargs,
+    )
+    model._init_module_statistics()
+    model._model_summary_string = (
+        f"{type(model).__name__}: {model.summary_stats.n_vars} genes, covariates "
+        f"{[*model._cat_keys, *model._cont_keys]}, latent {n_latent}, hidden {n_hidden}, "
+        f"scaling {model.scaling_mode!r}"
+    )
+
+
 class WGANGP(BaseGeneratorModel):
     """Conditional Wasserstein GAN with gradient penalty (Viñas et al. 2022).
 
@@ -74,26 +106,8 @@ class WGANGP(BaseGeneratorModel):
         scaling: str = "auto",
     ):
         super().__init__(adata, scaling=scaling)
-        scaling = self.scaling_mode  # the resolved mode is what save/load must reproduce
-        n_hidden = [int(h) for h in n_hidden]
-        n_hidden_critic = (
-            n_hidden if n_hidden_critic is None else [int(h) for h in n_hidden_critic]
+        build_adversarial_module(
+            self, n_latent, n_hidden, n_hidden_critic, gp_weight=gp_weight, **self._module_kwargs
         )
-        self.module = self._module_cls(
-            n_input=self.summary_stats.n_vars,
-            n_cats_per_cov=self.n_cats_per_cov,
-            n_continuous_cov=len(self._cont_keys),
-            n_latent=n_latent,
-            n_hidden_generator=n_hidden,
-            n_hidden_critic=n_hidden_critic,
-            gp_weight=gp_weight,
-            scaling=scaling,
-            **self._module_kwargs,
-        )
-        self._init_module_statistics()
-        self._model_summary_string = (
-            f"WGANGP: {self.summary_stats.n_vars} genes, covariates "
-            f"{[*self._cat_keys, *self._cont_keys]}, latent {n_latent}, hidden {n_hidden}, "
-            f"scaling {scaling!r}"
-        )
+        scaling = self.scaling_mode  # save/load must reproduce the resolved mode, not "auto"
         self.init_params_ = self._get_init_params(locals())
