@@ -32,6 +32,16 @@ def test_train_by_name_equals_the_named_tool(gtex, fast):
     assert gtex.uns["small"]["params"]["n_latent"] == 8
 
 
+def test_named_tools_for_every_adversarial_model(gtex, fast):
+    kw = {"categorical_covariate_keys": ["tissue"], "n_steps": 20, "selection": None, **fast}
+    assert isinstance(sgs.tl.train_gan(gtex, **kw), sgs.model.GAN)
+    attgan = sgs.tl.train_attgan(gtex, top_k=3, **kw)
+    assert isinstance(attgan, sgs.model.AttGAN)
+    assert attgan.module.attention.n_edges == 460 * 3
+    assert {"gan", "attgan"} <= set(gtex.uns)
+    assert gtex.uns["attgan"]["params"]["top_k"] == 3
+
+
 def test_unknown_model_is_a_clear_error(gtex, snapshot):
     snap = snapshot(gtex)
     with pytest.raises(ValueError, match=r"Unknown model 'wgan-gp'.*available"):

@@ -2,6 +2,14 @@
 
 from ._compare import compare_generators
 from ._generate import augment, generate
-from ._train import train, train_wgan
+from ._train import train, train_attgan, train_gan, train_wgan
 
-__all__ = ["augment", "compare_generators", "generate", "train", "train_wgan"]
+__all__ = [
+    "augment",
+    "compare_generators",
+    "generate",
+    "train",
+    "train_attgan",
+    "train_gan",
+    "train_wgan",
+]

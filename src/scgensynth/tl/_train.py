@@ -173,3 +173,33 @@ def train_wgan(
         key_added=key_added,
         **kwargs,
     )
+
+
+def train_gan(adata: AnnData, *, key_added: str = "gan", **kwargs) -> BaseGeneratorModel:
+    """Train a conditional vanilla GAN: ``sgs.tl.train(adata, "gan", ...)``.
+
+    See :func:`train` for the arguments and :class:`~scgensynth.model.GAN` for the model's.
+
+    Examples
+    --------
+    >>> import scgensynth as sgs
+    >>> adata = sgs.datasets.gtex_tissues()
+    >>> model = sgs.tl.train_gan(adata, categorical_covariate_keys=["tissue"])
+    """
+    return train(adata, "gan", key_added=key_added, **kwargs)
+
+
+def train_attgan(adata: AnnData, *, key_added: str = "attgan", **kwargs) -> BaseGeneratorModel:
+    """Train an AttGAN (WGAN-GP + sparse gene attention): ``sgs.tl.train(adata, "attgan")``.
+
+    See :func:`train` for the arguments and :class:`~scgensynth.model.AttGAN` for the
+    model's (``graph``, ``top_k``, ``threshold``, ``gamma``, ``learn_gamma``,
+    ``pretrain_steps``, ...); ``graph="random"`` gives the RandAttGAN lesion.
+
+    Examples
+    --------
+    >>> import scgensynth as sgs
+    >>> adata = sgs.datasets.gtex_tissues()
+    >>> model = sgs.tl.train_attgan(adata, categorical_covariate_keys=["tissue"], top_k=10)
+    """
+    return train(adata, "attgan", key_added=key_added, **kwargs)
