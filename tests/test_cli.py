@@ -310,3 +310,20 @@ def test_compare_unknown_label(tmp_path, capsys):
     code = main(["compare", str(path), "--label", "tisue", "--out", str(tmp_path / "t.csv")])
     assert code == 1
     assert "scgensynth compare: error:" in capsys.readouterr().err
+
+
+def test_train_and_generate_another_model(trained, tmp_path, capsys):
+    """`train --model cvae` saves a CVAE; `generate` finds the class in the saved file."""
+    model_dir = tmp_path / "cvae"
+    argv = ["train", str(trained["data"]), "--model", "cvae", "--out", str(model_dir)]
+    assert main([*argv, "--categorical", "tissue", "--n-steps", "30", "--batch-size", "16"]) == 0
+    assert "CVAE" in capsys.readouterr().out
+    out = tmp_path / "synth.h5ad"
+    argv = ["generate", str(model_dir), "--adata", str(trained["data"]), "--n-obs", "7"]
+    assert main([*argv, "--out", str(out)]) == 0
+    synth = ad.read_h5ad(out)
+    assert synth.shape == (7, trained["adata"].n_vars)
+    assert (
+        main(["train", str(trained["data"]), "--model", "vae", "--out", str(tmp_path / "x")]) == 1
+    )
+    assert "Unknown model 'vae'" in capsys.readouterr().err

@@ -35,7 +35,10 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="scgensynth_demo", help="output folder")
     _add_train_options(demo)
 
-    train = sub.add_parser("train", help="train a conditional WGAN-GP on an .h5ad file")
+    train = sub.add_parser("train", help="train a conditional generator on an .h5ad file")
+    train.add_argument(
+        "--model", default="wgan", help="generator name (wgan, gan, attgan, randattgan, ...)"
+    )
     train.add_argument("adata", help="input .h5ad (samples x genes)")
     train.add_argument("--out", required=True, help="folder to save the model in")
     train.add_argument("--categorical", nargs="*", default=[], help=".obs categorical covariates")
@@ -175,7 +178,7 @@ def run_demo(args) -> dict:
 
 
 def run_train(args) -> None:
-    """Train a WGAN-GP on an .h5ad file and save it."""
+    """Train a generator on an .h5ad file and save it."""
     _quiet_lightning()
     import anndata as ad
 
@@ -186,8 +189,9 @@ def run_train(args) -> None:
     if out.exists() and not args.overwrite:
         msg = f"{out} exists; pass --overwrite to replace it or choose another --out."
         raise ValueError(msg)
-    model = sgs.tl.train_wgan(
+    model = sgs.tl.train(
         adata,
+        args.model,
         layer=args.layer,
         categorical_covariate_keys=args.categorical or None,
         continuous_covariate_keys=args.continuous or None,
@@ -246,7 +250,7 @@ def run_generate(args) -> None:
     import scgensynth as sgs
 
     adata = ad.read_h5ad(args.adata)
-    model = sgs.model.WGANGP.load(args.model, adata=adata)
+    model = sgs.model.load_model(args.model, adata=adata)
     covariates = None
     if args.covariates_csv:
         covariates = pd.read_csv(args.covariates_csv)

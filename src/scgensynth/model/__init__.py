@@ -4,7 +4,7 @@ from ._attgan import AttGAN, RandAttGAN
 from ._cvae import CVAE
 from ._gan import GAN
 from ._noise import NoiseAugmenter
-from ._registry import available, get_model_class
+from ._registry import available, get_model_class, load_model
 from ._wgan import WGANGP
 from .base import BaseGeneratorModel
 
@@ -18,4 +18,5 @@ __all__ = [
     "RandAttGAN",
     "available",
     "get_model_class",
+    "load_model",
 ]

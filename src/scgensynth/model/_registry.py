@@ -88,3 +88,37 @@ def get_model_class(name: str) -> type:
         raise ValueError(msg)
     entry = _REGISTRY[name]
     return getattr(importlib.import_module(entry.module), entry.cls)
+
+
+def load_model(dir_path: str, adata=None, **kwargs):
+    """Load a saved generator of any registered class (the class is read from the file).
+
+    Parameters
+    ----------
+    dir_path
+        Folder written by the model's ``save``.
+    adata
+        AnnData with the training genes, as for the class's ``load``.
+    **kwargs
+        Passed to the class's ``load``.
+
+    Examples
+    --------
+    >>> import scgensynth as sgs
+    >>> model = sgs.model.load_model("wgan/", adata=adata)  # doctest: +SKIP
+    """
+    from pathlib import Path
+
+    import torch
+
+    path = Path(dir_path) / "model.pt"
+    if not path.exists():
+        msg = f"{dir_path} holds no saved model (no model.pt); save one with model.save(...)."
+        raise FileNotFoundError(msg)
+    saved = torch.load(path, map_location="cpu", weights_only=False)
+    name = saved.get("attr_dict", {}).get("registry_", {}).get("model_name")
+    by_class = {e.cls: key for key, e in _REGISTRY.items()}
+    if name not in by_class:
+        msg = f"{dir_path} holds a {name!r} model, which is not a scgensynth generator."
+        raise ValueError(msg)
+    return get_model_class(by_class[name]).load(str(dir_path), adata=adata, **kwargs)
