@@ -75,6 +75,26 @@ def test_compare_generators_on_gtex(gtex, snapshot, fast):
     assert pivot.shape[0] >= 10
 
 
+def test_compare_every_registered_generator(gtex):
+    """All models on one split, briefly: one table, the same metrics for each."""
+    small = {"n_hidden": (32, 32), "enable_progress_bar": False}
+    table = sgs.tl.compare_generators(
+        gtex, "tissue", n_steps=20, selection=None, metrics="fast",
+        model_kwargs={
+            "wgan": small, "gan": small, "attgan": {**small, "top_k": 3},
+            "randattgan": {**small, "top_k": 3},
+            "cvae": {"n_hidden": 32, "enable_progress_bar": False},
+            "noise": {"enable_progress_bar": False},
+        },
+    )  # fmt: skip
+    assert set(table["model"]) == set(sgs.model.available().index)
+    per_model = table.groupby("model")["metric"].apply(frozenset)
+    assert per_model.nunique() == 1  # every model got the same metrics
+    params = table[table["metric"] == "n_parameters"].set_index("model")["value"]
+    assert params["attgan"] > params["wgan"]  # the attention layer's per-gene weights
+    assert params["noise"] == 0
+
+
 def test_compare_generators_bad_input(gtex, snapshot):
     snap = snapshot(gtex)
     with pytest.raises(ValueError, match="Unknown model"):
