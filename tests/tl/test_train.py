@@ -42,6 +42,17 @@ def test_named_tools_for_every_adversarial_model(gtex, fast):
     assert gtex.uns["attgan"]["params"]["top_k"] == 3
 
 
+def test_load_model_finds_the_class(gtex, fast, tmp_path):
+    kw = {"categorical_covariate_keys": ["tissue"], "n_steps": 20, "selection": None}
+    model = sgs.tl.train(gtex, "cvae", n_hidden=32, enable_progress_bar=False, **kw)
+    model.save(str(tmp_path / "cvae"))
+    back = sgs.model.load_model(str(tmp_path / "cvae"), adata=gtex)
+    assert type(back) is sgs.model.CVAE
+    np.testing.assert_array_equal(back.generate(5, seed=2).X, model.generate(5, seed=2).X)
+    with pytest.raises(FileNotFoundError, match="no saved model"):
+        sgs.model.load_model(str(tmp_path), adata=gtex)
+
+
 def test_unknown_model_is_a_clear_error(gtex, snapshot):
     snap = snapshot(gtex)
     with pytest.raises(ValueError, match=r"Unknown model 'wgan-gp'.*available"):

@@ -181,6 +181,14 @@ class RandAttGAN(AttGAN):
     The control of Lacan et al. (2023): if a graph's biological knowledge mattered, attention
     over this degree-matched random graph would do worse than over the co-expression graph.
     Same parameters as :class:`AttGAN`, with ``graph="random"``.
+
+    Examples
+    --------
+    >>> import scgensynth as sgs
+    >>> adata = sgs.datasets.gtex_tissues()
+    >>> model = sgs.tl.train(adata, "randattgan", categorical_covariate_keys=["tissue"])
+    >>> model.module.attention.n_edges  # as many edges as the co-expression graph
+    4600
     """
 
     def __init__(self, adata: AnnData | None = None, graph: Any = "random", **kwargs):

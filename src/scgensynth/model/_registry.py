@@ -82,7 +82,14 @@ def available() -> pd.DataFrame:
 
 
 def get_model_class(name: str) -> type:
-    """The model class registered as ``name`` (see :func:`available`)."""
+    """The model class registered as ``name`` (see :func:`available`).
+
+    Examples
+    --------
+    >>> import scgensynth as sgs
+    >>> sgs.model.get_model_class("attgan").__name__
+    'AttGAN'
+    """
     if not isinstance(name, str) or name not in _REGISTRY:
         msg = f"Unknown model {name!r}; choose one of {list(_REGISTRY)} (sgs.model.available())."
         raise ValueError(msg)

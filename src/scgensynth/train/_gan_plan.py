@@ -4,7 +4,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from ._wgan_plan import _OPTIMIZERS, WGANGPTrainingPlan
+from ._wgan_plan import WGANGPTrainingPlan
 
 if TYPE_CHECKING:
     from scgensynth.module._gan import GANModule
@@ -68,40 +68,18 @@ class GANTrainingPlan(WGANGPTrainingPlan):
             weight_decay=weight_decay,
         )
 
-    def _make_optimizer(self, params, lr):
-        kwargs = {"lr": lr, "weight_decay": self.weight_decay}
-        if self.optimizer_name == "adam":
-            kwargs["betas"] = (0.5, 0.999)
-        return _OPTIMIZERS[self.optimizer_name](params, **kwargs)
+    _adam_betas = (0.5, 0.999)
+    _progress_keys = ("d_real", "d_fake")
 
-    def on_train_epoch_end(self):
-        """Log the epoch means of the losses (kept in the model's ``history``)."""
-        for name, total in self._sums.items():
-            self.log(name, total / self._counts[name], prog_bar=name in ("d_real", "d_fake"))
-        self._sums, self._counts = {}, {}
-
-    def training_step(self, batch, batch_idx):
-        """One discriminator update, and a generator update every ``n_critic`` batches."""
-        opt_discriminator, opt_generator = self.optimizers()
-        x, cat, cont = self.module.parse_batch(batch)
-        x_scaled = self.module.scaling(x)
-        n = x.shape[0]
-
+    def critic_step_losses(self, x_scaled, cat, cont) -> tuple[torch.Tensor, dict]:
+        """Discriminator cross-entropy and the mean probabilities it gives real and fake."""
         out = self.module.discriminator_loss(x_scaled, cat, cont)
-        opt_discriminator.zero_grad(set_to_none=True)
-        self.manual_backward(out["loss"])
-        opt_discriminator.step()
-        self._critic_steps += 1
-        self._accumulate("discriminator_loss", out["loss"], n)
-        self._accumulate("d_real", out["d_real"], n)
-        self._accumulate("d_fake", out["d_fake"], n)
-
-        if self._critic_steps % self.n_critic == 0:
-            g_loss = self.module.generator_loss(n, cat, cont)
-            opt_generator.zero_grad(set_to_none=True)
-            self.manual_backward(g_loss)
-            opt_generator.step()
-            self._accumulate("generator_loss", g_loss, n)
+        logged = {
+            "discriminator_loss": out["loss"],
+            "d_real": out["d_real"],
+            "d_fake": out["d_fake"],
+        }
+        return out["loss"], logged
 
     def validation_step(self, batch, batch_idx):
         """Discriminator loss and mean probabilities on held-out real samples."""

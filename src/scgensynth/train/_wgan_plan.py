@@ -65,6 +65,21 @@ class WGANGPTrainingPlan(pl.LightningModule):
         self._sums: dict[str, torch.Tensor] = {}
         self._counts: dict[str, int] = {}
 
+    #: Adam's betas when ``optimizer="adam"``
+    _adam_betas: tuple[float, float] = (0.5, 0.9)
+    #: epoch means shown in the progress bar
+    _progress_keys: tuple[str, ...] = ("wasserstein",)
+
+    def critic_step_losses(self, x_scaled, cat, cont) -> tuple[torch.Tensor, dict]:
+        """The critic's loss on a mini-batch and the values to log under their names."""
+        out = self.module.critic_loss(x_scaled, cat, cont)
+        logged = {
+            "critic_loss": out["loss"],
+            "wasserstein": out["wasserstein"],
+            "gradient_penalty": out["penalty"],
+        }
+        return out["loss"], logged
+
     def _accumulate(self, name: str, value: torch.Tensor, n: int) -> None:
         # Lightning's self.log costs ~2 ms a call; sum on-device and log once per epoch
         value = value.detach() * n
@@ -74,13 +89,13 @@ class WGANGPTrainingPlan(pl.LightningModule):
     def on_train_epoch_end(self):
         """Log the epoch means of the losses (kept in the model's ``history``)."""
         for name, total in self._sums.items():
-            self.log(name, total / self._counts[name], prog_bar=name == "wasserstein")
+            self.log(name, total / self._counts[name], prog_bar=name in self._progress_keys)
         self._sums, self._counts = {}, {}
 
     def _make_optimizer(self, params, lr):
         kwargs = {"lr": lr, "weight_decay": self.weight_decay}
         if self.optimizer_name == "adam":
-            kwargs["betas"] = (0.5, 0.9)
+            kwargs["betas"] = self._adam_betas
         return _OPTIMIZERS[self.optimizer_name](params, **kwargs)
 
     def configure_optimizers(self):
@@ -99,14 +114,13 @@ class WGANGPTrainingPlan(pl.LightningModule):
         x_scaled = self.module.scaling(x)
         n = x.shape[0]
 
-        out = self.module.critic_loss(x_scaled, cat, cont)
+        loss, logged = self.critic_step_losses(x_scaled, cat, cont)
         opt_critic.zero_grad(set_to_none=True)
-        self.manual_backward(out["loss"])
+        self.manual_backward(loss)
         opt_critic.step()
         self._critic_steps += 1
-        self._accumulate("critic_loss", out["loss"], n)
-        self._accumulate("wasserstein", out["wasserstein"], n)
-        self._accumulate("gradient_penalty", out["penalty"], n)
+        for name, value in logged.items():
+            self._accumulate(name, value, n)
 
         if self._critic_steps % self.n_critic == 0:
             g_loss = self.module.generator_loss(n, cat, cont)
