@@ -227,6 +227,7 @@ def _reverse_validation(c: _Context):
     if "ratio" in rv:
         rows += [
             # the yardstick (train on real), not a score of the synthetic data
+            _row("trtr_accuracy", rv["reference_accuracy"], None, params=params),
             _row("trtr_macro_f1", rv["reference_macro_f1"], None, params=params),
             _row("tstr_trtr_ratio", rv["ratio"], True, 1.0, params=params),
         ]

@@ -28,11 +28,28 @@ class GAN(BaseGeneratorModel):
     collapse (lower recall), which is what the survey's comparison shows.
 
     Training defaults (see :class:`~scgensynth.train._gan_plan.GANTrainingPlan`): Adam with
-    learning rate 2e-4 and betas ``(0.5, 0.999)`` for both networks, one discriminator step
-    per generator step (``n_critic=1``). Logged per epoch: ``discriminator_loss``,
-    ``generator_loss``, ``d_real``, ``d_fake`` and, on held-out samples,
-    ``discriminator_loss_validation``. Model selection and early stopping are those of every
-    generator (see :meth:`train`).
+    betas ``(0.5, 0.999)``, learning rates 1e-3 (generator) and 2e-4 (discriminator), one
+    discriminator step per generator step (``n_critic=1``). Logged per epoch:
+    ``discriminator_loss``, ``generator_loss``, ``d_real``, ``d_fake`` and, on held-out
+    samples, ``discriminator_loss_validation``. Model selection and early stopping are those
+    of every generator (see :meth:`train`).
+
+    On small data the discriminator of a vanilla GAN wins at once (it separates real from
+    generated samples almost perfectly and the generator stops learning). The defaults
+    therefore add *instance noise* (Sønderby et al. 2017; Arjovsky & Bottou 2017): Gaussian
+    noise of standard deviation ``instance_noise`` (in standardised units) on every input of
+    the discriminator, real and generated alike, decayed linearly to 0 over training
+    (``anneal_instance_noise``). It keeps the loss a plain cross-entropy and does not
+    prevent mode collapse. One-sided label smoothing (``label_smoothing``, Salimans et al.
+    2016) and discriminator dropout are available but off: on GTEx (70/30 split, 20,000
+    steps) neither helped. Measured there (logistic regression trained on 364 synthetic
+    samples, tested on the 156 held-out real ones, accuracy relative to training on the real
+    364): 0.43 without instance noise and with the Radford et al. (2016) learning rates
+    (2e-4 for both), 0.73-0.80 with the defaults, against 0.98 for WGAN-GP; a classifier
+    trained on real samples labels 96-100 % of the GAN's samples correctly, and their recall
+    is 0: the samples are right but collapsed.
+
+    Set ``instance_noise=0`` and ``lr_generator=2e-4`` for the textbook GAN.
 
     The model scales expression values itself (``scaling``) and inverts the scaling when
     generating, so synthetic values are on the input's scale.
@@ -51,6 +68,14 @@ class GAN(BaseGeneratorModel):
     scaling
         How expression values are scaled for training (``"auto"`` detects it from the data and
         says which in the log).
+    label_smoothing
+        One-sided label smoothing: the discriminator's target for real samples is
+        ``1 - label_smoothing``.
+    instance_noise
+        Standard deviation of the Gaussian noise added to the discriminator's inputs during
+        training (standardised units; 0 disables it).
+    dropout
+        Dropout rate after each hidden layer of the discriminator.
 
     Examples
     --------
@@ -65,7 +90,10 @@ class GAN(BaseGeneratorModel):
 
     _module_cls = GANModule
     _training_plan_cls = GANTrainingPlan
-    _plan_arg_names = ("lr_generator", "lr_critic", "n_critic", "optimizer", "weight_decay")
+    _plan_arg_names = (
+        "lr_generator", "lr_critic", "n_critic", "optimizer", "weight_decay",
+        "anneal_instance_noise",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -74,8 +102,14 @@ class GAN(BaseGeneratorModel):
         n_hidden: Sequence[int] = (256, 256),
         n_hidden_critic: Sequence[int] | None = None,
         scaling: str = "auto",
+        label_smoothing: float = 0.0,
+        instance_noise: float = 1.0,
+        dropout: float = 0.0,
     ):
         super().__init__(adata, scaling=scaling)
-        build_adversarial_module(self, n_latent, n_hidden, n_hidden_critic)
+        build_adversarial_module(
+            self, n_latent, n_hidden, n_hidden_critic,
+            label_smoothing=label_smoothing, instance_noise=instance_noise, dropout=dropout,
+        )  # fmt: skip
         scaling = self.scaling_mode  # save/load must reproduce the resolved mode, not "auto"
         self.init_params_ = self._get_init_params(locals())

@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from scvi.module.base import LossOutput
 
+from scgensynth.nn import MLP
+
 from ._wgan import WGANGPModule
 
 
@@ -34,6 +36,14 @@ class GANModule(WGANGPModule):
         Hidden layer widths of the generator and of the discriminator.
     scaling
         Scaling mode (see :class:`~scgensynth.nn.ExpressionScaling`).
+    label_smoothing
+        One-sided label smoothing (target ``1 - label_smoothing`` for real samples).
+    instance_noise
+        Standard deviation of the Gaussian noise added to both real and generated inputs of
+        the discriminator in training mode, times ``noise_scale`` (which the training plan
+        decays from 1 to 0).
+    dropout
+        Dropout rate after each hidden layer of the discriminator.
 
     Examples
     --------
@@ -56,7 +66,19 @@ class GANModule(WGANGPModule):
         n_hidden_generator: Sequence[int] = (256, 256),
         n_hidden_critic: Sequence[int] = (256, 256),
         scaling: str = "standardize",
+        label_smoothing: float = 0.0,
+        instance_noise: float = 1.0,
+        dropout: float = 0.0,
     ):
+        if not 0 <= dropout < 1:
+            msg = f"dropout must be in [0, 1), not {dropout}."
+            raise ValueError(msg)
+        if not 0 <= label_smoothing < 0.5:
+            msg = f"label_smoothing must be in [0, 0.5), not {label_smoothing}."
+            raise ValueError(msg)
+        if instance_noise < 0:
+            msg = f"instance_noise must be >= 0, not {instance_noise}."
+            raise ValueError(msg)
         super().__init__(
             n_input,
             n_cats_per_cov,
@@ -67,9 +89,25 @@ class GANModule(WGANGPModule):
             gp_weight=0.0,  # no gradient penalty in a vanilla GAN
             scaling=scaling,
         )
+        self.label_smoothing = float(label_smoothing)
+        self.instance_noise = float(instance_noise)
+        self.dropout = float(dropout)
+        self.noise_scale = 1.0  # the training plan may anneal the instance noise
+        if dropout > 0:
+            self.critic = MLP(
+                self.n_input + self.critic_embedding.n_output, 1, n_hidden_critic, dropout=dropout
+            )
 
     def discriminator_logit(self, x_scaled, cat=None, cont=None) -> torch.Tensor:
-        """Logit of the probability that samples (network space) are real, shape ``(n,)``."""
+        """Logit of the probability that samples (network space) are real, shape ``(n,)``.
+
+        In training mode with ``instance_noise > 0``, Gaussian noise of standard deviation
+        ``noise_scale * instance_noise`` is added to the samples first (real and generated
+        alike).
+        """
+        if self.training and self.instance_noise > 0:
+            sd = self.noise_scale * self.instance_noise
+            x_scaled = x_scaled + sd * torch.randn_like(x_scaled)
         return self.critic_score(x_scaled, cat, cont)
 
     # -- losses -------------------------------------------------------------------------------
@@ -87,8 +125,9 @@ class GANModule(WGANGPModule):
                 fake = self.generate_scaled(x_scaled.shape[0], cat, cont)
         real_logit = self.discriminator_logit(x_scaled, cat, cont)
         fake_logit = self.discriminator_logit(fake.detach(), cat, cont)
+        real_target = torch.full_like(real_logit, 1.0 - self.label_smoothing)
         loss = F.binary_cross_entropy_with_logits(
-            real_logit, torch.ones_like(real_logit)
+            real_logit, real_target
         ) + F.binary_cross_entropy_with_logits(fake_logit, torch.zeros_like(fake_logit))
         return {
             "loss": loss,
