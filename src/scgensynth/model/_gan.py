@@ -46,7 +46,7 @@ class GAN(BaseGeneratorModel):
     samples, tested on the 156 held-out real ones, accuracy relative to training on the real
     364): 0.43 without instance noise and with the Radford et al. (2016) learning rates
     (2e-4 for both), 0.73-0.80 with the defaults, against 0.98 for WGAN-GP; a classifier
-    trained on real samples labels 96-100 % of the GAN's samples correctly, and their recall
+    trained on real samples labels 80-100 % of the GAN's samples correctly, and their recall
     is 0: the samples are right but collapsed.
 
     Set ``instance_noise=0`` and ``lr_generator=2e-4`` for the textbook GAN.
