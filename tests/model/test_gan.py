@@ -53,20 +53,28 @@ def gtex_gan(gtex_split):
     return _fit(train, ["tissue"], n_steps=300, selection_every=60)
 
 
+CAT = torch.tensor([[0], [1], [2], [0], [1], [2]])
+
+
+def _loss_and_probabilities(module, x, cat):
+    """The module's discriminator loss, and D(x) and D(G(z)) recomputed with the same noise."""
+    torch.manual_seed(1)
+    out = module.discriminator_loss(x, cat)
+    torch.manual_seed(1)
+    fake = module.generate_scaled(x.shape[0], cat)
+    d_real = torch.sigmoid(module.discriminator_logit(x, cat))
+    d_fake = torch.sigmoid(module.discriminator_logit(fake, cat))
+    return out, d_real, d_fake
+
+
 # -- losses and plan --------------------------------------------------------------------------
 def test_losses_are_binary_cross_entropy_with_non_saturating_generator():
     torch.manual_seed(0)
     module = GANModule(
         n_input=20, n_cats_per_cov=[3], n_latent=4, n_hidden_generator=(8,), instance_noise=0.0
     )
-    x = torch.randn(6, 20)
-    cat = torch.tensor([[0], [1], [2], [0], [1], [2]])
-    torch.manual_seed(1)
-    out = module.discriminator_loss(x, cat)
-    torch.manual_seed(1)
-    fake = module.generate_scaled(6, cat)
-    d_real = torch.sigmoid(module.discriminator_logit(x, cat))
-    d_fake = torch.sigmoid(module.discriminator_logit(fake, cat))
+    x, cat = torch.randn(6, 20), CAT
+    out, d_real, d_fake = _loss_and_probabilities(module, x, cat)
     expected = -torch.log(d_real).mean() - torch.log(1 - d_fake).mean()
     torch.testing.assert_close(out["loss"], expected)
     torch.testing.assert_close(out["d_real"], d_real.mean())
@@ -87,16 +95,10 @@ def test_stabilisers_label_smoothing_and_instance_noise():
     torch.manual_seed(0)
     kw = {"n_input": 20, "n_cats_per_cov": [3], "n_latent": 4, "n_hidden_generator": (8,)}
     module = GANModule(**kw, label_smoothing=0.1, instance_noise=0.5)
-    x = torch.randn(6, 20)
-    cat = torch.tensor([[0], [1], [2], [0], [1], [2]])
+    x, cat = torch.randn(6, 20), CAT
     # one-sided label smoothing: real targets 0.9, fake targets 0
     module.eval()  # no instance noise outside training
-    torch.manual_seed(1)
-    out = module.discriminator_loss(x, cat)
-    torch.manual_seed(1)
-    fake = module.generate_scaled(6, cat)
-    d_real = torch.sigmoid(module.discriminator_logit(x, cat))
-    d_fake = torch.sigmoid(module.discriminator_logit(fake, cat))
+    out, d_real, d_fake = _loss_and_probabilities(module, x, cat)
     bce_real = -(0.9 * torch.log(d_real) + 0.1 * torch.log(1 - d_real)).mean()
     torch.testing.assert_close(out["loss"], bce_real - torch.log(1 - d_fake).mean())
     # instance noise: the discriminator sees noisy inputs only in training mode,
