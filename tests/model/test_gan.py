@@ -13,7 +13,6 @@ import pytest
 import scvi
 import torch
 import torch.nn.functional as F
-from sklearn.model_selection import train_test_split
 
 import scgensynth as sgs
 from scgensynth.model._gan import GAN
@@ -36,15 +35,6 @@ def _fit(adata, cat_keys, *, seed=0, n_hidden=(64, 64), n_latent=16, **train_kwa
     model = GAN(proxy, n_hidden=n_hidden, n_latent=n_latent)
     model.train(**QUIET, **train_kwargs)
     return model
-
-
-@pytest.fixture(scope="module")
-def gtex_split():
-    adata = sgs.datasets.gtex_tissues()
-    idx_train, idx_test = train_test_split(
-        np.arange(adata.n_obs), test_size=0.3, stratify=adata.obs["tissue"], random_state=0
-    )
-    return adata[np.sort(idx_train)].copy(), adata[np.sort(idx_test)].copy()
 
 
 @pytest.fixture(scope="module")

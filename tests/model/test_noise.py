@@ -11,7 +11,6 @@ import pandas as pd
 import pytest
 import scvi
 import torch
-from sklearn.model_selection import train_test_split
 
 import scgensynth as sgs
 from scgensynth.model._noise import NoiseAugmenter
@@ -62,15 +61,6 @@ def _noise_ratios(model, synth, real):
 
 
 # -- fixtures ---------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def gtex_split():
-    adata = sgs.datasets.gtex_tissues()
-    idx_train, idx_test = train_test_split(
-        np.arange(adata.n_obs), test_size=0.3, stratify=adata.obs["tissue"], random_state=0
-    )
-    return adata[np.sort(idx_train)].copy(), adata[np.sort(idx_test)].copy()
-
-
 @pytest.fixture(scope="module")
 def gtex_noise(gtex_split):
     train, _ = gtex_split

@@ -6,21 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from sklearn.model_selection import train_test_split
 
 import scgensynth as sgs
 from scgensynth.train import GeneratorSelection, SelectionCriterion
 
 QUIET = {"enable_progress_bar": False}
-
-
-@pytest.fixture(scope="module")
-def gtex_split():
-    adata = sgs.datasets.gtex_tissues()
-    idx_train, idx_test = train_test_split(
-        np.arange(adata.n_obs), test_size=0.3, stratify=adata.obs["tissue"], random_state=0
-    )
-    return adata[idx_train].copy(), adata[idx_test].copy()
 
 
 @pytest.fixture(scope="module")
