@@ -219,3 +219,14 @@ def test_generator_selection_callback_keeps_best_state():
     assert epoch == 3
     cb.on_train_end(trainer, plan)
     torch.testing.assert_close(plan.module.weight, states[1])
+
+
+@pytest.mark.slow
+def test_interpolation_walks_between_tissues(trained, real_classifier, gtex_split, check_walk):
+    """λ = 0 / 1 look like the endpoint tissues; the path moves monotonically between them."""
+    train, _ = gtex_split
+    walk = sgs.tl.interpolate(trained, "tissue", "Blood", "Blood Vessel", steps=5, n_per_step=60)
+    check_walk(walk, real_classifier, train, "Blood", "Blood Vessel")
+    # the same noise at every step: with equal embeddings the path stands still
+    still = sgs.tl.interpolate(trained, "tissue", "Liver", "Liver", steps=3, n_per_step=10)
+    np.testing.assert_allclose(still.X[:10], still.X[20:], rtol=1e-5, atol=1e-5)

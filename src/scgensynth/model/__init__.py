@@ -2,6 +2,7 @@
 
 from ._attgan import AttGAN, RandAttGAN
 from ._cvae import CVAE
+from ._ddpm import DDPM
 from ._gan import GAN
 from ._noise import NoiseAugmenter
 from ._registry import available, get_model_class, load_model
@@ -10,6 +11,7 @@ from .base import BaseGeneratorModel
 
 __all__ = [
     "CVAE",
+    "DDPM",
     "GAN",
     "WGANGP",
     "AttGAN",

@@ -48,6 +48,12 @@ _REGISTRY: dict[str, _Entry] = {
         "conditional variational autoencoder (scvi-tools encoder/decoder blocks)",
         "Lacan et al. 2023 (VAE baseline)",
     ),
+    "ddpm": _Entry(
+        "scgensynth.model._ddpm",
+        "DDPM",
+        "conditional denoising diffusion (MLP denoiser, DDPM/DDIM samplers, guidance)",
+        "Lacan's thesis; Ho et al. 2020; Song et al. 2021",
+    ),
     "noise": _Entry(
         "scgensynth.model._noise",
         "NoiseAugmenter",

@@ -3,6 +3,8 @@
 from ._attgan import AttGANModule
 from ._base import ConditionalGeneratorModule
 from ._cvae import CVAEModule
+from ._ddpm import DDPMModule
+from ._diffusion import GaussianDiffusion, beta_schedule
 from ._gan import GANModule
 from ._noise import NoiseModule
 from ._wgan import WGANGPModule
@@ -11,7 +13,10 @@ __all__ = [
     "AttGANModule",
     "CVAEModule",
     "ConditionalGeneratorModule",
+    "DDPMModule",
     "GANModule",
+    "GaussianDiffusion",
     "NoiseModule",
     "WGANGPModule",
+    "beta_schedule",
 ]

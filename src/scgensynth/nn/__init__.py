@@ -1,15 +1,18 @@
-"""Reusable network blocks: MLPs, covariate embeddings, sparse gene attention."""
+"""Reusable network blocks: MLPs, covariate embeddings, sparse gene attention, denoisers."""
 
 from ._attention import SparseGeneAttention, edge_index
 from ._blocks import MLP, CovariateEmbedder, embedding_dim
+from ._denoiser import ConditionalDenoiser, sinusoidal_embedding
 from ._scaling import SCALING_MODES, ExpressionScaling
 
 __all__ = [
     "MLP",
     "SCALING_MODES",
+    "ConditionalDenoiser",
     "CovariateEmbedder",
     "ExpressionScaling",
     "SparseGeneAttention",
     "edge_index",
     "embedding_dim",
+    "sinusoidal_embedding",
 ]

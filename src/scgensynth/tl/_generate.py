@@ -22,6 +22,7 @@ def generate(
     *,
     seed: int | None = None,
     batch_size: int = 4096,
+    **kwargs,
 ) -> AnnData:
     """Generate synthetic samples from a trained model.
 
@@ -39,6 +40,9 @@ def generate(
         Random seed of this draw.
     batch_size
         Samples generated at a time.
+    **kwargs
+        The model's own sampling options, e.g. ``sampler``, ``n_sampling_steps``, ``eta`` and
+        ``guidance_scale`` of :meth:`~scgensynth.model.DDPM.generate`.
 
     Returns
     -------
@@ -50,7 +54,7 @@ def generate(
     >>> synth = sgs.tl.generate(model, n_obs=1000)
     >>> liver = sgs.tl.generate(model, covariates=pd.DataFrame({"tissue": ["Liver"] * 50}))
     """
-    return model.generate(n_obs, covariates, seed=seed, batch_size=batch_size)
+    return model.generate(n_obs, covariates, seed=seed, batch_size=batch_size, **kwargs)
 
 
 def augment(
@@ -61,6 +65,7 @@ def augment(
     *,
     seed: int | None = None,
     layer: str | None = None,
+    **kwargs,
 ) -> AnnData:
     """Real samples plus synthetic ones, in one AnnData.
 
@@ -78,6 +83,8 @@ def augment(
         Random seed of the synthetic draw.
     layer
         Take the real values from this layer (the one the model was trained on).
+    **kwargs
+        The model's own sampling options (see :func:`generate`).
 
     Returns
     -------
@@ -103,7 +110,7 @@ def augment(
             "augment the AnnData the model was trained on, or add those columns."
         )
         raise KeyError(msg)
-    synth = model.generate(n_obs, covariates, seed=seed)
+    synth = model.generate(n_obs, covariates, seed=seed, **kwargs)
     real = ad.AnnData(
         X=adata.X if layer is None else adata.layers[layer],
         obs=adata.obs.copy(),

@@ -203,3 +203,22 @@ def train_attgan(adata: AnnData, *, key_added: str = "attgan", **kwargs) -> Base
     >>> model = sgs.tl.train_attgan(adata, categorical_covariate_keys=["tissue"], top_k=10)
     """
     return train(adata, "attgan", key_added=key_added, **kwargs)
+
+
+def train_ddpm(adata: AnnData, *, key_added: str = "ddpm", **kwargs) -> BaseGeneratorModel:
+    """Train a conditional diffusion model: ``sgs.tl.train(adata, "ddpm", ...)``.
+
+    See :func:`train` for the arguments and :class:`~scgensynth.model.DDPM` for the model's
+    (``n_hidden``, ``n_blocks``, ``n_timesteps``, ``beta_schedule``, ``p_uncond``,
+    ``ema_decay``, default sampler settings, ...); training arguments include ``lr`` and
+    ``lr_warmup_steps``.
+
+    Examples
+    --------
+    >>> import scgensynth as sgs
+    >>> adata = sgs.datasets.gtex_tissues()
+    >>> model = sgs.tl.train_ddpm(adata, categorical_covariate_keys=["tissue"])
+    >>> synth = model.generate(1000, seed=0, n_sampling_steps=50)
+    """
+    return train(adata, "ddpm", key_added=key_added, **kwargs)
+

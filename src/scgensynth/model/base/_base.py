@@ -553,11 +553,39 @@ class BaseGeneratorModel(UnsupervisedTrainingMixin, BaseModelClass):
         >>> liver = model.generate(50, covariates={"tissue": "Liver"})
         """
         self._check_if_trained(warn=False)
+        seed, rng = self._generation_seed(seed)
+        frame, rows = self._generation_covariates(n_obs, covariates, rng)
+        return self._generate(frame, rows, seed=seed, rng=rng, batch_size=batch_size)
+
+    @staticmethod
+    def _generation_seed(seed: int | None) -> tuple[int, np.random.Generator]:
         if seed is None:
             seed = int(torch.randint(0, 2**31 - 1, (1,)).item())
-        rng = np.random.default_rng(seed)
-        frame, rows = self._generation_covariates(n_obs, covariates, rng)
+        return int(seed), np.random.default_rng(seed)
+
+    @torch.inference_mode()
+    def _generate(
+        self,
+        frame: pd.DataFrame,
+        rows: np.ndarray | None,
+        *,
+        seed: int,
+        rng: np.random.Generator,
+        batch_size: int = 4096,
+        sample_kwargs: dict[str, Any] | None = None,
+        per_sample: dict[str, Any] | None = None,
+        uns: dict[str, Any] | None = None,
+    ) -> AnnData:
+        """Generate one sample per row of ``frame`` (covariates) as an AnnData.
+
+        ``sample_kwargs`` go to the module's ``sample`` unchanged; ``per_sample`` values (a
+        tensor with one row per sample, or a list of such tensors / ``None``) are cut into
+        the same batches as the covariates. ``uns`` is added to ``uns["sgs"]``.
+        """
         n = len(frame)
+        if int(batch_size) < 1:
+            msg = f"batch_size must be >= 1, not {batch_size}."
+            raise ValueError(msg)
         cat, cont = self._encode(frame)
         library = None
         if self.scaling_["mode"] == "counts" and len(self.library_size_):
@@ -566,6 +594,14 @@ class BaseGeneratorModel(UnsupervisedTrainingMixin, BaseModelClass):
         module = self.module
         module.eval()
         device = module.scaling.mean.device
+
+        def cut(value, start, stop):
+            if value is None:
+                return None
+            if isinstance(value, list | tuple):
+                return [cut(v, start, stop) for v in value]
+            return value[start:stop].to(device)
+
         gen = torch.Generator().manual_seed(seed)
         out = np.empty((n, self.adata.n_vars), dtype=np.float32)
         for start in range(0, n, int(batch_size)):
@@ -578,6 +614,8 @@ class BaseGeneratorModel(UnsupervisedTrainingMixin, BaseModelClass):
                 if library is None
                 else torch.as_tensor(library[start:stop], device=device),
                 "generator": gen,
+                **(sample_kwargs or {}),
+                **{k: cut(v, start, stop) for k, v in (per_sample or {}).items()},
             }
             out[start:stop] = module.sample(**kw).cpu().numpy()
         obs = frame.copy()
@@ -589,6 +627,7 @@ class BaseGeneratorModel(UnsupervisedTrainingMixin, BaseModelClass):
             "n_obs": n,
             "scaling": self.scaling_["mode"],
             "covariates": [*self._cat_keys, *self._cont_keys],
+            **(uns or {}),
         }
         return synth
 
