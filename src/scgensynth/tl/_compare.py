@@ -110,7 +110,8 @@ def compare_generators(
     A tidy DataFrame: one row per model and value, with the columns of
     :func:`~scgensynth.metrics.evaluate` (``metric``, ``value``, ``higher_is_better``,
     ``optimum``, ``group``, ``params``) after ``model``; each model also has the rows
-    ``train_seconds`` and ``n_parameters``. ``df.pivot_table(index="metric",
+    ``train_seconds`` and ``n_parameters`` (trainable ones: a weight average is not counted).
+    ``df.pivot_table(index="metric",
     columns="model", values="value")`` gives the model x metric table.
 
     Examples
@@ -166,7 +167,7 @@ def compare_generators(
             key_added=None,
             **(evaluate_kwargs or {}),
         )
-        n_params = sum(p.numel() for p in fitted.module.parameters())
+        n_params = sum(p.numel() for p in fitted.module.parameters() if p.requires_grad)
         extra = pd.DataFrame(
             {
                 "metric": ["train_seconds", "n_parameters"],
