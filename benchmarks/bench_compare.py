@@ -89,7 +89,7 @@ def main() -> None:
         "",
         f"Training length: {args.n_steps or 'each model default'}; {args.jobs} job(s) x "
         f"{args.threads} torch thread(s); wall time {seconds:.0f} s"
-        + (f" for {args.models} (the other models from the previous run)." if args.update else "."),
+        + (f" for {args.models} (others from the previous run)." if args.update else "."),
         "",
         "| metric | " + " | ".join(wide.columns) + " |",
         "|---" * (len(wide.columns) + 1) + "|",

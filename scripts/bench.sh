@@ -11,3 +11,4 @@ python benchmarks/bench_metrics.py
 python benchmarks/bench_attention.py
 python benchmarks/bench_attgan_memory.py
 python benchmarks/bench_compare.py
+python benchmarks/bench_diffusion.py

@@ -4,6 +4,7 @@ from ._attgan import AttGAN, RandAttGAN
 from ._cvae import CVAE
 from ._ddpm import DDPM
 from ._gan import GAN
+from ._gmda import GMDA
 from ._noise import NoiseAugmenter
 from ._registry import available, get_model_class, load_model
 from ._wgan import WGANGP
@@ -13,6 +14,7 @@ __all__ = [
     "CVAE",
     "DDPM",
     "GAN",
+    "GMDA",
     "WGANGP",
     "AttGAN",
     "BaseGeneratorModel",

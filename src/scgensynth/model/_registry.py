@@ -54,6 +54,12 @@ _REGISTRY: dict[str, _Entry] = {
         "conditional denoising diffusion (MLP denoiser, DDPM/DDIM samplers, guidance)",
         "Lacan's thesis; Ho et al. 2020; Song et al. 2021",
     ),
+    "gmda": _Entry(
+        "scgensynth.model._gmda",
+        "GMDA",
+        "small generator trained by aligning real and generated mass in random probes",
+        "Lacan et al. 2024",
+    ),
     "noise": _Entry(
         "scgensynth.model._noise",
         "NoiseAugmenter",

@@ -6,6 +6,7 @@ from ._cvae import CVAEModule
 from ._ddpm import DDPMModule
 from ._diffusion import GaussianDiffusion, beta_schedule
 from ._gan import GANModule
+from ._gmda import GMDAModule
 from ._noise import NoiseModule
 from ._wgan import WGANGPModule
 
@@ -15,6 +16,7 @@ __all__ = [
     "ConditionalGeneratorModule",
     "DDPMModule",
     "GANModule",
+    "GMDAModule",
     "GaussianDiffusion",
     "NoiseModule",
     "WGANGPModule",

@@ -3,7 +3,7 @@
 from ._compare import compare_generators
 from ._generate import augment, generate
 from ._interpolate import interpolate
-from ._train import train, train_attgan, train_ddpm, train_gan, train_wgan
+from ._train import train, train_attgan, train_ddpm, train_gan, train_gmda, train_wgan
 
 __all__ = [
     "augment",
@@ -14,5 +14,6 @@ __all__ = [
     "train_attgan",
     "train_ddpm",
     "train_gan",
+    "train_gmda",
     "train_wgan",
 ]

@@ -222,3 +222,16 @@ def train_ddpm(adata: AnnData, *, key_added: str = "ddpm", **kwargs) -> BaseGene
     """
     return train(adata, "ddpm", key_added=key_added, **kwargs)
 
+
+def train_gmda(adata: AnnData, *, key_added: str = "gmda", **kwargs) -> BaseGeneratorModel:
+    """Train a GMDA generator (density alignment, no adversary): ``sgs.tl.train(adata, "gmda")``.
+
+    See :func:`train` for the arguments and :class:`~scgensynth.model.GMDA` for the model's.
+
+    Examples
+    --------
+    >>> import scgensynth as sgs
+    >>> adata = sgs.datasets.gtex_tissues()
+    >>> model = sgs.tl.train_gmda(adata, categorical_covariate_keys=["tissue"])
+    """
+    return train(adata, "gmda", key_added=key_added, **kwargs)

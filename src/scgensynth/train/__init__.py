@@ -2,12 +2,14 @@
 
 from ._ddpm_plan import DDPMTrainingPlan
 from ._gan_plan import GANTrainingPlan
+from ._gmda_plan import GMDATrainingPlan
 from ._selection import GeneratorSelection, SelectionCriterion
 from ._wgan_plan import WGANGPTrainingPlan
 
 __all__ = [
     "DDPMTrainingPlan",
     "GANTrainingPlan",
+    "GMDATrainingPlan",
     "GeneratorSelection",
     "SelectionCriterion",
     "WGANGPTrainingPlan",

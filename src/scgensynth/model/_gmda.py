@@ -1,0 +1,177 @@
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from scvi import settings
+
+from scgensynth.module._gmda import GMDAModule
+from scgensynth.train._gmda_plan import GMDATrainingPlan
+
+from .base import BaseGeneratorModel
+
+if TYPE_CHECKING:
+    from anndata import AnnData
+
+logger = logging.getLogger(__name__)
+
+
+class GMDA(BaseGeneratorModel):
+    """Generative modelling by density alignment (Lacan, Hanczar & Sebag, ECML-PKDD 2024).
+
+    A small conditional generator (an MLP over ``[z ‖ continuous covariates ‖ embeddings of
+    categorical covariates]``, conditioned like :class:`~scgensynth.model.WGANGP`'s
+    generator) trained without an adversary: at each step it aligns the mass of real and
+    generated samples inside random *probes*, axis-aligned boxes over 2 or 3 random genes
+    centred on real samples of the mini-batch, in the model's standardised space:
+
+    - a probe's half-width on each of its ``d`` dimensions is the ``density ** (1 / d)``
+      quantile of the distances of the mini-batch's real samples to its centre, so a box
+      holds about a share ``density`` of them;
+    - membership is soft, ``Π_j σ(steepness · (w_j - |x_j - c_j|) / w_j)``;
+    - probes are conditional: a probe on a sample with categorical covariates ``c`` counts
+      only real and generated samples with exactly ``c``; continuous covariates are extra
+      box dimensions. Generated samples take the covariates of the real mini-batch
+      (``n_generated_per_real`` per real row);
+    - per probe, ``|Σ_real - Σ_gen| / (log(1 + max(Σ_real, Σ_gen)) + 1e-3)`` (masses on
+      the real mini-batch's scale), averaged over probes;
+    - dark probes, centred on *generated* samples, catch generated mass where no real
+      sample lies (the paper's dark-probe term), weighted by ``dark_weight``;
+    - persistence: the share ``persistence`` of probes with the highest loss is kept for
+      the next step, the rest is redrawn.
+
+    See :class:`~scgensynth.module._gmda.GMDAModule` for the exact rules. The generator is
+    an order of magnitude smaller than WGAN-GP's generator + critic (on the bundled GTEx set,
+    467 genes and 26 tissues: 33,007 parameters against 391,692).
+
+    Covariate handling, scaling (inverted on generation), training length in optimiser
+    steps, model selection, :meth:`generate` and save/load are those of every scgensynth
+    generator. Training defaults: mini-batches of 256 samples (or all training samples if
+    fewer), Adam with learning rate ``1e-2`` decayed (cosine) to ``5e-4``.
+
+    Parameters
+    ----------
+    adata
+        AnnData registered with :meth:`setup_anndata`.
+    n_latent
+        Size of the noise vector.
+    n_hidden
+        Hidden widths of the generator.
+    n_probes
+        Probes centred on real samples per step.
+    n_probe_genes
+        Numbers of genes a probe may span (each probe draws one), e.g. ``(2, 3)``.
+    density
+        Target share δ of the mini-batch's real samples inside a probe, in (0, 1).
+    steepness
+        Slope λ of the probes' soft borders (> 0; larger is closer to a hard box).
+    persistence
+        Share η of highest-loss probes kept for the next step, in [0, 1).
+    n_dark_probes
+        Dark probes (centred on generated samples) per step; 0 disables the term.
+    dark_weight
+        Weight of the dark-probe term.
+    n_generated_per_real
+        Generated samples per real row of a mini-batch.
+    scaling
+        How expression values are scaled for training (``"auto"`` detects it from the data and
+        says which in the log).
+
+    Examples
+    --------
+    >>> import scgensynth as sgs
+    >>> from scgensynth.model._gmda import GMDA
+    >>> adata = sgs.datasets.gtex_tissues()
+    >>> GMDA.setup_anndata(adata, categorical_covariate_keys=["tissue"])
+    >>> model = GMDA(adata)
+    >>> model.train()
+    >>> liver = model.generate(50, covariates={"tissue": "Liver"}, seed=0)
+    """
+
+    _module_cls = GMDAModule
+    _training_plan_cls = GMDATrainingPlan
+    _plan_arg_names = ("lr", "lr_min_ratio", "weight_decay")
+
+    #: default training length in mini-batches (see :meth:`train`)
+    default_n_steps: int = 3000
+    #: default mini-batch size: probes count samples, so larger batches give steadier counts
+    default_batch_size: int = 256
+
+    def __init__(
+        self,
+        adata: AnnData | None = None,
+        n_latent: int = 32,
+        n_hidden: Sequence[int] = (64,),
+        n_probes: int = 4000,
+        n_probe_genes: int | Sequence[int] = (2, 3),
+        density: float = 0.1,
+        steepness: float = 2.0,
+        persistence: float = 0.5,
+        n_dark_probes: int = 2000,
+        dark_weight: float = 1.0,
+        n_generated_per_real: int = 4,
+        scaling: str = "auto",
+    ):
+        super().__init__(adata, scaling=scaling)
+        scaling = self.scaling_mode  # save/load must reproduce the resolved mode, not "auto"
+        n_hidden = [int(h) for h in n_hidden]
+        if not isinstance(n_probe_genes, int):
+            n_probe_genes = list(n_probe_genes)
+        self.module = self._module_cls(
+            n_input=self.summary_stats.n_vars,
+            n_cats_per_cov=self.n_cats_per_cov,
+            n_continuous_cov=len(self._cont_keys),
+            n_latent=n_latent,
+            n_hidden=n_hidden,
+            n_probes=n_probes,
+            n_probe_genes=n_probe_genes,
+            density=density,
+            steepness=steepness,
+            persistence=persistence,
+            n_dark_probes=n_dark_probes,
+            dark_weight=dark_weight,
+            n_generated_per_real=n_generated_per_real,
+            scaling=scaling,
+        )
+        self._init_module_statistics()
+        n_params = sum(p.numel() for p in self.module.parameters())
+        self._model_summary_string = (
+            f"GMDA: {self.summary_stats.n_vars} genes, covariates "
+            f"{[*self._cat_keys, *self._cont_keys]}, latent {n_latent}, hidden {n_hidden} "
+            f"({n_params:,} parameters), {n_probes} probes over {n_probe_genes} genes + "
+            f"{n_dark_probes} dark, density {density}, scaling {scaling!r}"
+        )
+        self.init_params_ = self._get_init_params(locals())
+
+    def train(
+        self,
+        max_epochs: int | None = None,
+        *,
+        batch_size: int | None = None,
+        train_size: float = 0.9,
+        **kwargs,
+    ):
+        """Train the generator (see :meth:`BaseGeneratorModel.train`).
+
+        Parameters
+        ----------
+        max_epochs
+            Number of passes over the training data (overrides ``n_steps``).
+        batch_size
+            Mini-batch size; default ``default_batch_size`` (256), or all training samples
+            when there are fewer.
+        train_size
+            Share of samples used for training; the rest is held out for model selection.
+        **kwargs
+            ``n_steps`` (default ``default_n_steps``, 3,000), ``selection``, ``patience``, plan
+            arguments (``lr``, ``lr_min_ratio``, ``weight_decay``) and Lightning ``Trainer``
+            arguments, as for every scgensynth generator.
+        """
+        if batch_size is None:
+            if 0 < train_size <= 1:
+                n_train = len(self._split(train_size, int(settings.seed or 0))[0])
+            else:
+                n_train = self.default_batch_size  # the base class reports the bad train_size
+            batch_size = max(1, min(self.default_batch_size, n_train))
+        return super().train(max_epochs, batch_size=batch_size, train_size=train_size, **kwargs)

@@ -1,0 +1,613 @@
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from scvi.module.base import LossOutput
+
+from scgensynth.nn import MLP, CovariateEmbedder
+
+from ._base import ConditionalGeneratorModule
+
+#: smallest probe half-width, in standard deviations of the scaled values: ties (e.g. many
+#: samples at the same value) would otherwise give a box of width 0 and infinite steepness
+MIN_HALF_WIDTH = 0.05
+#: added to the denominator of the per-probe loss (as in the authors' code)
+LOSS_EPS = 1e-3
+
+
+@dataclass
+class Probes:
+    """A set of ``K`` probes: axis-aligned boxes over a few genes, each tied to a condition.
+
+    Every probe has up to ``D`` gene dimensions (``genes``, ``active`` marks the ones it
+    uses, so probes over 2 and 3 genes share one tensor), a centre and a half-width per
+    dimension, the categorical covariates of the sample it was centred on (``cat``: only
+    samples with exactly these covariates are counted) and, with continuous covariates, a
+    centre and half-width per covariate (extra box dimensions, in standardised units).
+
+    Examples
+    --------
+    >>> probes = Probes(
+    ...     genes=torch.tensor([[0, 1]]), active=torch.tensor([[True, True]]),
+    ...     centre=torch.zeros(1, 2), half_width=torch.ones(1, 2),
+    ... )
+    >>> len(probes)
+    1
+    """
+
+    genes: torch.Tensor
+    active: torch.Tensor
+    centre: torch.Tensor
+    half_width: torch.Tensor
+    cat: torch.Tensor | None = None
+    cont_centre: torch.Tensor | None = None
+    cont_half_width: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return self.genes.shape[0]
+
+    @property
+    def n_genes(self) -> torch.Tensor:
+        """Number of genes of each probe, shape ``(K,)``."""
+        return self.active.sum(-1)
+
+    def _fields(self) -> dict[str, torch.Tensor | None]:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+    def select(self, idx: torch.Tensor) -> Probes:
+        """The probes at ``idx`` (detached)."""
+        return Probes(
+            **{k: None if v is None else v[idx].detach() for k, v in self._fields().items()}
+        )
+
+    def concat(self, other: Probes | None) -> Probes:
+        """These probes followed by ``other``'s."""
+        if other is None or not len(other):
+            return self
+        parts = {}
+        for (k, a), b in zip(self._fields().items(), other._fields().values(), strict=True):
+            parts[k] = None if a is None else torch.cat([a, b.to(a.device)])
+        return Probes(**parts)
+
+    def to(self, device) -> Probes:
+        """The probes on ``device``."""
+        return Probes(
+            **{k: None if v is None else v.to(device) for k, v in self._fields().items()}
+        )
+
+
+def alignment_loss(mass_real: torch.Tensor, mass_generated: torch.Tensor) -> torch.Tensor:
+    """Per-probe GMDA loss ``|Σ_real - Σ_gen| / (log(1 + max(Σ_real, Σ_gen)) + 1e-3)``.
+
+    Examples
+    --------
+    >>> alignment_loss(torch.tensor([3.0]), torch.tensor([1.0]))  # 2 / (log 4 + 1e-3)
+    tensor([1.4417])
+    """
+    top = torch.maximum(mass_real, mass_generated)
+    return (mass_real - mass_generated).abs() / (torch.log1p(top) + LOSS_EPS)
+
+
+def keep_hardest(probes: Probes, losses: torch.Tensor, share: float) -> Probes | None:
+    """The ``floor(share · K)`` probes of highest loss (probe persistence), or ``None``.
+
+    Examples
+    --------
+    >>> probes = Probes(torch.arange(4)[:, None], torch.ones(4, 1, dtype=torch.bool),
+    ...                 torch.zeros(4, 1), torch.ones(4, 1))
+    >>> keep_hardest(probes, torch.tensor([0.1, 0.9, 0.5, 0.2]), 0.5).genes.ravel()
+    tensor([1, 2])
+    """
+    n_keep = math.floor(share * len(probes) + 1e-9)
+    if n_keep < 1:
+        return None
+    idx = torch.topk(losses.detach(), n_keep).indices
+    return probes.select(idx)
+
+
+def _kth_distance(ordered: torch.Tensor, centre: torch.Tensor, j: int) -> torch.Tensor:
+    """``j``-th smallest (0-based) of ``|v - centre|`` over the sorted values ``ordered``.
+
+    The ``j + 1`` values nearest a point are ``j + 1`` consecutive sorted values, so the
+    answer is the smallest radius around ``centre`` that holds such a run (no sort of the
+    distances). ``ordered``: ``(..., n)``, ``centre``: ``(...)``.
+    """
+    n = ordered.shape[-1]
+    j = min(max(int(j), 0), n - 1)
+    c = centre[..., None]
+    return torch.maximum(c - ordered[..., : n - j], ordered[..., j:] - c).amin(-1)
+
+
+def distance_quantile(
+    columns: torch.Tensor, index: torch.Tensor, centre: torch.Tensor, q: torch.Tensor
+) -> torch.Tensor:
+    """Quantile ``q`` (linear interpolation, as :func:`torch.quantile`) of ``|v - centre|``.
+
+    ``columns`` holds sorted values, one row per variable (``(n_vars, n)``); entry ``[k, j]``
+    of the result is the ``q[k]``-quantile of ``|columns[index[k, j]] - centre[k, j]|``.
+
+    Examples
+    --------
+    >>> columns = torch.tensor([[0.0, 1.0, 3.0, 7.0]])
+    >>> index, centre = torch.tensor([[0]]), torch.tensor([[1.0]])
+    >>> distance_quantile(columns, index, centre, torch.tensor([0.5]))  # of 1, 0, 2, 6
+    tensor([[1.5000]])
+    """
+    n = columns.shape[-1]
+    out = torch.empty_like(centre)
+    for value in q.unique().tolist():  # one value per number of probe dimensions
+        rows = torch.nonzero(q == value).ravel()
+        ordered, c = columns[index[rows]], centre[rows]
+        pos = value * (n - 1)
+        lo = math.floor(pos)
+        d_lo = _kth_distance(ordered, c, lo)
+        d_hi = _kth_distance(ordered, c, lo + 1) if pos > lo else d_lo
+        out[rows] = d_lo + (pos - lo) * (d_hi - d_lo)
+    return out
+
+
+def check_gmda_arguments(
+    n_genes: int,
+    n_probes: int,
+    n_probe_genes: int | Sequence[int],
+    density: float,
+    steepness: float,
+    persistence: float,
+    n_dark_probes: int,
+    dark_weight: float,
+    n_generated_per_real: int,
+) -> tuple[int, ...]:
+    """Validate GMDA's probe arguments; returns the allowed numbers of genes per probe.
+
+    Raises
+    ------
+    ValueError
+        Naming the argument and a valid value.
+    """
+    if isinstance(n_probe_genes, bool) or not isinstance(n_probe_genes, int | Sequence):
+        sizes: tuple = ()
+    else:
+        raw = [n_probe_genes] if isinstance(n_probe_genes, int) else list(n_probe_genes)
+        ok = all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in raw)
+        sizes = tuple(sorted({int(d) for d in raw})) if ok else ()
+    if not sizes:
+        msg = (
+            f"n_probe_genes must be a positive integer or a list of them (the numbers of genes "
+            f"a probe may span, e.g. (2, 3)), not {n_probe_genes!r}."
+        )
+        raise ValueError(msg)
+    if sizes[-1] > n_genes:
+        msg = (
+            f"n_probe_genes={n_probe_genes!r} asks for probes over {sizes[-1]} genes but the data "
+            f"have {n_genes}; pass n_probe_genes at most {n_genes} (e.g. n_probe_genes="
+            f"{min(2, n_genes)})."
+        )
+        raise ValueError(msg)
+    if not 0 < density < 1:
+        msg = (
+            f"density must be in (0, 1) (the share of real samples a probe holds), not "
+            f"{density!r}; e.g. density=0.1."
+        )
+        raise ValueError(msg)
+    if not steepness > 0:
+        msg = (
+            f"steepness must be > 0 (the slope of the probes' soft borders), not {steepness!r}; "
+            "e.g. steepness=5."
+        )
+        raise ValueError(msg)
+    if not 0 <= persistence < 1:
+        msg = (
+            f"persistence must be in [0, 1) (the share of highest-loss probes kept for the next "
+            f"step), not {persistence!r}; e.g. persistence=0.5, or 0 to redraw every probe."
+        )
+        raise ValueError(msg)
+    if isinstance(n_probes, bool) or int(n_probes) != n_probes or n_probes < 1:
+        msg = f"n_probes must be an integer >= 1, not {n_probes!r}; e.g. n_probes=1000."
+        raise ValueError(msg)
+    if isinstance(n_dark_probes, bool) or int(n_dark_probes) != n_dark_probes or n_dark_probes < 0:
+        msg = (
+            f"n_dark_probes must be an integer >= 0 (0 disables the dark-probe term), not "
+            f"{n_dark_probes!r}."
+        )
+        raise ValueError(msg)
+    if not dark_weight >= 0:
+        msg = f"dark_weight must be >= 0, not {dark_weight!r}."
+        raise ValueError(msg)
+    if (
+        isinstance(n_generated_per_real, bool)
+        or int(n_generated_per_real) != n_generated_per_real
+        or n_generated_per_real < 1
+    ):
+        msg = f"n_generated_per_real must be an integer >= 1, not {n_generated_per_real!r}."
+        raise ValueError(msg)
+    return sizes
+
+
+class GMDAModule(ConditionalGeneratorModule):
+    """Generator and probe loss of GMDA (Lacan, Hanczar & Sebag, ECML-PKDD 2024).
+
+    Generator: MLP over ``[z ‖ continuous covariates ‖ embeddings]`` -> genes, built like
+    :class:`~scgensynth.module.WGANGPModule`'s generator (same :class:`CovariateEmbedder`,
+    stored as ``generator_embedding``); there is no critic. It is trained by aligning the
+    mass of real and generated samples inside random probes (see :meth:`gmda_loss`):
+
+    - **Probe.** An axis-aligned box over ``d`` genes (``d`` drawn per probe from
+      ``n_probe_genes``) centred on a real sample ``c`` of the mini-batch, in the scaled
+      (standardised) space.
+    - **Width rule.** With ``k`` continuous covariates a probe has ``d + k`` dimensions and
+      each dimension gets the share ``p = density ** (1 / (d + k))``: the half-width ``w_j``
+      is the ``p``-quantile (linear interpolation) of ``|x_j - c_j|`` over the real samples
+      of the mini-batch (all of them, whatever their covariates), at least 0.05. For
+      independent dimensions a box thus holds a share ``density`` of the mini-batch.
+    - **Membership.** ``μ(x) = Π_j σ(steepness · (w_j - |x_j - c_j|) / w_j)`` over the
+      probe's dimensions (0.5 on the border, ``σ(steepness)`` at the centre), times an
+      exact-match factor: 1 if ``x`` has the categorical covariates of the probe's centre,
+      else 0. Probes are therefore conditional: a probe on a liver sample compares liver
+      samples only (its box is the one that would hold ``density`` of the whole mini-batch),
+      so masses are aligned per condition. Continuous covariates are the extra box
+      dimensions above. Without covariates this is plain GMDA.
+    - **Masses and loss.** ``Σ_real = Σ_i μ(x_i)`` over the real mini-batch;
+      ``n_generated_per_real`` samples are generated per real row with its covariates and
+      ``Σ_gen = Σ_j μ(x̃_j) / n_generated_per_real`` (counts on the same scale). The probe's
+      loss is ``|Σ_real - Σ_gen| / (log(1 + max(Σ_real, Σ_gen)) + 1e-3)``
+      (:func:`alignment_loss`); ``gmda_loss`` is its mean over probes.
+    - **Dark probes.** Probes centred on real samples never look where the generator puts
+      mass far from every real sample, so nothing pushes that mass back. The paper adds a
+      term for such regions; we implement it with ``n_dark_probes`` probes centred on
+      *generated* samples: for a real row ``r`` and genes ``g`` the box is the one a real
+      probe on ``r`` would get (same width rule), moved onto a generated sample made with
+      ``r``'s covariates (its values detached), with ``r``'s condition. The same
+      alignment loss is averaged over them (``dark_loss``) and added with weight
+      ``dark_weight``: ``loss = gmda_loss + dark_weight · dark_loss``.
+    - **Persistence.** The caller may pass probes kept from the previous step (see
+      :func:`keep_hardest`; the training plan keeps the share ``persistence`` of real probes
+      with the highest loss, with their genes, centre values, widths and conditions); the
+      rest up to ``n_probes`` are drawn anew. Dark probes are redrawn every step.
+
+    Parameters
+    ----------
+    n_input
+        Number of genes.
+    n_cats_per_cov
+        Number of categories of each categorical covariate.
+    n_continuous_cov
+        Number of continuous covariates.
+    n_latent
+        Size of the noise vector ``z``.
+    n_hidden
+        Hidden layer widths of the generator.
+    n_probes
+        Probes centred on real samples per step.
+    n_probe_genes
+        Number(s) of genes a probe may span; each probe draws one uniformly.
+    density
+        Target share δ of real samples inside a probe.
+    steepness
+        Slope λ of the probes' soft borders.
+    persistence
+        Share η of highest-loss probes kept for the next step.
+    n_dark_probes
+        Probes centred on generated samples per step (0: no dark-probe term).
+    dark_weight
+        Weight of the dark-probe term.
+    n_generated_per_real
+        Generated samples per real row of the mini-batch.
+    scaling
+        Scaling mode (see :class:`~scgensynth.nn.ExpressionScaling`).
+
+    Examples
+    --------
+    >>> module = GMDAModule(n_input=467, n_cats_per_cov=[26], n_latent=8)
+    >>> cat = torch.tensor([[3], [3], [7]])
+    >>> module.generate_scaled(3, cat).shape
+    torch.Size([3, 467])
+    >>> out = module.gmda_loss(torch.randn(3, 467), cat)
+    >>> sorted(k for k in out if k.endswith("loss"))
+    ['dark_loss', 'gmda_loss', 'loss']
+    """
+
+    def __init__(
+        self,
+        n_input: int,
+        n_cats_per_cov: Sequence[int] = (),
+        n_continuous_cov: int = 0,
+        n_latent: int = 32,
+        n_hidden: Sequence[int] = (64,),
+        n_probes: int = 1000,
+        n_probe_genes: int | Sequence[int] = (2, 3),
+        density: float = 0.1,
+        steepness: float = 5.0,
+        persistence: float = 0.5,
+        n_dark_probes: int = 500,
+        dark_weight: float = 1.0,
+        n_generated_per_real: int = 4,
+        scaling: str = "standardize",
+    ):
+        super().__init__(n_input, n_cats_per_cov, n_continuous_cov, scaling)
+        self.probe_sizes = check_gmda_arguments(
+            self.n_input, n_probes, n_probe_genes, density, steepness, persistence,
+            n_dark_probes, dark_weight, n_generated_per_real,
+        )  # fmt: skip
+        self.n_latent = int(n_latent)
+        self.n_probes = int(n_probes)
+        self.density = float(density)
+        self.steepness = float(steepness)
+        self.persistence = float(persistence)
+        self.n_dark_probes = int(n_dark_probes)
+        self.dark_weight = float(dark_weight)
+        self.n_generated_per_real = int(n_generated_per_real)
+        self.generator_embedding = CovariateEmbedder(self.n_cats_per_cov, self.n_continuous_cov)
+        self.generator = MLP(
+            self.n_latent + self.generator_embedding.n_output, self.n_input, list(n_hidden)
+        )
+
+    # -- generator ----------------------------------------------------------------------------
+    def sample_latent(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Standard normal noise of shape ``(n, n_latent)``."""
+        device = self.scaling.mean.device
+        if generator is not None and generator.device != device:
+            return torch.randn(n, self.n_latent, generator=generator).to(device)
+        return torch.randn(n, self.n_latent, generator=generator, device=device)
+
+    def generate_scaled(
+        self,
+        n: int,
+        cat: torch.Tensor | None = None,
+        cont: torch.Tensor | None = None,
+        z: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        cat_embedded=None,
+        **kwargs,
+    ) -> torch.Tensor:
+        """Generator output in network space; ``z`` may be given to fix the noise."""
+        if z is None:
+            z = self.sample_latent(n, generator)
+        c = self.generator_embedding(
+            cat, self.standardise_continuous(cont), cat_embedded=cat_embedded
+        )
+        return self.generator(z if c is None else torch.cat([z, c], dim=-1))
+
+    # -- probes -------------------------------------------------------------------------------
+    def _gene_pool(self) -> torch.Tensor:
+        """Genes probes may span: the non-constant ones (all if too few vary)."""
+        pool = torch.nonzero(~self.scaling.constant).ravel()
+        if len(pool) < self.probe_sizes[-1]:
+            pool = torch.arange(self.n_input, device=self.scaling.mean.device)
+        return pool
+
+    def draw_genes(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``n`` random gene sets: indices ``(n, D)`` and the mask of used columns."""
+        device = self.scaling.mean.device
+        pool = self._gene_pool()
+        sizes = torch.tensor(self.probe_sizes, device=device)
+        d_max = int(sizes.max())
+        n_genes = sizes[torch.randint(len(sizes), (n,), device=device)]
+        active = torch.arange(d_max, device=device)[None, :] < n_genes[:, None]
+        idx = torch.randint(len(pool), (n, d_max), device=device)
+        for _ in range(1000):  # redraw the rows that repeat a gene (rare with many genes)
+            same = (idx[:, :, None] == idx[:, None, :]) & active[:, :, None] & active[:, None, :]
+            bad = (same.sum((1, 2)) > n_genes).nonzero().ravel()
+            if not len(bad):
+                break
+            idx[bad] = torch.randint(len(pool), (len(bad), d_max), device=device)
+        genes = pool[idx]
+        return torch.where(active, genes, genes[:, :1]), active
+
+    def probe_widths(
+        self,
+        x: torch.Tensor,
+        centre: torch.Tensor,
+        genes: torch.Tensor,
+        active: torch.Tensor,
+        cont: torch.Tensor | None = None,
+        cont_centre: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Half-widths holding a share ``density`` of the real samples ``x`` (see class doc).
+
+        Parameters
+        ----------
+        x
+            Real samples in network space, ``(n, n_genes)``.
+        centre
+            Probe centres on their genes, ``(K, D)``.
+        genes, active
+            Gene indices and used columns, ``(K, D)``.
+        cont, cont_centre
+            Standardised continuous covariates of ``x`` and of the centres.
+        """
+        n_dims = active.sum(-1).float() + (0 if cont is None else cont.shape[1])
+        share = self.density ** (1.0 / n_dims)  # (K,)
+        ordered = x.sort(dim=0).values.T  # (n_genes, n): one sort per gene, not per probe
+        width = distance_quantile(ordered, genes, centre, share)
+        width = width.clamp_min(MIN_HALF_WIDTH)
+        cont_width = None
+        if cont is not None:
+            ordered_c = cont.sort(dim=0).values.T  # (k, n)
+            index = torch.arange(cont.shape[1], device=cont.device).expand(len(share), -1)
+            cont_width = distance_quantile(ordered_c, index, cont_centre, share)
+            cont_width = cont_width.clamp_min(MIN_HALF_WIDTH)
+        return width, cont_width
+
+    def draw_probes(
+        self,
+        x: torch.Tensor,
+        cat: torch.Tensor | None,
+        cont: torch.Tensor | None,
+        n: int,
+    ) -> tuple[Probes, torch.Tensor]:
+        """``n`` probes on random real rows of ``x`` (continuous covariates standardised).
+
+        Returns the probes and the rows of ``x`` they are centred on.
+        """
+        rows = torch.randint(x.shape[0], (n,), device=x.device)
+        genes, active = self.draw_genes(n)
+        centre = x[rows[:, None], genes]
+        cont_centre = None if cont is None else cont[rows]
+        width, cont_width = self.probe_widths(x, centre, genes, active, cont, cont_centre)
+        probes = Probes(
+            genes=genes,
+            active=active,
+            centre=centre.detach(),
+            half_width=width.detach(),
+            cat=None if cat is None else cat[rows],
+            cont_centre=cont_centre,
+            cont_half_width=cont_width,
+        )
+        return probes, rows
+
+    def _log_membership(
+        self, probes: Probes, values: torch.Tensor, cont_values: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Log of the box part of the membership; values ``(K, D, s)``, cont ``(K, k, s)``."""
+        lam = self.steepness
+        rel = (values - probes.centre[:, :, None]).abs() / probes.half_width[:, :, None]
+        log_in = torch.nn.functional.logsigmoid(lam * (1 - rel))
+        log_in = (log_in * probes.active[:, :, None]).sum(1)  # (K, s)
+        if probes.cont_centre is not None and cont_values is not None:
+            rel_c = (cont_values - probes.cont_centre[:, :, None]).abs()
+            rel_c = rel_c / probes.cont_half_width[:, :, None]
+            log_in = log_in + torch.nn.functional.logsigmoid(lam * (1 - rel_c)).sum(1)
+        return log_in
+
+    def membership(
+        self, probes: Probes, x: torch.Tensor, cat: torch.Tensor | None, cont: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Soft membership of each sample in each probe, shape ``(K, n)`` (see class doc).
+
+        ``cont`` is standardised (:meth:`standardise_continuous`).
+        """
+        cont_values = None if cont is None else cont.T[None]
+        member = self._log_membership(probes, x.T[probes.genes], cont_values).exp()
+        if probes.cat is not None and cat is not None:
+            member = member * (cat[None, :, :] == probes.cat[:, None, :]).all(-1)
+        return member
+
+    def _condition_code(self, cat: torch.Tensor) -> torch.Tensor:
+        """One integer per joint combination of categorical covariates."""
+        code = torch.zeros(cat.shape[0], dtype=torch.long, device=cat.device)
+        for i, n_cats in enumerate(self.n_cats_per_cov or [int(cat.max()) + 1] * cat.shape[1]):
+            code = code * max(1, n_cats) + cat[:, i].long()
+        return code
+
+    def _candidates(self, probes: Probes, cat: torch.Tensor | None) -> torch.Tensor | None:
+        """Rows each probe counts (same categorical covariates), ``(K, s)`` padded with -1.
+
+        ``None`` when every row counts (no categorical covariates).
+        """
+        if probes.cat is None or cat is None:
+            return None
+        n = cat.shape[0]
+        codes = self._condition_code(torch.cat([cat, probes.cat]))
+        _, inv = torch.unique(codes, return_inverse=True)
+        group, probe_group = inv[:n], inv[n:]
+        n_groups = int(inv.max()) + 1
+        counts = torch.bincount(group, minlength=n_groups)
+        order = torch.argsort(group, stable=True)
+        start = torch.cumsum(counts, 0) - counts
+        pos = torch.arange(n, device=cat.device) - start[group[order]]
+        table = torch.full((n_groups, max(1, int(counts.max()))), -1, device=cat.device)
+        table[group[order], pos] = order
+        return table[probe_group]
+
+    def mass(
+        self, probes: Probes, x: torch.Tensor, cat: torch.Tensor | None, cont: torch.Tensor | None
+    ) -> torch.Tensor:
+        """``membership(probes, x, cat, cont).sum(-1)``, computed on matching rows only."""
+        rows = self._candidates(probes, cat)
+        if rows is None:
+            return self.membership(probes, x, None, cont).sum(-1)
+        valid = rows >= 0
+        safe = rows.clamp_min(0)
+        values = x[safe[:, None, :], probes.genes[:, :, None]]  # (K, D, s)
+        cont_values = None if cont is None else cont[safe].transpose(1, 2)
+        member = self._log_membership(probes, values, cont_values).exp()
+        return (member * valid).sum(-1)
+
+    def probe_losses(
+        self,
+        probes: Probes,
+        real: torch.Tensor,
+        fake: torch.Tensor,
+        cat: torch.Tensor | None,
+        cont: torch.Tensor | None,
+        fake_cat: torch.Tensor | None,
+        fake_cont: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per-probe loss, real mass and generated mass (scaled to the real batch size).
+
+        Continuous covariates are standardised.
+        """
+        mass_real = self.mass(probes, real, cat, cont)
+        ratio = real.shape[0] / fake.shape[0]
+        mass_fake = self.mass(probes, fake, fake_cat, fake_cont) * ratio
+        return alignment_loss(mass_real, mass_fake), mass_real, mass_fake
+
+    def gmda_loss(
+        self,
+        x_scaled: torch.Tensor,
+        cat: torch.Tensor | None = None,
+        cont: torch.Tensor | None = None,
+        kept: Probes | None = None,
+    ) -> dict:
+        """GMDA loss of a real mini-batch in network space (see the class docstring).
+
+        Parameters
+        ----------
+        x_scaled
+            Real samples in network space.
+        cat, cont
+            Their covariates (continuous ones on the input's scale).
+        kept
+            Probes kept from the previous step; ``n_probes - len(kept)`` are drawn anew.
+
+        Returns
+        -------
+        dict with ``loss``, ``gmda_loss``, ``dark_loss`` (tensors), ``probes`` (the real
+        probes used) and ``probe_losses`` (their losses, for persistence).
+        """
+        n, m = x_scaled.shape[0], self.n_generated_per_real
+        fake_cat = None if cat is None else cat.repeat(m, 1)
+        fake_cont = None if cont is None else cont.repeat(m, 1)
+        fake = self.generate_scaled(n * m, fake_cat, fake_cont)
+        cont_s = self.standardise_continuous(cont)
+        n_kept = 0 if kept is None else len(kept)
+        n_new = max(0, self.n_probes - n_kept)
+        n_dark = self.n_dark_probes if self.dark_weight > 0 else 0
+        probes = kept
+        if n_new + n_dark:  # draw real and dark probes together: one sort of the batch
+            drawn, rows = self.draw_probes(x_scaled, cat, cont_s, n_new + n_dark)
+            if n_dark:  # move the dark boxes onto generated samples of the same rows
+                dark_rows = rows[n_new:] + n * torch.randint(m, (n_dark,), device=rows.device)
+                centres = fake[dark_rows].detach().gather(1, drawn.genes[n_new:])
+                drawn.centre = torch.cat([drawn.centre[:n_new], centres])
+            probes = drawn if kept is None else kept.concat(drawn)
+        losses, _, _ = self.probe_losses(
+            probes, x_scaled, fake, cat, cont_s, fake_cat, self.standardise_continuous(fake_cont)
+        )
+        n_real = n_kept + n_new
+        gmda = losses[:n_real].mean()
+        dark = losses[n_real:].mean() if n_dark else torch.zeros((), device=x_scaled.device)
+        probes = probes.select(torch.arange(n_real, device=x_scaled.device))
+        losses = losses[:n_real]
+        return {
+            "loss": gmda + self.dark_weight * dark,
+            "gmda_loss": gmda,
+            "dark_loss": dark,
+            "probes": probes,
+            "probe_losses": losses.detach(),
+        }
+
+    # -- the scvi-tools interface -------------------------------------------------------------
+    def loss(self, tensors, inference_outputs, generative_outputs, **kwargs) -> LossOutput:
+        """GMDA loss of a mini-batch with fresh probes (no persistence)."""
+        out = self.gmda_loss(
+            inference_outputs["x_scaled"], inference_outputs["cat"], inference_outputs["cont"]
+        )
+        return LossOutput(
+            loss=out["loss"],
+            n_obs_minibatch=inference_outputs["x_scaled"].shape[0],
+            extra_metrics={"gmda_loss": out["gmda_loss"], "dark_loss": out["dark_loss"]},
+        )

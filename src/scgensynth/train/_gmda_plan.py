@@ -1,0 +1,133 @@
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import lightning.pytorch as pl
+import torch
+
+if TYPE_CHECKING:
+    from scgensynth.module._gmda import GMDAModule, Probes
+
+
+class GMDATrainingPlan(pl.LightningModule):
+    """Training loop of GMDA: one Adam optimiser on the probe-alignment loss, no adversary.
+
+    Each mini-batch: generated samples take the covariates of the real mini-batch, the
+    module computes the GMDA loss over ``n_probes`` probes (those kept from the previous
+    step plus new ones) and ``n_dark_probes`` dark probes (see
+    :class:`~scgensynth.module._gmda.GMDAModule`), the generator takes one Adam step, and
+    the share ``persistence`` of real probes with the highest loss is kept for the next
+    step (genes, centre values, widths and conditions; the state lives in the plan, it is
+    not saved with the model). The learning rate follows a cosine decay from ``lr`` to
+    ``lr * lr_min_ratio`` over the training length.
+
+    Logged per epoch (epoch means, kept in the model's ``history``): ``gmda_loss`` (mean
+    loss of the real probes), ``dark_loss`` (mean loss of the dark probes) and
+    ``total_loss`` (``gmda_loss + dark_weight * dark_loss``, what is minimised); on held-out
+    samples, with fresh probes, ``gmda_loss_validation``.
+
+    Parameters
+    ----------
+    module
+        The :class:`~scgensynth.module._gmda.GMDAModule` to train.
+    lr
+        Initial learning rate of Adam.
+    lr_min_ratio
+        Final learning rate as a share of ``lr`` (1 keeps it constant).
+    weight_decay
+        L2 penalty.
+
+    Examples
+    --------
+    >>> from scgensynth.module._gmda import GMDAModule
+    >>> plan = GMDATrainingPlan(GMDAModule(n_input=10), lr=1e-3)
+    >>> type(plan.configure_optimizers()["optimizer"]).__name__
+    'Adam'
+    """
+
+    def __init__(
+        self,
+        module: GMDAModule,
+        *,
+        lr: float = 1e-2,
+        lr_min_ratio: float = 0.05,
+        weight_decay: float = 0.0,
+    ):
+        super().__init__()
+        if not lr > 0:
+            msg = f"lr must be > 0, not {lr!r}; e.g. lr=1e-2."
+            raise ValueError(msg)
+        if not 0 < lr_min_ratio <= 1:
+            msg = (
+                f"lr_min_ratio must be in (0, 1] (the final learning rate as a share of lr; 1 "
+                f"keeps it constant), not {lr_min_ratio!r}."
+            )
+            raise ValueError(msg)
+        if not weight_decay >= 0:
+            msg = f"weight_decay must be >= 0, not {weight_decay!r}."
+            raise ValueError(msg)
+        self.module = module
+        self.lr = float(lr)
+        self.lr_min_ratio = float(lr_min_ratio)
+        self.weight_decay = float(weight_decay)
+        #: probes kept from the previous step (persistence); not part of the saved model
+        self.kept_probes: Probes | None = None
+        self._sums: dict[str, torch.Tensor] = {}
+        self._counts: dict[str, int] = {}
+
+    def _accumulate(self, name: str, value: torch.Tensor, n: int) -> None:
+        # Lightning's self.log costs ~2 ms a call; sum on-device and log once per epoch
+        value = value.detach() * n
+        self._sums[name] = self._sums[name] + value if name in self._sums else value
+        self._counts[name] = self._counts.get(name, 0) + n
+
+    def on_train_start(self):
+        """Start without kept probes."""
+        self.kept_probes = None
+
+    def on_train_epoch_end(self):
+        """Log the epoch means of the losses (kept in the model's ``history``)."""
+        for name, total in self._sums.items():
+            self.log(name, total / self._counts[name], prog_bar=name == "gmda_loss")
+        self._sums, self._counts = {}, {}
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.Adam(
+            self.module.parameters(), lr=self.lr, weight_decay=self.weight_decay
+        )
+        total = None
+        if self._trainer is not None:
+            total = self.trainer.estimated_stepping_batches
+        if not total or total == float("inf") or self.lr_min_ratio >= 1:
+            return {"optimizer": optimizer}
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, T_max=max(1, int(total)), eta_min=self.lr * self.lr_min_ratio
+        )
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
+
+    def training_step(self, batch, batch_idx):
+        """GMDA loss of the mini-batch; keeps the hardest probes for the next step."""
+        from scgensynth.module._gmda import keep_hardest
+
+        x, cat, cont = self.module.parse_batch(batch)
+        kept = self.kept_probes
+        if kept is not None:
+            kept = kept.to(x.device)
+        out = self.module.gmda_loss(self.module.scaling(x), cat, cont, kept=kept)
+        self.kept_probes = keep_hardest(
+            out["probes"], out["probe_losses"], self.module.persistence
+        )
+        n = x.shape[0]
+        self._accumulate("gmda_loss", out["gmda_loss"], n)
+        self._accumulate("dark_loss", out["dark_loss"], n)
+        self._accumulate("total_loss", out["loss"], n)
+        return out["loss"]
+
+    def validation_step(self, batch, batch_idx):
+        """GMDA loss of held-out samples with fresh probes."""
+        x, cat, cont = self.module.parse_batch(batch)
+        out = self.module.gmda_loss(self.module.scaling(x), cat, cont)
+        self.log("gmda_loss_validation", out["gmda_loss"], on_epoch=True, batch_size=x.shape[0])
