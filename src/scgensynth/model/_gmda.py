@@ -88,11 +88,8 @@ class GMDA(BaseGeneratorModel):
     Examples
     --------
     >>> import scgensynth as sgs
-    >>> from scgensynth.model._gmda import GMDA
     >>> adata = sgs.datasets.gtex_tissues()
-    >>> GMDA.setup_anndata(adata, categorical_covariate_keys=["tissue"])
-    >>> model = GMDA(adata)
-    >>> model.train()
+    >>> model = sgs.tl.train_gmda(adata, categorical_covariate_keys=["tissue"])
     >>> liver = model.generate(50, covariates={"tissue": "Liver"}, seed=0)
     """
 

@@ -119,3 +119,46 @@ class ConditionalGeneratorModule(BaseModuleClass):
         n = n if n is not None else self._batch_size(cat, cont)
         z = self.generate_scaled(n, cat, cont, generator=generator, **kwargs)
         return self.scaling.inverse(z, library_size)
+
+
+class LatentGeneratorMixin:
+    """Generation by an MLP over ``[z ‖ covariate vector]``, shared by WGAN-GP, GAN and GMDA.
+
+    The module defines ``n_latent``, ``generator_embedding`` (a
+    :class:`~scgensynth.nn.CovariateEmbedder`) and ``generator`` (the network).
+
+    Examples
+    --------
+    >>> from scgensynth.module import WGANGPModule
+    >>> isinstance(WGANGPModule(n_input=10), LatentGeneratorMixin)
+    True
+    """
+
+    def sample_latent(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Standard normal noise of shape ``(n, n_latent)``."""
+        device = self.scaling.mean.device
+        if generator is not None and generator.device != device:
+            return torch.randn(n, self.n_latent, generator=generator).to(device)
+        return torch.randn(n, self.n_latent, generator=generator, device=device)
+
+    def generate_scaled(
+        self,
+        n: int,
+        cat: torch.Tensor | None = None,
+        cont: torch.Tensor | None = None,
+        z: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        cat_embedded=None,
+        **kwargs,
+    ) -> torch.Tensor:
+        """Generator output in network space.
+
+        ``z`` fixes the noise; ``cat_embedded`` feeds embedding vectors directly (used by
+        :func:`scgensynth.tl.interpolate`).
+        """
+        if z is None:
+            z = self.sample_latent(n, generator)
+        c = self.generator_embedding(
+            cat, self.standardise_continuous(cont), cat_embedded=cat_embedded
+        )
+        return self.generator(z if c is None else torch.cat([z, c], dim=-1))

@@ -9,7 +9,7 @@ from scvi.module.base import LossOutput
 
 from scgensynth.nn import MLP, CovariateEmbedder
 
-from ._base import ConditionalGeneratorModule
+from ._base import ConditionalGeneratorModule, LatentGeneratorMixin
 
 #: smallest probe half-width, in standard deviations of the scaled values: ties (e.g. many
 #: samples at the same value) would otherwise give a box of width 0 and infinite steepness
@@ -266,7 +266,7 @@ def check_gmda_arguments(
     return sizes
 
 
-class GMDAModule(ConditionalGeneratorModule):
+class GMDAModule(LatentGeneratorMixin, ConditionalGeneratorModule):
     """Generator and probe loss of GMDA (Lacan, Hanczar & Sebag, ECML-PKDD 2024).
 
     Generator: MLP over ``[z ‖ continuous covariates ‖ embeddings]`` -> genes, built like
@@ -396,32 +396,6 @@ class GMDAModule(ConditionalGeneratorModule):
         self.generator = MLP(
             self.n_latent + self.generator_embedding.n_output, self.n_input, list(n_hidden)
         )
-
-    # -- generator ----------------------------------------------------------------------------
-    def sample_latent(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Standard normal noise of shape ``(n, n_latent)``."""
-        device = self.scaling.mean.device
-        if generator is not None and generator.device != device:
-            return torch.randn(n, self.n_latent, generator=generator).to(device)
-        return torch.randn(n, self.n_latent, generator=generator, device=device)
-
-    def generate_scaled(
-        self,
-        n: int,
-        cat: torch.Tensor | None = None,
-        cont: torch.Tensor | None = None,
-        z: torch.Tensor | None = None,
-        generator: torch.Generator | None = None,
-        cat_embedded=None,
-        **kwargs,
-    ) -> torch.Tensor:
-        """Generator output in network space; ``z`` may be given to fix the noise."""
-        if z is None:
-            z = self.sample_latent(n, generator)
-        c = self.generator_embedding(
-            cat, self.standardise_continuous(cont), cat_embedded=cat_embedded
-        )
-        return self.generator(z if c is None else torch.cat([z, c], dim=-1))
 
     def scaled_lower_bound(self) -> torch.Tensor | None:
         """Per gene, the network-space value below which generated values are clipped on output.

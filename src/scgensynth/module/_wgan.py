@@ -7,10 +7,10 @@ from scvi.module.base import LossOutput
 
 from scgensynth.nn import MLP, CovariateEmbedder
 
-from ._base import ConditionalGeneratorModule
+from ._base import ConditionalGeneratorModule, LatentGeneratorMixin
 
 
-class WGANGPModule(ConditionalGeneratorModule):
+class WGANGPModule(LatentGeneratorMixin, ConditionalGeneratorModule):
     """Networks and losses of the conditional WGAN-GP of Viñas et al. (2022).
 
     Generator: MLP over ``[z ‖ continuous covariates ‖ embeddings]`` -> genes.
@@ -68,32 +68,9 @@ class WGANGPModule(ConditionalGeneratorModule):
         )
         self.critic = MLP(self.n_input + self.critic_embedding.n_output, 1, n_hidden_critic)
 
-    # -- networks -----------------------------------------------------------------------------
-    def sample_latent(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Standard normal noise of shape ``(n, n_latent)``."""
-        device = self.scaling.mean.device
-        if generator is not None and generator.device != device:
-            return torch.randn(n, self.n_latent, generator=generator).to(device)
-        return torch.randn(n, self.n_latent, generator=generator, device=device)
-
-    def _condition(self, embedder, cat, cont, cat_embedded=None):
-        return embedder(cat, self.standardise_continuous(cont), cat_embedded=cat_embedded)
-
-    def generate_scaled(
-        self,
-        n: int,
-        cat: torch.Tensor | None = None,
-        cont: torch.Tensor | None = None,
-        z: torch.Tensor | None = None,
-        generator: torch.Generator | None = None,
-        cat_embedded=None,
-        **kwargs,
-    ) -> torch.Tensor:
-        """Generator output in network space; ``z`` may be given to fix the noise."""
-        if z is None:
-            z = self.sample_latent(n, generator)
-        c = self._condition(self.generator_embedding, cat, cont, cat_embedded)
-        return self.generator(z if c is None else torch.cat([z, c], dim=-1))
+    # -- networks (generation: LatentGeneratorMixin) --------------------------------------------
+    def _condition(self, embedder, cat, cont):
+        return embedder(cat, self.standardise_continuous(cont))
 
     def critic_score(self, x_scaled, cat=None, cont=None) -> torch.Tensor:
         """Unbounded critic score of samples in network space, shape ``(n,)``."""
