@@ -5,13 +5,14 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
-import scvi
 import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+import scgensynth as sgs
 from scgensynth.model._gmda import GMDA
 from scgensynth.model.base._base import proxy_anndata
 from scgensynth.module._gmda import (
@@ -33,19 +34,6 @@ def _logistic():
 
 def _sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-x))
-
-
-def _fit(adata, cat_keys, seed=0, **kwargs):
-    """Register a private proxy (the user's AnnData stays untouched), build, train."""
-    proxy = proxy_anndata(adata, None, cat_keys, [])
-    GMDA.setup_anndata(proxy, categorical_covariate_keys=cat_keys)
-    train_keys = {"n_steps", "batch_size", "selection", "train_size", "lr", "patience"}
-    model_kwargs = {k: v for k, v in kwargs.items() if k not in train_keys}
-    train_kwargs = {k: v for k, v in kwargs.items() if k in train_keys}
-    scvi.settings.seed = seed
-    model = GMDA(proxy, **model_kwargs)
-    model.train(**train_kwargs, **QUIET)
-    return model
 
 
 # -- the loss by hand -------------------------------------------------------------------------
@@ -266,6 +254,11 @@ def test_bad_arguments_are_refused_with_a_fix(gtex, kwargs, match):
         GMDA(proxy, **kwargs)
 
 
+def test_train_gmda_forwards_and_checks_model_arguments(gtex):
+    with pytest.raises(ValueError, match=r"density must be in \(0, 1\)"):
+        sgs.tl.train_gmda(gtex, categorical_covariate_keys=["tissue"], n_steps=1, density=1.5)
+
+
 def test_bad_learning_rate_is_refused(gtex):
     proxy = proxy_anndata(gtex, None, ["tissue"], [])
     GMDA.setup_anndata(proxy, categorical_covariate_keys=["tissue"])
@@ -279,14 +272,20 @@ def test_bad_learning_rate_is_refused(gtex):
 # -- the model on real data -------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def trained(gtex_split):
-    """GMDA with its defaults, training length included (3,000 steps, ~2 minutes)."""
+    """GMDA through the public API with its defaults, training length included (3,000 steps)."""
     train, _ = gtex_split
-    return _fit(train, ["tissue"], seed=0)
+    return sgs.tl.train_gmda(train, categorical_covariate_keys=["tissue"], seed=0, **QUIET)
 
 
-def test_samples_carry_their_tissue(trained, gtex_split):
-    """A classifier trained on GMDA samples recognises held-out real tissues (>= 0.8 x real)."""
+@pytest.mark.slow
+def test_samples_carry_their_tissue(trained, gtex_split, real_classifier):
+    """Samples look like their tissue, and a classifier trained on them recognises held-out
+    real tissues (>= 0.8 x the real-trained accuracy)."""
     train, test = gtex_split
+    tissues = trained.categories["tissue"]
+    asked = trained.generate(covariates=pd.DataFrame({"tissue": np.repeat(tissues, 8)}), seed=3)
+    hit = (real_classifier.predict(asked.X) == asked.obs["tissue"].astype(str)).mean()
+    assert hit >= 0.8, hit  # chance: 1/26
     synth = trained.generate(train.n_obs, seed=1)
     assert synth.shape == (train.n_obs, train.n_vars)
     assert np.isfinite(synth.X).all()
@@ -323,19 +322,26 @@ def test_save_load_round_trip(trained, gtex_split, tmp_path):
     train, _ = gtex_split
     path = tmp_path / "gmda"
     trained.save(str(path))
-    back = GMDA.load(str(path), adata=train)
+    back = sgs.model.load_model(str(path), adata=train)
+    assert type(back) is GMDA
     np.testing.assert_array_equal(trained.generate(30, seed=5).X, back.generate(30, seed=5).X)
     assert back.module.n_probes == trained.module.n_probes
     assert back.module.density == trained.module.density
 
 
+@pytest.mark.slow
+def test_interpolation_endpoints(trained, gtex_split, real_classifier, check_walk):
+    walk = sgs.tl.interpolate(trained, "tissue", "Blood", "Blood Vessel", steps=5, n_per_step=60)
+    check_walk(walk, real_classifier, gtex_split[0], "Blood", "Blood Vessel")
+
+
 def test_wide_data_with_two_covariates(bladderbatch, snapshot):
     snap = snapshot(bladderbatch)
-    model = _fit(
-        bladderbatch, ["cancer", "batch"], n_steps=6, batch_size=16, selection=None,
-        n_probes=200, n_dark_probes=100,
+    model = sgs.tl.train_gmda(
+        bladderbatch, categorical_covariate_keys=["cancer", "batch"], n_steps=6, batch_size=16,
+        selection=None, n_probes=200, n_dark_probes=100, seed=0, **QUIET,
     )  # fmt: skip
-    snap.assert_unchanged(bladderbatch)
+    snap.assert_unchanged(bladderbatch, new_uns=("gmda",))
     synth = model.generate(4, covariates={"cancer": "Normal", "batch": "2"}, seed=0)
     assert synth.shape == (4, 22_283)
     assert np.isfinite(synth.X).all()
