@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
+# numba (scanpy's Wilcoxon test, UMAP) resets torch's thread count to its own when it first
+# runs in parallel; one numba thread keeps the one-thread setting below in force.
+os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+
 import contextlib
 import logging
 from collections.abc import Iterator

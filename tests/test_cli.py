@@ -100,7 +100,9 @@ def test_demo(tmp_path, capsys):
     assert "Wrote" in capsys.readouterr().out
 
     results = json.loads((out / "results.json").read_text())
-    assert set(results) == {"n_train", "n_test", "n_synthetic", "metrics"}
+    assert set(results) == {
+        "n_train", "n_test", "n_synthetic", "metrics", "counterfactual_top50_overlap"
+    }  # fmt: skip
     assert results["n_train"] + results["n_test"] == 520
     assert results["n_synthetic"] == results["n_train"]
     values = results["metrics"]
@@ -120,6 +122,11 @@ def test_demo(tmp_path, capsys):
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
     assert len(png) > 10_000
     assert (out / "model" / "model.pt").is_file()
+    ranking = pd.read_csv(out / "counterfactual_lung_to_liver.csv")
+    assert len(ranking) == 467
+    assert (np.diff(ranking["scores"]) <= 0).all()
+    assert 0 <= results["counterfactual_top50_overlap"] <= 50
+    assert (out / "counterfactual_lung_to_liver.png").read_bytes().startswith(b"\x89PNG")
 
 
 # -- train -> generate ------------------------------------------------------------------------

@@ -29,6 +29,9 @@ MODULES = [
     "scgensynth.module._gan",
     "scgensynth.train._gan_plan",
     "scgensynth.module._noise",
+    "scgensynth.io._gtex",
+    "scgensynth.io._tcga",
+    "scgensynth.tl._rank",
 ]
 
 

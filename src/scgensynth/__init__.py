@@ -24,32 +24,42 @@ if not _logger.handlers:
     _logger.setLevel(logging.INFO)
     _logger.propagate = False
 
-_SUBMODULES = ("datasets", "metrics", "model", "module", "nn", "pl", "pp", "tl", "train")
+_SUBMODULES = ("datasets", "io", "metrics", "model", "module", "nn", "pl", "pp", "tl", "train")
 
 if TYPE_CHECKING:
-    from . import datasets, metrics, model, module, nn, pl, pp, tl, train
+    from . import datasets, io, metrics, model, module, nn, pl, pp, tl, train
+
+
+#: readers exposed at the top level, as ``sc.read_*``
+_READERS = {"read_gmt": "io", "read_gtex": "io", "read_tcga": "io"}
 
 
 def __getattr__(name: str):
     if name in _SUBMODULES:
         return importlib.import_module(f".{name}", __name__)
+    if name in _READERS:
+        return getattr(importlib.import_module(f".{_READERS[name]}", __name__), name)
     msg = f"module 'scgensynth' has no attribute {name!r}"
     raise AttributeError(msg)
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *_SUBMODULES])
+    return sorted([*globals(), *_SUBMODULES, *_READERS])
 
 
 __all__ = [
     "__version__",
     "datasets",
+    "io",
     "metrics",
     "model",
     "module",
     "nn",
     "pl",
     "pp",
+    "read_gmt",
+    "read_gtex",
+    "read_tcga",
     "tl",
     "train",
 ]

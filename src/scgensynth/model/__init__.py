@@ -7,6 +7,7 @@ from ._gan import GAN
 from ._gmda import GMDA
 from ._noise import NoiseAugmenter
 from ._registry import available, get_model_class, load_model
+from ._tspg import TSPG
 from ._wgan import WGANGP
 from .base import BaseGeneratorModel
 
@@ -15,6 +16,7 @@ __all__ = [
     "DDPM",
     "GAN",
     "GMDA",
+    "TSPG",
     "WGANGP",
     "AttGAN",
     "BaseGeneratorModel",

@@ -8,6 +8,7 @@ from ._diffusion import GaussianDiffusion, beta_schedule
 from ._gan import GANModule
 from ._gmda import GMDAModule
 from ._noise import NoiseModule
+from ._tspg import TSPGModule
 from ._wgan import WGANGPModule
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "GMDAModule",
     "GaussianDiffusion",
     "NoiseModule",
+    "TSPGModule",
     "WGANGPModule",
     "beta_schedule",
 ]

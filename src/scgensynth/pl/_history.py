@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-import matplotlib.pyplot as plt
+from ._utils import finish, new_axes
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -69,11 +69,7 @@ def training_history(
     if not keys:
         msg = f"None of the requested keys are in the history ({sorted(history)})."
         raise KeyError(msg)
-    ax_given = ax is not None
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(6, 4))
-    else:
-        fig = ax.figure
+    fig, ax, ax_given = new_axes(ax, (6, 4))
     for key in keys:
         frame = history[key]
         ax.plot(frame.index.to_numpy(), frame.iloc[:, 0].to_numpy(), label=key)
@@ -91,11 +87,4 @@ def training_history(
         handles += line
         labels += ["selection score"]
     ax.legend(handles, labels, loc="best", fontsize="small")
-    if show is None:
-        show = not return_fig and not ax_given
-    if return_fig:
-        return fig
-    if show:
-        plt.show()
-        return None
-    return ax
+    return finish(fig, ax, ax_given, show, return_fig)

@@ -4,6 +4,7 @@ from ._ddpm_plan import DDPMTrainingPlan
 from ._gan_plan import GANTrainingPlan
 from ._gmda_plan import GMDATrainingPlan
 from ._selection import GeneratorSelection, SelectionCriterion
+from ._tspg_plan import TSPGTrainingPlan
 from ._wgan_plan import WGANGPTrainingPlan
 
 __all__ = [
@@ -12,5 +13,6 @@ __all__ = [
     "GMDATrainingPlan",
     "GeneratorSelection",
     "SelectionCriterion",
+    "TSPGTrainingPlan",
     "WGANGPTrainingPlan",
 ]

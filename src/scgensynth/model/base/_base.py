@@ -77,6 +77,31 @@ def _check_trainer_kwargs(kwargs: dict, plan_args: Sequence[str]) -> None:
         raise TypeError(msg)
 
 
+def check_saved_genes(dir_path: str, adata: AnnData, prefix: str | None = None) -> None:
+    """Refuse an AnnData whose genes differ from those a saved model was trained on."""
+    from scvi.model.base._save_load import _load_saved_files
+
+    _, var_names, _, _ = _load_saved_files(dir_path, False, prefix=prefix)
+    var_names = np.asarray(var_names).astype(str)
+    given = np.asarray(adata.var_names).astype(str)
+    if given.shape != var_names.shape or (given != var_names).any():
+        missing = np.setdiff1d(var_names, given)
+        extra = np.setdiff1d(given, var_names)
+        parts = [f"{len(var_names)} genes at training, {len(given)} given"]
+        if len(missing):
+            parts.append(f"{len(missing)} missing (e.g. {missing[:5].tolist()})")
+        if len(extra):
+            parts.append(f"{len(extra)} not in the model (e.g. {extra[:5].tolist()})")
+        if not len(missing) and not len(extra):
+            parts.append("the same genes in another order")
+        msg = (
+            "The AnnData's genes differ from the model's: " + "; ".join(parts) + ". "
+            "Subset and order them as at training, e.g. "
+            "`adata = adata[:, training_adata.var_names].copy()`."
+        )
+        raise ValueError(msg)
+
+
 class BaseGeneratorModel(UnsupervisedTrainingMixin, BaseModelClass):
     """Base class of scgensynth's conditional generators.
 
@@ -592,6 +617,7 @@ class BaseGeneratorModel(UnsupervisedTrainingMixin, BaseModelClass):
             source = rows if rows is not None else rng.integers(0, len(self.library_size_), n)
             library = np.asarray(self.library_size_, dtype=np.float32)[source]
         module = self.module
+        was_training = module.training
         module.eval()
         device = module.scaling.mean.device
 
@@ -618,6 +644,7 @@ class BaseGeneratorModel(UnsupervisedTrainingMixin, BaseModelClass):
                 **{k: cut(v, start, stop) for k, v in (per_sample or {}).items()},
             }
             out[start:stop] = module.sample(**kw).cpu().numpy()
+        module.train(was_training)  # a later train() must not inherit eval mode (dropout off)
         obs = frame.copy()
         obs.index = pd.Index([f"synth_{i}" for i in range(n)])
         synth = ad.AnnData(X=out, obs=obs, var=self.adata.var.copy())
@@ -655,27 +682,7 @@ class BaseGeneratorModel(UnsupervisedTrainingMixin, BaseModelClass):
             raise ValueError(msg)
         registry = cls.load_registry(dir_path, prefix=kwargs.get("prefix"))
         args = registry["setup_args"]
-        from scvi.model.base._save_load import _load_saved_files
-
-        _, var_names, _, _ = _load_saved_files(dir_path, False, prefix=kwargs.get("prefix"))
-        var_names = np.asarray(var_names).astype(str)
-        given = np.asarray(adata.var_names).astype(str)
-        if given.shape != var_names.shape or (given != var_names).any():
-            missing = np.setdiff1d(var_names, given)
-            extra = np.setdiff1d(given, var_names)
-            parts = [f"{len(var_names)} genes at training, {len(given)} given"]
-            if len(missing):
-                parts.append(f"{len(missing)} missing (e.g. {missing[:5].tolist()})")
-            if len(extra):
-                parts.append(f"{len(extra)} not in the model (e.g. {extra[:5].tolist()})")
-            if not len(missing) and not len(extra):
-                parts.append("the same genes in another order")
-            msg = (
-                "The AnnData's genes differ from the model's: " + "; ".join(parts) + ". "
-                "Subset and order them as at training, e.g. "
-                "`adata = adata[:, training_adata.var_names].copy()`."
-            )
-            raise ValueError(msg)
+        check_saved_genes(dir_path, adata, prefix=kwargs.get("prefix"))
         proxy = proxy_anndata(
             adata,
             args.get("layer"),

@@ -1,0 +1,307 @@
+"""TSPG in one call: train it, and perturb samples to a target class."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from os import PathLike
+from typing import TYPE_CHECKING, Any
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import scvi
+
+from scgensynth.model.base._base import proxy_anndata
+from scgensynth.model.base._validation import check_covariates, check_shape
+from scgensynth.pp import iter_row_chunks
+from scgensynth.pp._scaling import get_matrix
+
+from ._rank import RANK_BY, rank_genes_structure
+from ._train import _model_arg_names
+
+if TYPE_CHECKING:
+    from anndata import AnnData
+
+    from scgensynth.model import TSPG
+
+logger = logging.getLogger(__name__)
+
+
+def train_tspg(
+    adata: AnnData,
+    labels_key: str,
+    *,
+    layer: str | None = None,
+    gene_set: str | Sequence[str] | None = None,
+    gene_sets: str | PathLike | Mapping[str, Sequence[str]] | None = None,
+    seed: int = 0,
+    **kwargs,
+) -> TSPG:
+    """Train a TSPG model (Targonski et al. 2020) on ``adata`` in one call.
+
+    A target classifier is trained on the labels first, then a generator that perturbs a
+    sample of any class towards any other (see :class:`~scgensynth.model.TSPG`). Your AnnData
+    is not modified: the model registers a private proxy of it.
+
+    Parameters
+    ----------
+    adata
+        Samples x genes, log expression in ``X`` or ``layer``.
+    labels_key
+        ``.obs`` column of the classes (tissue, subtype, ...).
+    layer
+        Layer with the expression values.
+    gene_set
+        Restrict the model to a gene set: a list of genes, or the name of a set in
+        ``gene_sets``.
+    gene_sets
+        A GMT file (:func:`scgensynth.read_gmt`) or a dict ``{name: genes}``.
+    seed
+        Random seed (``scvi.settings.seed``): the same seed gives the same model on CPU.
+    **kwargs
+        :class:`~scgensynth.model.TSPG`'s arguments (``targets``, ``missing_genes``,
+        ``classifier``, ``n_hidden_*``, the loss weights, ``kappa``, ``target_covariance``)
+        and :meth:`~scgensynth.model.TSPG.train`'s (``n_steps``, ``classifier_steps``,
+        ``batch_size``, ``train_size``, learning rates, ``enable_progress_bar``, ...).
+
+    Returns
+    -------
+    The trained :class:`~scgensynth.model.TSPG`.
+
+    Examples
+    --------
+    >>> import scgensynth as sgs
+    >>> adata = sgs.datasets.gtex_tissues()
+    >>> model = sgs.tl.train_tspg(adata, "tissue")
+    >>> liver = sgs.tl.perturb(adata, model, target="Liver")
+    """
+    from scgensynth.model import TSPG
+
+    model_args = _model_arg_names(TSPG)
+    model_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in model_args}
+    scvi.settings.seed = int(seed)
+    check_shape(adata)
+    if not isinstance(labels_key, str):
+        msg = f"labels_key must be the name of an .obs column, not {labels_key!r}."
+        raise TypeError(msg)
+    check_covariates(adata, [labels_key], [])
+    proxy = proxy_anndata(adata, layer, [labels_key], [])
+    TSPG.setup_anndata(proxy, labels_key=labels_key, layer=layer)
+    model = TSPG(proxy, gene_set=gene_set, gene_sets=gene_sets, **model_kwargs)
+    model.train(**kwargs)
+    return model
+
+
+def _as_list(value) -> list:
+    if isinstance(value, str) or not isinstance(value, Sequence | np.ndarray | pd.Index):
+        return [value]
+    return list(value)
+
+
+def _match_category(value, categories: Sequence, name: str, where: str):
+    if value in categories:
+        return value
+    by_str = {str(c): c for c in categories}
+    if str(value) in by_str:
+        return by_str[str(value)]
+    msg = f"{name}={value!r} is not a class of {where}; the classes are {list(categories)}."
+    raise ValueError(msg)
+
+
+def perturb(
+    adata: AnnData,
+    model: TSPG,
+    source: Any | Sequence[Any] | None = None,
+    target: Any = None,
+    *,
+    labels_key: str | None = None,
+    key_added: str = "rank_genes_groups",
+    rank_by: str = "mean",
+    batch_size: int = 1024,
+) -> AnnData:
+    """Perturb samples of ``adata`` to a target class with a trained TSPG model.
+
+    Samples whose class (``labels_key``) is in ``source`` are moved towards ``target``; the
+    genes they change the most, per source class, are ranked in the structure of
+    :func:`scanpy.tl.rank_genes_groups`, so ``sc.get.rank_genes_groups_df(perturbed, "Lung")``
+    and ``sc.pl.rank_genes_groups(perturbed)`` work on the result.
+
+    Parameters
+    ----------
+    adata
+        Samples x genes with the model's genes (``model.var_names``; others are ignored) and
+        the labels column. Not modified.
+    model
+        A trained :class:`~scgensynth.model.TSPG`.
+    source
+        A class or list of classes to perturb; ``None``: every class of ``adata`` but the
+        target.
+    target
+        The class to perturb to (one the model was trained for: ``model.targets``).
+    labels_key
+        ``.obs`` column of the classes (default: the model's).
+    key_added
+        ``uns`` key of the ranking.
+    rank_by
+        Statistic genes are ranked by (``scores``): ``"mean"`` (mean perturbation),
+        ``"effect"`` (mean / standard deviation) or ``"sign"`` (share of samples moved in the
+        mean's direction, signed).
+    batch_size
+        Samples perturbed at a time.
+
+    Returns
+    -------
+    A new AnnData of the perturbed samples, one per selected sample of ``adata``, with the
+    model's genes (a gene-set model's set) as ``var``:
+
+    - ``X``: perturbed values ``x_adv`` on the input scale (inside each gene's training
+      range);
+    - ``layers["perturbation"]``: ``x_adv - x``; ``layers["original"]``: ``x``;
+    - ``obs``: the samples' ``obs``, plus ``source`` (their class), ``target``,
+      ``target_probability`` (the target classifier's probability of the target for
+      ``x_adv``) and ``predicted`` (its label for ``x_adv``);
+    - ``var["target_mean"]``: the target class's mean over the model's training data;
+    - ``uns[key_added]``: the ranking of the perturbation per source class (most increased
+      genes first, most decreased last; ``logfoldchanges`` is the mean perturbation; ``pvals``
+      are one-sample t-tests over the source's real samples of a mean perturbation of 0: they
+      say how consistently the model moves a gene across samples, not that the gene is
+      differentially expressed between the classes);
+    - ``uns["tspg"]``: what was done (target, sources, labels key, model genes).
+
+    Examples
+    --------
+    >>> import scanpy as sc
+    >>> import scgensynth as sgs
+    >>> adata = sgs.datasets.gtex_tissues()
+    >>> model = sgs.tl.train_tspg(adata, "tissue")
+    >>> liver = sgs.tl.perturb(adata, model, source=["Lung", "Brain"], target="Liver")
+    >>> sc.get.rank_genes_groups_df(liver, "Lung").head()
+    >>> sgs.pl.perturbation_heatmap(liver, sample=0)
+    """
+    from scgensynth.model import TSPG
+
+    if not isinstance(model, TSPG):
+        msg = f"model must be a trained sgs.model.TSPG, not {type(model).__name__}."
+        raise TypeError(msg)
+    if not model.is_trained_:
+        msg = "The TSPG model is not trained; call model.train() (or use sgs.tl.train_tspg)."
+        raise ValueError(msg)
+    if rank_by not in RANK_BY:
+        msg = f"rank_by must be one of {RANK_BY}, not {rank_by!r}."
+        raise ValueError(msg)
+    if int(batch_size) < 1:
+        msg = f"batch_size must be >= 1, not {batch_size}."
+        raise ValueError(msg)
+    if target is None:
+        msg = f"Pass the class to perturb to, e.g. target={model.targets[0]!r}."
+        raise ValueError(msg)
+    target = _match_category(target, model.categories, "target", f"{model.labels_key!r}")
+    if target not in model.targets:
+        msg = (
+            f"The model was not trained to perturb to {target!r}; it knows the targets "
+            f"{model.targets}. Train a model with targets=None (all classes) or a list that "
+            f"includes {target!r}."
+        )
+        raise ValueError(msg)
+    target_code = model.categories.index(target)
+
+    labels_key = model.labels_key if labels_key is None else labels_key
+    if labels_key not in adata.obs.columns:
+        msg = (
+            f"adata.obs has no column {labels_key!r} with the samples' classes; pass "
+            f"labels_key=<column> (available: {list(adata.obs.columns)})."
+        )
+        raise KeyError(msg)
+    labels = adata.obs[labels_key]
+    present = list(pd.unique(labels.dropna()))
+    if isinstance(labels.dtype, pd.CategoricalDtype):
+        present = [c for c in labels.cat.categories if c in set(present)]
+    if source is None:
+        sources = [c for c in present if str(c) != str(target)]
+        if not sources:
+            msg = (
+                f"Every sample of adata is of the target class {target!r} (in "
+                f"{labels_key!r}); there is nothing to perturb. Pass samples of other classes."
+            )
+            raise ValueError(msg)
+    else:
+        sources = []
+        for s in _as_list(source):
+            s = _match_category(s, present, "source", f"{labels_key!r} in adata")
+            if str(s) == str(target):
+                msg = (
+                    f"source and target are both {target!r}: a class is not perturbed to "
+                    "itself. Choose other source classes, or source=None for all classes but "
+                    "the target."
+                )
+                raise ValueError(msg)
+            if s not in sources:
+                sources.append(s)
+
+    genes = model.var_names
+    var_index = pd.Index(np.asarray(adata.var_names).astype(str))
+    cols = var_index.get_indexer(genes)
+    if (cols < 0).any():
+        missing = [g for g, c in zip(genes, cols) if c < 0]
+        msg = (
+            f"adata lacks {len(missing)} of the model's {len(genes)} genes (e.g. "
+            f"{missing[:5]}); perturb an AnnData with the genes the model was trained on "
+            "(model.var_names)."
+        )
+        raise ValueError(msg)
+    if not var_index.is_unique:
+        dup = var_index[var_index.duplicated()].unique()[:5].tolist()
+        msg = f"adata's gene names are not unique (e.g. {dup}); call var_names_make_unique()."
+        raise ValueError(msg)
+
+    label_str = labels.astype(str).to_numpy()
+    source_str = [str(s) for s in sources]
+    rows = np.flatnonzero(np.isin(label_str, source_str))
+    X = get_matrix(adata, model._layer)
+    X = np.concatenate([b[:, cols] for b in iter_row_chunks(X, 4096, rows)])
+    if not np.isfinite(X).all():
+        msg = "The samples to perturb have missing or infinite values; impute or drop them."
+        raise ValueError(msg)
+    x_adv, probs = model._perturb(X, target_code, batch_size=int(batch_size))
+    perturbation = (x_adv.astype(np.float64) - X).astype(np.float32)
+
+    obs = adata.obs.iloc[rows].copy()
+    obs["source"] = pd.Categorical(label_str[rows], categories=source_str)
+    obs["target"] = pd.Categorical([str(target)] * len(rows), categories=[str(target)])
+    obs["target_probability"] = probs[:, target_code].astype(np.float32)
+    classes = np.asarray([str(c) for c in model.categories], dtype=object)
+    obs["predicted"] = pd.Categorical(classes[probs.argmax(1)], categories=list(classes))
+    var = adata.var.iloc[cols].copy()
+    var["target_mean"] = model.target_mean(target).astype(np.float32)
+    out = ad.AnnData(
+        X=x_adv.astype(np.float32),
+        obs=obs,
+        var=var,
+        layers={"perturbation": perturbation, "original": X.astype(np.float32)},
+    )
+    groups = {s: perturbation[label_str[rows] == s] for s in source_str}
+    groups = {s: d for s, d in groups.items() if len(d)}
+    empty = [s for s in source_str if s not in groups]
+    if empty:
+        logger.warning("No samples of %s in adata to perturb.", empty)
+    if groups:
+        out.uns[key_added] = rank_genes_structure(
+            groups,
+            out.var_names,
+            method="tspg",
+            groupby="source",
+            reference=str(target),
+            rank_by=rank_by,
+            layer="perturbation",
+        )
+    out.uns["tspg"] = {
+        "target": str(target),
+        "sources": source_str,
+        "labels_key": labels_key,
+        "model_labels_key": model.labels_key,
+        "n_genes": len(genes),
+        "gene_set": model.gene_set_ is not None,
+        "rank_key": key_added,
+    }
+    return out
