@@ -275,3 +275,20 @@ def test_augment_needs_the_covariate_columns(gtex_model, snapshot):
     with pytest.raises(KeyError, match=r"lacks the model's covariate column\(s\) \['tissue'\]"):
         sgs.tl.augment(real, gtex_model.model, n_obs=5)
     snap.assert_unchanged(real)
+
+
+def test_generate_keeps_the_module_training_mode(gtex_model):
+    """Generation switches to eval mode for itself only: a later train() keeps dropout on."""
+    model = gtex_model.model
+    module = model.module
+    was = module.training
+    try:
+        module.train()
+        model.generate(5, seed=0)
+        assert module.training
+        assert all(m.training for m in module.modules())
+        module.eval()
+        model.generate(5, seed=0)
+        assert not module.training
+    finally:
+        module.train(was)
