@@ -18,15 +18,22 @@ logger = logging.getLogger(__name__)
 LAMBDA_KEY = "sgs_lambda"
 
 
-def _check_category(model, covariate: str, value, name: str):
-    cats = model.categories[covariate]
-    if value in cats:
+def match_category(value, categories, name: str, where: str, noun: str = "category"):
+    """``value`` as one of ``categories`` (also matched by its string form, e.g. 1 vs "1").
+
+    Raises a ValueError naming ``name``, ``where`` it was looked for and the known values.
+    """
+    if value in categories:
         return value
-    by_str = {str(c): c for c in cats}
+    by_str = {str(c): c for c in categories}
     if str(value) in by_str:
         return by_str[str(value)]
-    msg = f"{name}={value!r} is not a category of {covariate!r}; the model knows {list(cats)}."
+    msg = f"{name}={value!r} is not a {noun} of {where}; the known ones are {list(categories)}."
     raise ValueError(msg)
+
+
+def _check_category(model, covariate: str, value, name: str):
+    return match_category(value, model.categories[covariate], name, repr(covariate))
 
 
 def interpolate(

@@ -17,6 +17,7 @@ from scgensynth.model.base._validation import check_covariates, check_shape
 from scgensynth.pp import iter_row_chunks
 from scgensynth.pp._scaling import get_matrix
 
+from ._interpolate import match_category
 from ._rank import RANK_BY, rank_genes_structure
 from ._train import _model_arg_names
 
@@ -97,16 +98,6 @@ def _as_list(value) -> list:
     if isinstance(value, str) or not isinstance(value, Sequence | np.ndarray | pd.Index):
         return [value]
     return list(value)
-
-
-def _match_category(value, categories: Sequence, name: str, where: str):
-    if value in categories:
-        return value
-    by_str = {str(c): c for c in categories}
-    if str(value) in by_str:
-        return by_str[str(value)]
-    msg = f"{name}={value!r} is not a class of {where}; the classes are {list(categories)}."
-    raise ValueError(msg)
 
 
 def perturb(
@@ -196,7 +187,7 @@ def perturb(
     if target is None:
         msg = f"Pass the class to perturb to, e.g. target={model.targets[0]!r}."
         raise ValueError(msg)
-    target = _match_category(target, model.categories, "target", f"{model.labels_key!r}")
+    target = match_category(target, model.categories, "target", repr(model.labels_key), "class")
     if target not in model.targets:
         msg = (
             f"The model was not trained to perturb to {target!r}; it knows the targets "
@@ -228,7 +219,7 @@ def perturb(
     else:
         sources = []
         for s in _as_list(source):
-            s = _match_category(s, present, "source", f"{labels_key!r} in adata")
+            s = match_category(s, present, "source", f"{labels_key!r} in adata", "class")
             if str(s) == str(target):
                 msg = (
                     f"source and target are both {target!r}: a class is not perturbed to "
