@@ -1,0 +1,153 @@
+"""sgs.pl.precision_recall: the precision-recall front across generators."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from ._palettes import category_colors
+from ._utils import finish, new_axes
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+_NEEDED = ("model", "metric", "value", "group")
+
+
+def pareto_front(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Positions of the points no other point beats on both ``x`` and ``y``, ordered by ``x``.
+
+    Higher is better on both; equal points do not beat each other.
+    """
+    keep = []
+    for i in range(len(x)):
+        dominated = (x >= x[i]) & (y >= y[i]) & ((x > x[i]) | (y > y[i]))
+        if not dominated.any():
+            keep.append(i)
+    keep = np.asarray(keep, dtype=int)
+    return keep[np.argsort(x[keep], kind="stable")]
+
+
+def precision_recall(
+    table: pd.DataFrame,
+    *,
+    x: str = "recall",
+    y: str = "precision",
+    group: str = "all",
+    front: bool = True,
+    annotate: bool = True,
+    palette: Mapping[str, str] | Sequence[str] | None = None,
+    ax: Axes | None = None,
+    show: bool | None = None,
+    return_fig: bool = False,
+) -> Axes | Figure | None:
+    """Precision against recall of every generator, with the front of the best ones.
+
+    The survey's Fig. 5 from the tidy table of :func:`scgensynth.tl.compare_generators` (or
+    of several :func:`scgensynth.metrics.evaluate` reports with a ``model`` column): one point
+    per model. Where a model has several values of a metric (the tables of several seeds
+    concatenated), the point is their mean with standard-deviation error bars. The front
+    joins the models no other model beats on both axes.
+
+    Parameters
+    ----------
+    table
+        Tidy table with the columns ``model``, ``metric``, ``value`` and ``group``.
+    x, y
+        Metrics on the axes (e.g. ``x="coverage", y="density"``); higher is taken as better
+        for the front.
+    group
+        Rows of this ``group`` are drawn (``"all"``: the metrics over all samples).
+    front
+        Draw the front of the models no other model beats on both metrics.
+    annotate
+        Write each model's name next to its point.
+    palette
+        Colours by model name, or a list in the order of the models (default: matplotlib's
+        colour cycle).
+    ax
+        Axes to draw on (default: a new figure).
+    show
+        Show the figure (default: when no ``ax`` is given and not returning the figure).
+    return_fig
+        Return the Figure instead of the Axes.
+
+    Returns
+    -------
+    The Axes (or Figure with ``return_fig=True``); ``None`` when shown.
+
+    Examples
+    --------
+    >>> table = sgs.tl.compare_generators(adata, "tissue", models=["wgan", "cvae", "noise"])
+    >>> sgs.pl.precision_recall(table)
+    """
+    if not isinstance(table, pd.DataFrame):
+        msg = f"table must be a DataFrame (from sgs.tl.compare_generators), not {type(table)}."
+        raise TypeError(msg)
+    missing = [c for c in _NEEDED if c not in table.columns]
+    if missing:
+        msg = (
+            f"table has no column {missing}; pass the tidy table of "
+            "sgs.tl.compare_generators (columns model, metric, value, group, ...)."
+        )
+        raise ValueError(msg)
+    rows = table[table["group"].astype(str) == str(group)]
+    for metric in (x, y):
+        if not (rows["metric"] == metric).any():
+            present = sorted(rows["metric"].astype(str).unique())
+            msg = (
+                f"table has no {metric!r} rows with group={group!r} (metrics there: {present}); "
+                "run the comparison with the 'precision_recall' metric or pick x/y."
+            )
+            raise ValueError(msg)
+    rows = rows[rows["metric"].isin([x, y])]
+    stats = rows.groupby(["model", "metric"], sort=False, observed=True)["value"].agg(
+        ["mean", "std", "count"]
+    )
+    models = [
+        m for m in pd.unique(rows["model"]) if (m, x) in stats.index and (m, y) in stats.index
+    ]
+    if not models:
+        msg = f"No model has both {x!r} and {y!r} values."
+        raise ValueError(msg)
+    if isinstance(palette, Mapping):
+        colors = category_colors([str(m) for m in models], {str(k): v for k, v in palette.items()})
+    elif palette is not None:
+        palette = list(palette)
+        if len(palette) < len(models):
+            msg = f"palette has {len(palette)} colours for {len(models)} models."
+            raise ValueError(msg)
+        colors = {str(m): palette[i] for i, m in enumerate(models)}
+    else:
+        colors = category_colors([str(m) for m in models])
+
+    fig, ax, ax_given = new_axes(ax, (5, 4.5))
+    xs = np.array([stats.loc[(m, x), "mean"] for m in models], dtype=float)
+    ys = np.array([stats.loc[(m, y), "mean"] for m in models], dtype=float)
+    for i, model in enumerate(models):
+        color = colors[str(model)]
+        xerr = stats.loc[(model, x), "std"] if stats.loc[(model, x), "count"] > 1 else None
+        yerr = stats.loc[(model, y), "std"] if stats.loc[(model, y), "count"] > 1 else None
+        if xerr is not None or yerr is not None:
+            ax.errorbar(xs[i], ys[i], xerr=xerr, yerr=yerr, fmt="none", ecolor=color, lw=1)
+        ax.scatter([xs[i]], [ys[i]], color=color, s=50, zorder=3, label=str(model))
+        if annotate:
+            ax.annotate(str(model), (xs[i], ys[i]), xytext=(4, 4), textcoords="offset points",
+                        fontsize="small")  # fmt: skip
+    if front:
+        ok = np.isfinite(xs) & np.isfinite(ys)
+        idx = np.flatnonzero(ok)[pareto_front(xs[ok], ys[ok])]
+        if len(idx):
+            ax.plot(xs[idx], ys[idx], color="grey", ls="--", lw=1, zorder=2, label="front")
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    lo = min(0.0, np.nanmin(np.r_[xs, ys])) if np.isfinite(np.r_[xs, ys]).any() else 0.0
+    if {x, y} <= {"precision", "recall", "f1", "coverage"}:
+        ax.set_xlim(lo, 1.02)
+        ax.set_ylim(lo, 1.02)
+    ax.legend(loc="best", fontsize="small")
+    return finish(fig, ax, ax_given, show, return_fig)
