@@ -22,6 +22,20 @@ _DEFAULT_KEYS = (
     "d_fake",
     "elbo_train",
     "elbo_validation",
+    # DDPM
+    "diffusion_loss",
+    "diffusion_loss_validation",
+    # GMDA
+    "gmda_loss",
+    "dark_loss",
+    "total_loss",
+    "gmda_loss_validation",
+    # TSPG (besides its discriminator / generator losses and d_real / d_fake above)
+    "classifier_loss",
+    "gan_loss",
+    "adv_loss",
+    "norm_loss",
+    "target_loss",
 )
 
 
@@ -43,7 +57,11 @@ def training_history(
     keys
         History entries to draw (default: those present among the critic / discriminator and
         generator losses, Wasserstein estimate, gradient penalty, the discriminator's mean
-        outputs ``d_real`` / ``d_fake`` and the VAE's ELBO).
+        outputs ``d_real`` / ``d_fake``, the VAE's ELBO, DDPM's ``diffusion_loss`` (and its
+        validation value), GMDA's ``gmda_loss``, ``dark_loss``, ``total_loss`` (and
+        ``gmda_loss_validation``) and TSPG's ``classifier_loss`` and generator terms
+        ``gan_loss``, ``adv_loss``, ``norm_loss``, ``target_loss``). Shares such as TSPG's
+        ``success`` or ``classifier_accuracy`` are drawn only when asked for.
     selection
         Also draw the selection score (right axis) and mark the restored epoch.
     ax
@@ -63,7 +81,15 @@ def training_history(
     """
     history = getattr(model, "history_", None) or {}
     if not history:
-        msg = "The model has no training history; train it first."
+        name = type(model).__name__
+        if getattr(model, "is_trained_", False):
+            msg = (
+                f"{name} has an empty training history: it has nothing to train (it logs no "
+                "losses; e.g. NoiseAugmenter only stores the training samples and adds noise "
+                "to them), so there are no curves to plot."
+            )
+        else:
+            msg = f"{name} has no training history yet; train it first (model.train())."
         raise ValueError(msg)
     keys = [k for k in (keys or _DEFAULT_KEYS) if k in history]
     if not keys:
