@@ -169,7 +169,8 @@ def reconstruction_error(
 
     Returns
     -------
-    A dict with
+    A dict with the keys below.
+
     ``"real"``, ``"synthetic"``
         Per-sample errors (numpy arrays, in the input's row order).
     ``"real_median"``, ``"synthetic_median"``, ``"median_ratio"``

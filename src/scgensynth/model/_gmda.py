@@ -54,8 +54,8 @@ class GMDA(BaseGeneratorModel):
     generator. Training defaults: 3,000 steps (``default_n_steps``) of 256 samples (or all
     training samples if fewer), Adam with learning rate ``1e-2`` decayed (cosine) to
     ``5e-4``. On the GTEx 70/30 split this gives a logistic regression trained on generated
-    samples 0.85 of the accuracy of one trained on the real samples (about 2 minutes on one
-    CPU core).
+    samples 0.82-0.85 of the accuracy of one trained on the real samples (0.83 in the README's
+    comparison; about 2 minutes on one CPU core).
 
     Parameters
     ----------

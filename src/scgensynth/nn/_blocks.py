@@ -116,7 +116,7 @@ class CovariateEmbedder(nn.Module):
         cont: torch.Tensor | None = None,
         cat_embedded: Sequence[torch.Tensor | None] | None = None,
     ) -> torch.Tensor | None:
-        """Covariate vector ``[continuous ‖ embedding_1 ‖ ... ‖ embedding_k]``.
+        """Covariate vector ``[continuous ‖ embedding_1 ‖ … ‖ embedding_k]``.
 
         Parameters
         ----------

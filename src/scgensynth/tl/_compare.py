@@ -111,8 +111,8 @@ def compare_generators(
     :func:`~scgensynth.metrics.evaluate` (``metric``, ``value``, ``higher_is_better``,
     ``optimum``, ``group``, ``params``) after ``model``; each model also has the rows
     ``train_seconds`` and ``n_parameters`` (trainable ones: a weight average is not counted).
-    ``df.pivot_table(index="metric",
-    columns="model", values="value")`` gives the model x metric table.
+    ``df.pivot_table(index="metric", columns="model", values="value")`` gives the
+    model x metric table.
 
     Examples
     --------
