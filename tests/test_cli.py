@@ -121,7 +121,7 @@ def test_demo(tmp_path, capsys):
     png = (out / "umap_real_vs_synthetic.png").read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
     assert len(png) > 10_000
-    assert (out / "model" / "model.pt").is_file()
+    assert (out / "model" / "model.safetensors").is_file()
     ranking = pd.read_csv(out / "counterfactual_lung_to_liver.csv")
     assert len(ranking) == 467
     assert (np.diff(ranking["scores"]) <= 0).all()
@@ -151,7 +151,7 @@ def trained(tmp_path_factory):
 
 def test_train(trained):
     assert trained["code"] == 0
-    assert (trained["model"] / "model.pt").is_file()
+    assert (trained["model"] / "model.safetensors").is_file()
     # the input file is read, never rewritten
     assert hashlib.sha256(trained["data"].read_bytes()).hexdigest() == trained["digest"]
 

@@ -317,9 +317,15 @@ def test_user_classifier(tmp_path):
     probs = torch.softmax(clf(x), 1)[:, model.categories.index("Liver")].detach().numpy()
     np.testing.assert_allclose(out.obs["target_probability"], probs, rtol=1e-4, atol=1e-6)
     model.save(str(tmp_path / "user"))
-    loaded = TSPG.load(str(tmp_path / "user"), adata=adata)
+    # the file holds the classifier's weights but not its code: load() asks for an instance
+    with pytest.raises(ValueError, match=r"your own classifier \(.*_Frozen\).*classifier="):
+        TSPG.load(str(tmp_path / "user"), adata=adata)
+    fresh = _Frozen(adata.n_vars, 26)  # new random weights, replaced by the saved ones
+    loaded = TSPG.load(str(tmp_path / "user"), adata=adata, classifier=fresh)
     again = sgs.tl.perturb(adata, loaded, source="Lung", target="Liver")
     np.testing.assert_array_equal(again.X, out.X)
+    for key, value in clf.state_dict().items():
+        torch.testing.assert_close(fresh.state_dict()[key], value, rtol=0, atol=0)
     # wrong output width, wrong input width, not a module
     with pytest.raises(ValueError, match=r"logits of shape \(n_samples, 26\).*\(2, 5\)"):
         sgs.tl.train_tspg(adata, "tissue", classifier=_Frozen(adata.n_vars, 5), **TINY)

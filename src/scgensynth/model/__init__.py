@@ -10,6 +10,7 @@ from ._registry import available, get_model_class, load_model
 from ._tspg import TSPG
 from ._wgan import WGANGP
 from .base import BaseGeneratorModel
+from .base._files import ModelFileError
 
 __all__ = [
     "CVAE",
@@ -20,6 +21,7 @@ __all__ = [
     "WGANGP",
     "AttGAN",
     "BaseGeneratorModel",
+    "ModelFileError",
     "NoiseAugmenter",
     "RandAttGAN",
     "available",

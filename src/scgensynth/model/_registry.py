@@ -110,7 +110,11 @@ def get_model_class(name: str) -> type:
 
 
 def load_model(dir_path: str, adata=None, **kwargs):
-    """Load a saved generator of any registered class (the class is read from the file).
+    """Load a saved model of any scgensynth class (the class is read from the file).
+
+    Works for every generator in :func:`available` and for
+    :class:`~scgensynth.model.TSPG`. Only the file's JSON metadata is read to find the
+    class; the file is never unpickled (see the class's ``load``).
 
     Parameters
     ----------
@@ -119,25 +123,23 @@ def load_model(dir_path: str, adata=None, **kwargs):
     adata
         AnnData with the training genes, as for the class's ``load``.
     **kwargs
-        Passed to the class's ``load``.
+        Passed to the class's ``load`` (``accelerator``, ``device``, ``prefix``).
 
     Examples
     --------
     >>> import scgensynth as sgs
     >>> model = sgs.model.load_model("wgan/", adata=adata)  # doctest: +SKIP
     """
-    from pathlib import Path
+    from .base._files import ModelFileError
+    from .base._save import read_metadata
 
-    import torch
+    name = read_metadata(dir_path, prefix=kwargs.get("prefix"))["class"]
+    if name == "TSPG":
+        from ._tspg import TSPG
 
-    path = Path(dir_path) / "model.pt"
-    if not path.exists():
-        msg = f"{dir_path} holds no saved model (no model.pt); save one with model.save(...)."
-        raise FileNotFoundError(msg)
-    saved = torch.load(path, map_location="cpu", weights_only=False)
-    name = saved.get("attr_dict", {}).get("registry_", {}).get("model_name")
+        return TSPG.load(dir_path, adata=adata, **kwargs)
     by_class = {e.cls: key for key, e in _REGISTRY.items()}
     if name not in by_class:
-        msg = f"{dir_path} holds a {name!r} model, which is not a scgensynth generator."
-        raise ValueError(msg)
-    return get_model_class(by_class[name]).load(str(dir_path), adata=adata, **kwargs)
+        msg = f"{dir_path} holds a {name!r} model, which is not a scgensynth model class."
+        raise ModelFileError(msg)
+    return get_model_class(by_class[name]).load(dir_path, adata=adata, **kwargs)

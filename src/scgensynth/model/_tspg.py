@@ -7,7 +7,7 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 from os import PathLike
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -24,7 +24,8 @@ from scgensynth.pp import detect_scaling, iter_row_chunks
 from scgensynth.pp._scaling import get_matrix
 from scgensynth.train._tspg_plan import TSPGTrainingPlan
 
-from .base._base import _check_trainer_kwargs, check_saved_genes, proxy_anndata
+from .base._base import _check_trainer_kwargs, proxy_anndata
+from .base._save import SafeSaveMixin
 from .base._validation import check_covariates, check_shape
 
 if TYPE_CHECKING:
@@ -129,7 +130,10 @@ def _as_gene_sets(gene_sets) -> Mapping[str, Sequence[str]]:
     raise TypeError(msg)
 
 
-class TSPG(UnsupervisedTrainingMixin, BaseModelClass):
+_USER_MODULE = "user module: "
+
+
+class TSPG(SafeSaveMixin, UnsupervisedTrainingMixin, BaseModelClass):
     """Transcriptome State Perturbation Generator (Targonski et al. 2020), for any target.
 
     TSPG learns to move a sample to a target class with a small perturbation. A target
@@ -714,33 +718,33 @@ class TSPG(UnsupervisedTrainingMixin, BaseModelClass):
             return self.module.unscale(self.module.class_mean[code]).cpu().numpy()
 
     # -- save / load --------------------------------------------------------------------------
+    def _init_params_to_save(self, init: dict[str, Any]) -> dict[str, Any]:
+        # a user's classifier is code: the file keeps its weights (in the module's state)
+        # and its class name, and load() asks for a new instance
+        arguments = dict(init["non_kwargs"])
+        clf = arguments.get("classifier")
+        if isinstance(clf, nn.Module):
+            arguments["classifier"] = (
+                f"{_USER_MODULE}{type(clf).__module__}.{type(clf).__qualname__}"
+            )
+        return {"non_kwargs": arguments, "kwargs": init["kwargs"]}
+
     @classmethod
-    def load(cls, dir_path: str, adata: AnnData | None = None, **kwargs) -> TSPG:
-        """Load a saved model; ``adata`` must have the training genes (same order) and labels.
-
-        Your AnnData is not modified: the model registers a private proxy of it.
-
-        Parameters
-        ----------
-        dir_path
-            Folder written by :meth:`save`.
-        adata
-            AnnData with the training data's genes (``var_names``) and the labels column.
-        **kwargs
-            Passed to scvi-tools' ``BaseModelClass.load`` (``accelerator``, ``device``, ...).
-        """
-        if adata is None:
+    def _check_restored_init(cls, arguments: Mapping[str, Any], where: str) -> None:
+        clf = arguments.get("classifier")
+        if isinstance(clf, str) and clf.startswith(_USER_MODULE):
             msg = (
-                "Pass the AnnData the model was trained on (or one with the same genes and "
-                "labels column): TSPG.load(dir_path, adata=adata)."
+                f"{where} was trained with your own classifier ({clf[len(_USER_MODULE) :]}). "
+                "Model files hold weights, not code: pass a new instance of it, "
+                "TSPG.load(dir_path, adata=adata, classifier=YourClassifier(...)); its "
+                "weights are restored from the file."
             )
             raise ValueError(msg)
-        registry = cls.load_registry(dir_path, prefix=kwargs.get("prefix"))
-        args = registry["setup_args"]
-        check_saved_genes(dir_path, adata, prefix=kwargs.get("prefix"))
-        check_covariates(adata, [args["labels_key"]], [])
-        proxy = proxy_anndata(adata, args.get("layer"), [args["labels_key"]], [])
-        return super().load(dir_path, adata=proxy, **kwargs)
+
+    @classmethod
+    def _load_proxy(cls, adata: AnnData, setup_args: Mapping[str, Any]) -> AnnData:
+        check_covariates(adata, [setup_args["labels_key"]], [])
+        return proxy_anndata(adata, setup_args.get("layer"), [setup_args["labels_key"]], [])
 
     def __repr__(self) -> str:
         return (

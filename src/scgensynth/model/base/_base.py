@@ -21,6 +21,7 @@ from scgensynth.pp import detect_scaling, fit_scaling, iter_row_chunks
 from scgensynth.pp._scaling import get_matrix
 from scgensynth.train import GeneratorSelection, SelectionCriterion
 
+from ._save import SafeSaveMixin
 from ._validation import as_key_list, check_covariates, check_shape
 
 if TYPE_CHECKING:
@@ -77,32 +78,7 @@ def _check_trainer_kwargs(kwargs: dict, plan_args: Sequence[str]) -> None:
         raise TypeError(msg)
 
 
-def check_saved_genes(dir_path: str, adata: AnnData, prefix: str | None = None) -> None:
-    """Refuse an AnnData whose genes differ from those a saved model was trained on."""
-    from scvi.model.base._save_load import _load_saved_files
-
-    _, var_names, _, _ = _load_saved_files(dir_path, False, prefix=prefix)
-    var_names = np.asarray(var_names).astype(str)
-    given = np.asarray(adata.var_names).astype(str)
-    if given.shape != var_names.shape or (given != var_names).any():
-        missing = np.setdiff1d(var_names, given)
-        extra = np.setdiff1d(given, var_names)
-        parts = [f"{len(var_names)} genes at training, {len(given)} given"]
-        if len(missing):
-            parts.append(f"{len(missing)} missing (e.g. {missing[:5].tolist()})")
-        if len(extra):
-            parts.append(f"{len(extra)} not in the model (e.g. {extra[:5].tolist()})")
-        if not len(missing) and not len(extra):
-            parts.append("the same genes in another order")
-        msg = (
-            "The AnnData's genes differ from the model's: " + "; ".join(parts) + ". "
-            "Subset and order them as at training, e.g. "
-            "`adata = adata[:, training_adata.var_names].copy()`."
-        )
-        raise ValueError(msg)
-
-
-class BaseGeneratorModel(UnsupervisedTrainingMixin, BaseModelClass):
+class BaseGeneratorModel(SafeSaveMixin, UnsupervisedTrainingMixin, BaseModelClass):
     """Base class of scgensynth's conditional generators.
 
     It registers expression values and covariates through scvi-tools' ``AnnDataManager``,
@@ -660,36 +636,15 @@ class BaseGeneratorModel(UnsupervisedTrainingMixin, BaseModelClass):
 
     # -- save / load --------------------------------------------------------------------------
     @classmethod
-    def load(cls, dir_path: str, adata: AnnData | None = None, **kwargs):
-        """Load a saved model; ``adata`` must have the training genes (same order).
-
-        Your AnnData is not modified: the model registers a private proxy of it.
-
-        Parameters
-        ----------
-        dir_path
-            Folder written by :meth:`save`.
-        adata
-            AnnData with the same genes (``var_names``) as the training data.
-        **kwargs
-            Passed to scvi-tools' ``BaseModelClass.load`` (``accelerator``, ``device``, ...).
-        """
-        if adata is None:
-            msg = (
-                "Pass the AnnData the model was trained on (or one with the same genes): "
-                f"{cls.__name__}.load(dir_path, adata=adata)."
-            )
-            raise ValueError(msg)
-        registry = cls.load_registry(dir_path, prefix=kwargs.get("prefix"))
-        args = registry["setup_args"]
-        check_saved_genes(dir_path, adata, prefix=kwargs.get("prefix"))
-        proxy = proxy_anndata(
-            adata,
-            args.get("layer"),
-            as_key_list(args.get("categorical_covariate_keys"), "categorical_covariate_keys"),
-            as_key_list(args.get("continuous_covariate_keys"), "continuous_covariate_keys"),
+    def _load_proxy(cls, adata: AnnData, setup_args: Mapping[str, Any]) -> AnnData:
+        cat = as_key_list(
+            setup_args.get("categorical_covariate_keys"), "categorical_covariate_keys"
         )
-        return super().load(dir_path, adata=proxy, **kwargs)
+        cont = as_key_list(
+            setup_args.get("continuous_covariate_keys"), "continuous_covariate_keys"
+        )
+        check_covariates(adata, cat, cont)
+        return proxy_anndata(adata, setup_args.get("layer"), cat, cont)
 
     def __repr__(self) -> str:
         keys = [*self._cat_keys, *self._cont_keys]
