@@ -195,7 +195,7 @@ def _pca_variance(c: _Context):
         rows.append(
             _row(f"pca_components_{pct}", rec["synthetic"], group="synthetic", params=params)
         )
-        ratio = rec["synthetic"] / rec["real"]
+        ratio = rec["synthetic"] / rec["real"] if rec["real"] else float("nan")
         rows.append(_row(f"pca_components_{pct}_ratio", ratio, None, 1.0, params=params))
     return rows
 
@@ -459,7 +459,14 @@ def evaluate(
         msg = f"classifier must be 'mlp' or 'logistic', not {classifier!r}."
         raise ValueError(msg)
 
-    n_real, n_synth = get_values(real, layer=layer, dtype=None).shape[0], synth.shape[0]
+    real_values = get_values(real, layer=layer, dtype=None)
+    n_real, n_synth = real_values.shape[0], synth.shape[0]
+    if n_real > 1 and not (real_values != real_values[:1]).any():
+        msg = (
+            "real: every sample has the same values, so there is no structure to compare "
+            "synthetic samples with. Check the data (a constant layer, or a failed import)."
+        )
+        raise ValueError(msg)
     k_used = int(min(k, n_real - 1, n_synth - 1))
     if k_used < 1:
         msg = "evaluate needs at least 2 real and 2 synthetic samples."

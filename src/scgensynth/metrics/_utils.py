@@ -48,6 +48,11 @@ def _matrix(data: ArrayOrAnnData, layer: str | None, obsm: str | None, name: str
     return data
 
 
+#: largest absolute value the metrics accept: squared distances over ~10^5 genes stay finite
+#: in float32 (max 3.4e38)
+_LARGEST = 1e15
+
+
 def get_values(
     data: ArrayOrAnnData,
     *,
@@ -70,7 +75,7 @@ def get_values(
     if X.ndim != 2:
         msg = f"{name}: expected a samples x features matrix, got shape {X.shape}."
         raise ValueError(msg)
-    if not (np.issubdtype(X.dtype, np.number) or X.dtype == bool):
+    if np.iscomplexobj(X) or not (np.issubdtype(X.dtype, np.number) or X.dtype == bool):
         msg = f"{name}: the matrix has dtype {X.dtype}; metrics need numbers."
         raise TypeError(msg)
     if dtype is None:
@@ -90,6 +95,14 @@ def get_values(
             f"{name}: {bad.sum()} NaN or infinite values in {len(rows)} samples "
             f"(first rows: {rows[:5].tolist()}). Metrics need finite values: drop or impute "
             "those samples first."
+        )
+        raise ValueError(msg)
+    largest = float(np.abs(X).max())
+    if largest > _LARGEST:
+        msg = (
+            f"{name}: values as large as {largest:.3g}. Distances between such samples overflow "
+            f"float32 (values must stay below {_LARGEST:.0e}), and no expression scale reaches "
+            "them: log-transform (sc.pp.log1p) or rescale the data first."
         )
         raise ValueError(msg)
     return X

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -99,7 +101,10 @@ class ExpressionScaling(nn.Module):
             y = z * self.std + self.mean
             y = torch.where(self.constant, self.mean, y)
             if self.mode in ("counts", "log1p"):
-                x = torch.expm1(y).clamp_min(0)
+                # cap log values so that exp and the library sum stay finite in float32 (only
+                # a barely trained network reaches the cap: e^78 is ~1e34 counts per gene)
+                cap = math.log(torch.finfo(torch.float32).max) - math.log(max(y.shape[-1], 1)) - 1
+                x = torch.expm1(y.clamp_max(cap)).clamp_min(0)
                 if self.mode == "counts":
                     total = x.sum(dim=-1, keepdim=True).clamp_min(1e-8)
                     lib = (

@@ -16,16 +16,29 @@ _CONSTANT_TOL = 1e-6
 
 
 def get_matrix(adata: AnnData, layer: str | None):
-    """``adata.X`` or ``adata.layers[layer]``, with a clear error for an unknown layer."""
+    """``adata.X`` or ``adata.layers[layer]``; clear errors for an unknown layer or non-numbers."""
     if layer is None:
-        return adata.X
-    if layer not in adata.layers:
+        X = adata.X
+    elif layer not in adata.layers:
         msg = (
             f"Layer {layer!r} is not in adata.layers (available: {list(adata.layers.keys())}). "
             "Pass layer=None to use adata.X, or the name of the layer that holds the expression."
         )
         raise KeyError(msg)
-    return adata.layers[layer]
+    else:
+        X = adata.layers[layer]
+    dtype = getattr(X, "dtype", None)
+    if dtype is not None and not (np.issubdtype(dtype, np.number) or np.dtype(dtype) == np.bool_):
+        where = "adata.X" if layer is None else f"adata.layers[{layer!r}]"
+        msg = (
+            f"{where} has dtype {dtype}; expression values must be numbers. Convert them, e.g. "
+            f"`{where} = {where}.astype(np.float32)` (after fixing any non-numeric entries)."
+        )
+        raise TypeError(msg)
+    if dtype is not None and np.issubdtype(dtype, np.complexfloating):
+        msg = f"The expression matrix is complex ({dtype}); expression values must be real."
+        raise TypeError(msg)
+    return X
 
 
 def iter_row_chunks(

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from scgensynth.model.base._base import SOURCE_KEY
+from scgensynth.pp._scaling import get_matrix
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -110,9 +111,13 @@ def augment(
             "augment the AnnData the model was trained on, or add those columns."
         )
         raise KeyError(msg)
+    X = get_matrix(adata, layer)
+    if X is None:
+        msg = "adata.X is None; pass the layer that holds the expression values with layer=..."
+        raise ValueError(msg)
     synth = model.generate(n_obs, covariates, seed=seed, **kwargs)
     real = ad.AnnData(
-        X=adata.X if layer is None else adata.layers[layer],
+        X=X,
         obs=adata.obs.copy(),
         var=adata.var.copy(),
     )
@@ -126,7 +131,8 @@ def augment(
     )
     both.obs[SOURCE_KEY] = pd.Categorical(both.obs[SOURCE_KEY], categories=["real", "synthetic"])
     for key in model.categorical_covariate_keys:
-        cats = pd.Index(model.categories[key]).union(pd.Index(adata.obs[key].unique()), sort=False)
+        seen = pd.Index(adata.obs[key].dropna().unique())  # a missing value stays missing
+        cats = pd.Index(model.categories[key]).union(seen, sort=False)
         both.obs[key] = pd.Categorical(both.obs[key].astype(object), categories=cats)
     both.uns["sgs"] = synth.uns["sgs"]
     if not both.obs_names.is_unique:

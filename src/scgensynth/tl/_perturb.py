@@ -232,6 +232,10 @@ def perturb(
 
     genes = model.var_names
     var_index = pd.Index(np.asarray(adata.var_names).astype(str))
+    if not var_index.is_unique:
+        dup = var_index[var_index.duplicated()].unique()[:5].tolist()
+        msg = f"adata's gene names are not unique (e.g. {dup}); call var_names_make_unique()."
+        raise ValueError(msg)
     cols = var_index.get_indexer(genes)
     if (cols < 0).any():
         missing = [g for g, c in zip(genes, cols) if c < 0]
@@ -240,10 +244,6 @@ def perturb(
             f"{missing[:5]}); perturb an AnnData with the genes the model was trained on "
             "(model.var_names)."
         )
-        raise ValueError(msg)
-    if not var_index.is_unique:
-        dup = var_index[var_index.duplicated()].unique()[:5].tolist()
-        msg = f"adata's gene names are not unique (e.g. {dup}); call var_names_make_unique()."
         raise ValueError(msg)
 
     label_str = labels.astype(str).to_numpy()
@@ -255,6 +255,15 @@ def perturb(
         msg = "The samples to perturb have missing or infinite values; impute or drop them."
         raise ValueError(msg)
     x_adv, probs = model._perturb(X, target_code, batch_size=int(batch_size))
+    failed = ~np.isfinite(x_adv).all(1)
+    if failed.any():
+        first = adata.obs_names[rows[np.flatnonzero(failed)[0]]]
+        msg = (
+            f"{failed.sum()} sample(s) gave non-finite perturbed values (e.g. {first!r}): their "
+            f"values (up to {np.abs(X[failed]).max():.3g}) lie far outside the range the model "
+            "was trained on. Perturb data on the training data's scale."
+        )
+        raise ValueError(msg)
     perturbation = (x_adv.astype(np.float64) - X).astype(np.float32)
 
     obs = adata.obs.iloc[rows].copy()

@@ -454,11 +454,15 @@ class BaseGeneratorModel(SafeSaveMixin, UnsupervisedTrainingMixin, BaseModelClas
         rng: np.random.Generator,
     ) -> tuple[pd.DataFrame, np.ndarray | None]:
         keys = [*self._cat_keys, *self._cont_keys]
-        if covariates is None:
-            n = self.covariates_.shape[0] if n_obs is None else int(n_obs)
-            if n < 0:
+        if n_obs is not None:
+            if isinstance(n_obs, bool) or not isinstance(n_obs, int | np.integer):
+                msg = f"n_obs must be a whole number of samples, not {n_obs!r}."
+                raise TypeError(msg)
+            if n_obs < 0:
                 msg = f"n_obs must be >= 0, not {n_obs}."
                 raise ValueError(msg)
+        if covariates is None:
+            n = self.covariates_.shape[0] if n_obs is None else int(n_obs)
             rows = rng.integers(0, self.covariates_.shape[0], size=n)
             frame = self.covariates_.iloc[rows].reset_index(drop=True)
             return frame, rows
