@@ -86,7 +86,8 @@ def train(
     **kwargs
         The model class's constructor arguments (e.g. ``n_latent``, ``n_hidden``,
         ``scaling``) and training arguments (``n_steps``, ``batch_size``, ``train_size``,
-        ``selection``, ``accelerator``, ...).
+        ``selection``, ``accelerator``, ``checkpoint_dir`` and ``resume`` to continue a
+        killed run, ...).
 
     Returns
     -------

@@ -82,8 +82,23 @@ class GMDATrainingPlan(pl.LightningModule):
         self._counts[name] = self._counts.get(name, 0) + n
 
     def on_train_start(self):
-        """Start without kept probes."""
-        self.kept_probes = None
+        """Start without kept probes (unless a resumed run restored them)."""
+        if not getattr(self, "_resumed", False):
+            self.kept_probes = None
+        self._resumed = False
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Keep the persistent probes in a checkpoint, as tensors."""
+        kept = self.kept_probes
+        checkpoint["sgs_kept_probes"] = None if kept is None else dict(vars(kept))
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Restore the persistent probes of a checkpoint."""
+        from scgensynth.module._gmda import Probes
+
+        kept = checkpoint.get("sgs_kept_probes")
+        self.kept_probes = None if kept is None else Probes(**kept)
+        self._resumed = True
 
     def on_train_epoch_end(self):
         """Log the epoch means of the losses (kept in the model's ``history``)."""

@@ -208,6 +208,27 @@ class GeneratorSelection(pl.Callback):
         self.scores: list[dict] = []
         self._since_best = 0
 
+    def state_dict(self) -> dict:
+        """What a resumed run needs: the best weights so far, the scores and the patience."""
+        return {
+            "best_score": float(self.best_score),
+            "best_epoch": None if self.best_epoch is None else int(self.best_epoch),
+            "best_state": self.best_state,
+            "scores": [{k: float(v) for k, v in row.items()} for row in self.scores],
+            "since_best": int(self._since_best),
+        }
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Restore :meth:`state_dict` (Lightning calls this when a run resumes)."""
+        self.best_score = state_dict["best_score"]
+        self.best_epoch = state_dict["best_epoch"]
+        self.best_state = state_dict["best_state"]
+        self.scores = [
+            {k: int(v) if k == "epoch" else v for k, v in row.items()}
+            for row in state_dict["scores"]
+        ]
+        self._since_best = state_dict["since_best"]
+
     def on_train_epoch_end(self, trainer, pl_module):
         epoch = trainer.current_epoch + 1
         last = trainer.max_epochs is not None and epoch >= trainer.max_epochs

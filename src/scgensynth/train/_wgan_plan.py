@@ -107,6 +107,14 @@ class WGANGPTrainingPlan(pl.LightningModule):
             self._make_optimizer(gen_params, self.lr_generator),
         )
 
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Keep the critic-step counter (it decides which batches update the generator)."""
+        checkpoint["sgs_critic_steps"] = int(self._critic_steps)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Restore the critic-step counter of a checkpoint."""
+        self._critic_steps = int(checkpoint.get("sgs_critic_steps", 0))
+
     def training_step(self, batch, batch_idx):
         """One critic update, and a generator update every ``n_critic`` batches."""
         opt_critic, opt_generator = self.optimizers()

@@ -4,6 +4,7 @@ import contextlib
 import copy
 import logging
 import math
+import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,7 @@ from scvi.model.base import BaseModelClass, UnsupervisedTrainingMixin
 from scgensynth.pp import detect_scaling, fit_scaling, iter_row_chunks
 from scgensynth.pp._scaling import get_matrix
 from scgensynth.train import GeneratorSelection, SelectionCriterion
+from scgensynth.train._checkpoint import ResumableCheckpoint, check_checkpoint, checkpoint_path
 
 from ._save import SafeSaveMixin
 from ._validation import as_key_list, check_covariates, check_shape
@@ -310,6 +312,9 @@ class BaseGeneratorModel(SafeSaveMixin, UnsupervisedTrainingMixin, BaseModelClas
         devices: int | list[int] | str = "auto",
         plan_kwargs: dict | None = None,
         datasplitter_kwargs: dict | None = None,
+        checkpoint_dir: str | os.PathLike | None = None,
+        checkpoint_every: int | None = None,
+        resume: bool = False,
         **kwargs,
     ):
         """Train the generator.
@@ -352,6 +357,18 @@ class BaseGeneratorModel(SafeSaveMixin, UnsupervisedTrainingMixin, BaseModelClas
             Training-plan arguments (learning rates, ``n_critic``, optimizer, ...).
         datasplitter_kwargs
             Extra arguments of scvi-tools' ``DataSplitter``.
+        checkpoint_dir
+            Folder for a resumable checkpoint (``last.ckpt``), written atomically every
+            ``checkpoint_every`` epochs (default: 20 times per run) and at the end. It holds
+            the weights, optimizer states, loop counters, model-selection state, logged
+            history and random states, as tensors and plain values only.
+        checkpoint_every
+            Epochs between checkpoints.
+        resume
+            Continue from the checkpoint in ``checkpoint_dir`` if there is one (a run that
+            was killed): called with the same data, seed and arguments, the resumed run ends
+            with exactly the weights of an uninterrupted one on CPU. A checkpoint of another
+            run (other data shape, batch size, length, seed, ...) is refused.
         **kwargs
             Plan arguments accepted by name (see the model's docstring), or arguments of
             scvi-tools' / Lightning's ``Trainer``.
@@ -400,6 +417,34 @@ class BaseGeneratorModel(SafeSaveMixin, UnsupervisedTrainingMixin, BaseModelClas
             )
             callbacks.append(callback)
             self._selection_callback = callback
+        if resume and checkpoint_dir is None:
+            msg = "resume=True needs the checkpoint_dir=... the interrupted run wrote to."
+            raise ValueError(msg)
+        if checkpoint_dir is not None:
+            fingerprint = {
+                "class": type(self).__name__,
+                "n_obs": int(self.adata.n_obs),
+                "n_vars": int(self.adata.n_vars),
+                "n_train": len(train_idx),
+                "batch_size": batch_size,
+                "max_epochs": int(max_epochs),
+                "train_size": float(train_size),
+                "seed": seed,
+                "selection": str(selection),
+            }
+            every = checkpoint_every or max(1, max_epochs // 20)
+            callbacks.append(ResumableCheckpoint(checkpoint_dir, every, fingerprint))
+            path = checkpoint_path(checkpoint_dir)
+            if resume and path.exists():
+                check_checkpoint(path)
+                kwargs["ckpt_path"] = str(path)
+            elif resume:
+                logger.info("No checkpoint in %s yet; training from the start.", checkpoint_dir)
+            elif path.exists():
+                logger.warning(
+                    "Replacing the checkpoint in %s (pass resume=True to continue from it).",
+                    checkpoint_dir,
+                )
         kwargs.setdefault(
             "check_val_every_n_epoch", max(1, max_epochs // 20) if len(val_idx) else None
         )
