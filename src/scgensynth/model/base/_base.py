@@ -16,6 +16,7 @@ from scvi import REGISTRY_KEYS, settings
 from scvi.data import AnnDataManager
 from scvi.data.fields import CategoricalJointObsField, LayerField, NumericalJointObsField
 from scvi.dataloaders import DataSplitter
+from scvi.model._utils import use_distributed_sampler
 from scvi.model.base import BaseModelClass, UnsupervisedTrainingMixin
 
 from scgensynth.pp import detect_scaling, fit_scaling, iter_row_chunks
@@ -57,6 +58,17 @@ def proxy_anndata(
         if layer is None:
             return ad.AnnData(X=X, obs=obs, var=var)
         return ad.AnnData(obs=obs, var=var, layers={layer: X})
+
+
+def _n_devices(devices: int | Sequence[int] | str) -> int:
+    """Number of processes Lightning starts for ``devices`` (1 when it decides itself)."""
+    if isinstance(devices, int) and devices > 0:
+        return devices
+    if isinstance(devices, str) and devices.strip().isdigit():
+        return max(1, int(devices))
+    if isinstance(devices, Sequence) and not isinstance(devices, str):
+        return max(1, len(devices))
+    return 1
 
 
 def _check_trainer_kwargs(kwargs: dict, plan_args: Sequence[str]) -> None:
@@ -391,18 +403,26 @@ class BaseGeneratorModel(SafeSaveMixin, UnsupervisedTrainingMixin, BaseModelClas
                 f"batch_size (e.g. batch_size={max(2, len(train_idx) // 4)}) or train_size=1.0."
             )
             raise ValueError(msg)
-        batches_per_epoch = math.ceil(len(train_idx) / batch_size)
+        # with data parallelism every process takes its share of each epoch's batches, and a
+        # step is one mini-batch per process: n_steps still counts optimiser steps
+        distributed = use_distributed_sampler(kwargs.get("strategy"))
+        world = _n_devices(devices) if distributed else 1
+        batches_per_epoch = math.ceil(len(train_idx) / (batch_size * world))
         if max_epochs is None:
             n_steps = int(n_steps or self._default_n_steps(len(train_idx)))
             max_epochs = max(1, math.ceil(n_steps / batches_per_epoch))
         total_steps = max_epochs * batches_per_epoch
         remainder = len(train_idx) % batch_size
+        datasplitter_kwargs = dict(datasplitter_kwargs or {})
+        if distributed:
+            # each process draws its own share of every epoch's mini-batches
+            datasplitter_kwargs.setdefault("distributed_sampler", True)
         splitter = self._data_splitter_cls(
             self.adata_manager,
             external_indexing=[train_idx, val_idx, np.array([], dtype=int)],
             batch_size=batch_size,
             drop_last=0 < remainder < 3,
-            **(datasplitter_kwargs or {}),
+            **datasplitter_kwargs,
         )
         callbacks = list(kwargs.pop("callbacks", []))
         self._selection_callback = None
@@ -452,13 +472,14 @@ class BaseGeneratorModel(SafeSaveMixin, UnsupervisedTrainingMixin, BaseModelClas
             kwargs["limit_val_batches"] = 0
         kwargs.setdefault("log_every_n_steps", max(1, min(50, batches_per_epoch)))
         logger.info(
-            "Training %s on %d samples (%d held out) for %d epochs = %d steps of %d samples.",
+            "Training %s on %d samples (%d held out) for %d epochs = %d steps of %d samples%s.",
             type(self).__name__,
             len(train_idx),
             len(val_idx),
             max_epochs,
             total_steps,
             batch_size,
+            f" in each of {world} processes" if world > 1 else "",
         )
         result = super().train(
             max_epochs=max_epochs,
