@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -155,18 +154,13 @@ class ResumableCheckpoint(pl.Callback):
         progress["is_last_batch"] = False
 
     def _save(self, trainer: pl.Trainer) -> None:
+        from scgensynth.model.base._files import atomic_write
+
         self.dirpath.mkdir(parents=True, exist_ok=True)
-        target = checkpoint_path(self.dirpath)
-        fd, tmp = tempfile.mkstemp(prefix=".last.", suffix=".tmp", dir=self.dirpath)
-        os.close(fd)
-        try:
-            trainer.save_checkpoint(tmp, weights_only=False)
-            with open(tmp, "rb") as handle:
-                os.fsync(handle.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(
+            checkpoint_path(self.dirpath),
+            lambda tmp: trainer.save_checkpoint(tmp, weights_only=False),
+        )
 
     def state_dict(self) -> dict[str, Any]:
         trainer = self._trainer

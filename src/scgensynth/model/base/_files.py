@@ -19,6 +19,7 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -288,17 +289,25 @@ def write_model_file(
         # a private contiguous copy: safetensors refuses tensors that share memory
         tensors[key] = value.detach().to("cpu", copy=True).contiguous()
     header = {"format": FORMAT, "sgs_metadata": json.dumps(metadata, allow_nan=False)}
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=header))
+    return path
+
+
+def atomic_write(path: Path, write: Callable[[str], None]) -> None:
+    """``write(tmp)`` a file beside ``path``, flush it to disk, then move it into place.
+
+    A crash at any point leaves ``path`` as it was (and no temporary file behind).
+    """
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        save_file(tensors, tmp, metadata=header)
+        write(tmp)
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return path
 
 
 def read_model_file(
