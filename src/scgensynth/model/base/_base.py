@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import anndata as ad
+import h5py
 import numpy as np
 import pandas as pd
 import torch
@@ -50,6 +51,8 @@ def proxy_anndata(
     if X is None:
         msg = "adata.X is None; pass the layer that holds expression values with layer=..."
         raise ValueError(msg)
+    if isinstance(X, h5py.Dataset):  # a backed dense matrix stays on disk
+        X = _RowsInAnyOrder(X.id)
     keys = [*categorical_covariate_keys, *continuous_covariate_keys]
     obs = adata.obs[keys].copy()
     obs.index = pd.RangeIndex(adata.n_obs).astype(str)  # unique even if obs_names are not
@@ -58,6 +61,29 @@ def proxy_anndata(
         if layer is None:
             return ad.AnnData(X=X, obs=obs, var=var)
         return ad.AnnData(obs=obs, var=var, layers={layer: X})
+
+
+class _RowsInAnyOrder(h5py.Dataset):
+    """An on-disk (backed) matrix whose rows can be read in any order.
+
+    h5py reads only increasing row indices; scvi-tools sorts mini-batch indices only for
+    AnnData objects that are themselves backed, which the private proxy is not. Rows are
+    read in increasing order and returned in the order asked for, so a mini-batch from a
+    backed file is the one the same seed gives in memory.
+    """
+
+    def __getitem__(self, args):
+        rows = args[0] if isinstance(args, tuple) else args
+        if isinstance(rows, list | np.ndarray) and np.ndim(rows) == 1 and len(rows) > 1:
+            rows = np.asarray(rows)
+            order = np.argsort(rows, kind="stable")
+            unique, inverse = np.unique(rows[order], return_inverse=True)
+            rest = args[1:] if isinstance(args, tuple) else ()
+            block = super().__getitem__((unique, *rest)) if rest else super().__getitem__(unique)
+            out = np.empty((len(rows), *block.shape[1:]), dtype=block.dtype)
+            out[order] = block[inverse]
+            return out
+        return super().__getitem__(args)
 
 
 def _n_devices(devices: int | Sequence[int] | str) -> int:
