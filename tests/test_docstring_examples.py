@@ -32,6 +32,8 @@ MODULES = [
     "scgensynth.io._gtex",
     "scgensynth.io._tcga",
     "scgensynth.tl._rank",
+    "scgensynth.model.base._files",
+    "scgensynth.model.base._save",
 ]
 
 

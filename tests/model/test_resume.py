@@ -119,6 +119,8 @@ def test_resuming_another_run_is_refused(adata, tmp_path):
 def test_resume_needs_a_folder_and_starts_afresh_without_a_checkpoint(adata, tmp_path, sgs_logs):
     with pytest.raises(ValueError, match="resume=True needs the checkpoint_dir"):
         _train_here("wgan", adata, None, n_steps=60, resume=True)
+    with pytest.raises(ValueError, match="checkpoint_every must be a positive number"):
+        _train_here("wgan", adata, tmp_path / "x", n_steps=60, checkpoint_every=0)
     with sgs_logs() as records:
         model = _train_here("wgan", adata, tmp_path / "new", n_steps=60, resume=True)
     assert model.is_trained_

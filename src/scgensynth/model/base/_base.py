@@ -463,6 +463,13 @@ class BaseGeneratorModel(SafeSaveMixin, UnsupervisedTrainingMixin, BaseModelClas
             )
             callbacks.append(callback)
             self._selection_callback = callback
+        if checkpoint_every is not None and (
+            isinstance(checkpoint_every, bool)
+            or not isinstance(checkpoint_every, int | np.integer)
+            or checkpoint_every < 1
+        ):
+            msg = f"checkpoint_every must be a positive number of epochs, not {checkpoint_every!r}"
+            raise ValueError(msg)
         if resume and checkpoint_dir is None:
             msg = "resume=True needs the checkpoint_dir=... the interrupted run wrote to."
             raise ValueError(msg)

@@ -36,7 +36,22 @@ _SCALARS = (type(None), bool, int, float, str)
 
 
 class ModelFileError(ValueError):
-    """A saved model that cannot be loaded safely: not ours, tampered, or incompatible."""
+    """A saved model that cannot be loaded safely: not ours, tampered, or incompatible.
+
+    A subclass of ``ValueError``; its message says what is wrong with the file.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> import scgensynth as sgs
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (folder / "model.pt").write_bytes(b"a pickle")
+    >>> try:
+    ...     sgs.model.load_model(folder, adata=sgs.datasets.gtex_tissues())
+    ... except sgs.model.ModelFileError as err:
+    ...     print("pickle" in str(err))
+    True
+    """
 
 
 # -- JSON encoding of attributes -------------------------------------------------------------

@@ -119,6 +119,17 @@ class SafeSaveMixin:
             Also write the registered training data as ``adata.h5ad``.
         **anndata_write_kwargs
             Passed to :meth:`anndata.AnnData.write_h5ad`.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> import scgensynth as sgs
+        >>> adata = sgs.datasets.gtex_tissues()
+        >>> model = sgs.tl.train(adata, "noise", categorical_covariate_keys=["tissue"])
+        >>> folder = tempfile.mkdtemp()
+        >>> model.save(folder, overwrite=True)
+        >>> sgs.model.load_model(folder, adata=adata)
+        NoiseAugmenter(n_genes=467, covariates=['tissue'], scaling='standardize', trained=True)
         """
         import scvi
         import torch
@@ -198,6 +209,17 @@ class SafeSaveMixin:
             Constructor arguments that replace the saved ones; needed only for objects a
             model file cannot hold (e.g. :class:`~scgensynth.model.TSPG`'s own
             ``classifier=``, whose weights are then restored from the file).
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> import scgensynth as sgs
+        >>> adata = sgs.datasets.gtex_tissues()
+        >>> folder = tempfile.mkdtemp()
+        >>> sgs.tl.train(adata, "noise", categorical_covariate_keys=["tissue"]).save(folder)
+        >>> model = sgs.model.NoiseAugmenter.load(folder, adata=adata)
+        >>> sgs.tl.generate(model, n_obs=3, seed=0).shape
+        (3, 467)
         """
         from scvi.model._utils import parse_device_args
 
