@@ -282,8 +282,10 @@ def run_generate(args) -> None:
             if key in fixed:
                 fixed[key] = float(fixed[key])
         covariates = fixed
-    synth = sgs.tl.generate(model, n_obs=args.n_obs, covariates=covariates, seed=args.seed)
-    synth.write_h5ad(args.out)
+    # written to --out a batch at a time: the matrix is never held whole in memory
+    synth = sgs.tl.generate(
+        model, n_obs=args.n_obs, covariates=covariates, seed=args.seed, filename=args.out
+    )
     print(f"Wrote {synth.n_obs} synthetic samples x {synth.n_vars} genes to {args.out}")
 
 

@@ -59,19 +59,16 @@ def _standardise(
     return out
 
 
-def _standardised_pca(
-    fit: np.ndarray, others: Sequence[np.ndarray], n_components: int | None, seed: int
-) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Standardise on ``fit``, then project ``fit`` and ``others`` on ``fit``'s PCA.
+def _fit_standardised_pca(fit: np.ndarray, n_components: int | None, seed: int):
+    """Standardise on ``fit`` and fit its PCA: ``fit`` embedded, and the row-wise map.
 
     ``n_components=None`` keeps the standardised feature space. The number of components is
     capped at ``min(n_fit - 1, n_features)``.
     """
     mean, std = _standardisation(fit)
     r = _standardise(fit, mean, std)
-    o = [_standardise(x, mean, std) for x in others]
     if n_components is None:
-        return r, o
+        return r, lambda x: _standardise(x, mean, std)
     if not isinstance(n_components, int | np.integer) or n_components < 1:
         msg = f"n_components must be a positive integer or None, got {n_components!r}."
         raise ValueError(msg)
@@ -80,7 +77,15 @@ def _standardised_pca(
         msg = f"real has {r.shape[0]} samples: a PCA needs at least 2."
         raise ValueError(msg)
     pca = PCA(q, random_state=seed).fit(r)
-    return pca.transform(r), [pca.transform(x) for x in o]
+    return pca.transform(r), lambda x: pca.transform(_standardise(x, mean, std))
+
+
+def _standardised_pca(
+    fit: np.ndarray, others: Sequence[np.ndarray], n_components: int | None, seed: int
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Standardise on ``fit``, then project ``fit`` and ``others`` on ``fit``'s PCA."""
+    r, embed = _fit_standardised_pca(fit, n_components, seed)
+    return r, [embed(x) for x in others]
 
 
 def _canonical_order(X: np.ndarray, codes: np.ndarray | None = None) -> np.ndarray:

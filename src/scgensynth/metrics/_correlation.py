@@ -17,6 +17,7 @@ and comparative assessment. *Bioinformatics* 39(Supplement 1):i111-i120.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from typing import TYPE_CHECKING
 
@@ -29,7 +30,7 @@ from sklearn.decomposition import PCA
 from sklearn.metrics import adjusted_rand_score
 from sklearn.metrics.cluster import contingency_matrix
 
-from ._utils import is_anndata, paired_values
+from ._utils import Streamed, is_anndata, paired, paired_values
 
 if TYPE_CHECKING:
     from ._utils import ArrayOrAnnData
@@ -129,6 +130,53 @@ def _structure_genes(
     return r[:, keep], s[:, keep]
 
 
+def _streamed_structure(
+    r: np.ndarray, s: Streamed, max_genes: int | None, what: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_structure_genes` with ``s`` read in blocks, then ``s``'s correlation matrix.
+
+    Returns ``r`` restricted to the genes kept and ``s``'s correlations over them. One
+    block: exactly the in-memory computation. Several: per-gene minima and maxima (for
+    the constant genes) and sums of deviations from the first block's mean and of their
+    outer products, over the ``max_genes`` genes only.
+    """
+    blocks = iter(s.blocks())
+    _, first = next(blocks)
+    rest = next(blocks, None)
+    if rest is None:
+        r, s_kept = _structure_genes(r, first, max_genes, what)
+        return r, _correlation_matrix(s_kept)
+    top = np.arange(r.shape[1])
+    if max_genes is not None and r.shape[1] > max_genes:
+        _structure_genes(r[:3], r[:3], max_genes, what)  # the argument checks only
+        top = np.sort(np.argsort(-r.var(axis=0), kind="stable")[:max_genes])
+    shift = first[:, top].mean(0, dtype=np.float64)
+    lo, hi = first[:, top].min(0), first[:, top].max(0)
+    n, total, outer = 0, np.zeros(len(top)), np.zeros((len(top), len(top)))
+    for _, block in itertools.chain([(0, first), rest], blocks):
+        d = np.asarray(block[:, top], dtype=np.float64) - shift
+        lo, hi = np.minimum(lo, block[:, top].min(0)), np.maximum(hi, block[:, top].max(0))
+        n += d.shape[0]
+        total += d.sum(0)
+        outer += d.T @ d
+    # the genes kept are those of _structure_genes: variable in both sets
+    r_top = r[:, top]
+    keep = ~(_constant_genes(r_top) | (hi == lo))
+    if len(np.flatnonzero(keep)) < 3:
+        msg = (
+            f"{what} needs at least 3 genes that vary in both datasets; "
+            f"{int(keep.sum())} do. Check that the data are not constant, or pass more genes."
+        )
+        raise ValueError(msg)
+    mean = total[keep] / n
+    cov = outer[np.ix_(keep, keep)] / n - np.outer(mean, mean)
+    sd = np.sqrt(np.diag(cov))
+    C = cov / np.outer(sd, sd)
+    np.clip(C, -1.0, 1.0, out=C)
+    np.fill_diagonal(C, 1.0)
+    return r_top[:, keep], C
+
+
 def _upper(C: np.ndarray) -> np.ndarray:
     return C[np.triu_indices(C.shape[0], k=1)]
 
@@ -180,11 +228,9 @@ def correlation_score(
     >>> round(sgs.metrics.correlation_score(real, rng.normal(size=(300, 6))), 2)
     0.13
     """
-    r, s = paired_values(real, synth, layer=layer)
-    r, s = _structure_genes(r, s, max_genes, "correlation_score")
-    return _pearson(
-        _upper(_correlation_matrix(r)), _upper(_correlation_matrix(s)), "correlation_score"
-    )
+    r, s = paired(real, synth, layer=layer)
+    r, c_synth = _streamed_structure(r, s, max_genes, "correlation_score")
+    return _pearson(_upper(_correlation_matrix(r)), _upper(c_synth), "correlation_score")
 
 
 def s_dist(
@@ -234,10 +280,10 @@ def s_dist(
     >>> round(sgs.metrics.s_dist(real, synth), 2)
     0.99
     """
-    r, s = paired_values(real, synth, layer=layer)
-    r, s = _structure_genes(r, s, max_genes, "s_dist")
+    r, s = paired(real, synth, layer=layer)
+    r, c_synth = _streamed_structure(r, s, max_genes, "s_dist")
     d_real = 1.0 - _upper(_correlation_matrix(r))
-    d_synth = 1.0 - _upper(_correlation_matrix(s))
+    d_synth = 1.0 - _upper(c_synth)
     return _pearson(d_real, d_synth, "s_dist")
 
 
@@ -297,11 +343,11 @@ def s_dend(
             "ward linkages need Euclidean distances, and 1 - correlation is not one)."
         )
         raise ValueError(msg)
-    r, s = paired_values(real, synth, layer=layer)
-    r, s = _structure_genes(r, s, max_genes, "s_dend")
+    r, s = paired(real, synth, layer=layer)
+    r, c_synth = _streamed_structure(r, s, max_genes, "s_dend")
     heights = []
-    for X in (r, s):
-        dissimilarity = np.clip(1.0 - _upper(_correlation_matrix(X)), 0.0, 2.0)
+    for C in (_correlation_matrix(r), c_synth):
+        dissimilarity = np.clip(1.0 - _upper(C), 0.0, 2.0)
         heights.append(cophenet(linkage(dissimilarity, method=method)))
     return _pearson(heights[0], heights[1], "s_dend")
 
@@ -337,8 +383,10 @@ def mean_correlation(
     >>> round(sgs.metrics.mean_correlation(real, synth), 2)
     1.0
     """
-    r, s = paired_values(real, synth, layer=layer)
-    return _pearson(r.mean(axis=0), s.mean(axis=0), "mean_correlation")
+    r, s = paired(real, synth, layer=layer)  # synthetic means summed block by block
+    sums = [block.sum(axis=0) for _, block in s.blocks()]
+    s_mean = sums[0] / s.shape[0] if len(sums) == 1 else np.sum(sums, axis=0) / s.shape[0]
+    return _pearson(r.mean(axis=0), s_mean, "mean_correlation")
 
 
 # -- regulatory networks -----------------------------------------------------------------------

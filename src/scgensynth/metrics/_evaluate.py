@@ -18,7 +18,7 @@ from ._utils import (
     get_labels,
     get_values,
     is_anndata,
-    paired_values,
+    paired,
 )
 
 logger = logging.getLogger(__name__)
@@ -391,7 +391,10 @@ def evaluate(
     real
         The real samples the generator learned from (AnnData or array).
     synth
-        The synthetic samples (genes matched to ``real`` by name).
+        The synthetic samples (genes matched to ``real`` by name). May be backed
+        (``generate(..., filename=...)`` or ``read_h5ad(..., backed="r")``): it is checked
+        and, by the Fréchet distance, the correlation metrics and the reconstruction error,
+        read in blocks of rows; the other metrics load it.
     label_key
         ``.obs`` column of both (e.g. ``"tissue"``), for per-label recall and the
         classifier-based metrics.
@@ -439,10 +442,12 @@ def evaluate(
     >>> report = sgs.metrics.evaluate(real, synth, metrics=["precision_recall", "c2st_auc"])
     >>> report[["metric", "value"]].round(2).to_string(index=False)  # doctest: +SKIP
     """
-    # validate every input once, up front: genes, finite values, labels
-    paired_values(real, synth, layer=layer)
-    if holdout is not None:
-        paired_values(real, holdout, layer=layer, names=("real", "holdout"))
+    # validate every input once, up front: genes, finite values, labels (the synthetic and
+    # holdout sets in blocks, without loading them)
+    for data, name in ((synth, "synthetic"), (holdout, "holdout")):
+        if data is not None:
+            for _ in paired(real, data, layer=layer, names=("real", name))[1].blocks():
+                pass
     given = set()
     if label_key is not None:
         for data, name in ((real, "real"), (synth, "synthetic")) + (

@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from ._classifier import _standardised_pca, fit_classifier
-from ._utils import ArrayOrAnnData, check_two_classes, get_labels, paired_values
+from ._classifier import _fit_standardised_pca, fit_classifier
+from ._utils import ArrayOrAnnData, check_two_classes, get_labels, paired
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +88,32 @@ def _stats(X: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(msg)
     X = np.asarray(X, dtype=np.float64)
     return X.mean(0), np.atleast_2d(np.cov(X, rowvar=False, ddof=1))
+
+
+def _streamed_stats(blocks) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance (ddof=1) of the rows of a sequence of blocks.
+
+    One block: exactly :func:`_stats`. Several: sums of deviations from the first block's
+    mean (a shift that keeps the sums well conditioned) and of their outer products.
+    """
+    first, n, total, outer, shift = None, 0, None, None, None
+    for _, block in blocks:
+        if first is None:
+            first = block
+            continue
+        if shift is None:
+            shift = first.mean(0, dtype=np.float64)
+            d = np.asarray(first, dtype=np.float64) - shift
+            n, total, outer = d.shape[0], d.sum(0), d.T @ d
+        d = np.asarray(block, dtype=np.float64) - shift
+        n += d.shape[0]
+        total += d.sum(0)
+        outer += d.T @ d
+    if shift is None:
+        return _stats(first, "synthetic")
+    mean = total / n
+    cov = (outer - n * np.outer(mean, mean)) / (n - 1)
+    return shift + mean, np.atleast_2d(cov)
 
 
 def frechet_distance(
@@ -191,22 +217,27 @@ def frechet_distance(
         msg = "classifier_kwargs are only used with embedding='classifier'."
         raise ValueError(msg)
 
-    r, s = paired_values(real, synth, layer=layer, obsm=obsm)
-    for name, X in {"real": r, "synthetic": s}.items():
-        if X.shape[0] < 2:
-            msg = f"{name} has {X.shape[0]} sample(s); a covariance needs at least 2."
+    # the synthetic set is read in blocks and only its running moments are kept (in the
+    # embedding, or in the genes for embedding=None): a large or backed set is never loaded
+    r, s = paired(real, synth, layer=layer, obsm=obsm)
+    for name, n in {"real": r.shape[0], "synthetic": s.shape[0]}.items():
+        if n < 2:
+            msg = f"{name} has {n} sample(s); a covariance needs at least 2."
             raise ValueError(msg)
     if embedding == "pca":
-        r, (s,) = _standardised_pca(r, [s], n_components, seed)
+        r, embed = _fit_standardised_pca(r, n_components, seed)
+        s_stats = _streamed_stats((i, embed(block)) for i, block in s.blocks())
     elif embedding == "classifier":
         labels = get_labels(real, label_key, "real")
         check_two_classes(labels, "real", label_key)
         options = {**_CLASSIFIER_DEFAULTS, **(classifier_kwargs or {})}
         clf = fit_classifier(r, labels, kind="mlp", seed=seed, **options)
-        r, s = clf.embed(r), clf.embed(s)
+        r = clf.embed(r)
+        s_stats = _streamed_stats((i, clf.embed(block)) for i, block in s.blocks())
+    else:
+        s_stats = _streamed_stats(s.blocks())
     mu1, sigma1 = _stats(r, "real")
-    mu2, sigma2 = _stats(s, "synthetic")
-    return frechet_distance_from_stats(mu1, sigma1, mu2, sigma2)
+    return frechet_distance_from_stats(mu1, sigma1, *s_stats)
 
 
 __all__ = ["frechet_distance", "frechet_distance_from_stats"]

@@ -9,7 +9,7 @@ import pandas as pd
 import torch
 
 from . import _knn
-from ._utils import ArrayOrAnnData, check_k, get_labels, paired_values, subsample
+from ._utils import ArrayOrAnnData, check_k, get_labels, paired, paired_values, subsample
 
 logger = logging.getLogger(__name__)
 
@@ -24,26 +24,33 @@ def _space(
     seed: int,
     names: list[str],
 ) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Real and other datasets in one space: data (as given), ``obsm`` or real's PCA."""
-    values = [
-        paired_values(real, o, layer=layer, obsm=obsm, names=(names[0], n), dtype=None)
-        for o, n in zip(others, names[1:], strict=True)
-    ]
-    r = values[0][0]
-    rest = [v[1] for v in values]
+    """Real and other datasets in one space: data (as given), ``obsm`` or real's PCA.
+
+    In a PCA space the other datasets are projected a block of rows at a time (a large or
+    backed synthetic set is never loaded whole).
+    """
     if n_components is None:
-        return r, rest
+        values = [
+            paired_values(real, o, layer=layer, obsm=obsm, names=(names[0], n), dtype=None)
+            for o, n in zip(others, names[1:], strict=True)
+        ]
+        return values[0][0], [v[1] for v in values]
     from sklearn.decomposition import PCA
 
     if not isinstance(n_components, int | np.integer) or n_components < 1:
         msg = f"n_components must be a positive integer or None, got {n_components!r}."
         raise ValueError(msg)
+    streamed = [
+        paired(real, o, layer=layer, obsm=obsm, names=(names[0], n), dtype=None)
+        for o, n in zip(others, names[1:], strict=True)
+    ]
+    r = streamed[0][0]
     q = int(min(n_components, r.shape[0] - 1, r.shape[1]))
     if q < 1:
         msg = f"{names[0]} needs at least 2 samples for a PCA space."
         raise ValueError(msg)
     pca = PCA(q, random_state=seed).fit(r)
-    return pca.transform(r), [pca.transform(x) for x in rest]
+    return pca.transform(r), [s.map(pca.transform) for _, s in streamed]
 
 
 def _groups(real, synth, groupby, names=("real", "synthetic")):

@@ -11,7 +11,7 @@ import pandas as pd
 from scipy import stats
 from sklearn.utils.extmath import randomized_svd
 
-from ._utils import is_anndata, paired_values
+from ._utils import is_anndata, paired, paired_values
 
 if TYPE_CHECKING:
     from ._utils import ArrayOrAnnData
@@ -87,15 +87,15 @@ def _residual_norms(X: np.ndarray, mean: np.ndarray, components: np.ndarray) -> 
     return out
 
 
-def _folds(X: np.ndarray, cv: int, direction: np.ndarray) -> np.ndarray:
-    """Fold of every row: ranks along a random direction, dealt out in turn.
+def _folds(projection: np.ndarray, cv: int) -> np.ndarray:
+    """Fold of every row from its projection on a random direction: ranks dealt out in turn.
 
-    Depends on the seed (through ``direction``) and on the rows' values, not on their order,
+    Depends on the seed (through the direction) and on the rows' values, not on their order,
     and gives folds whose sizes differ by at most one.
     """
-    order = np.argsort(X @ direction, kind="stable")
-    folds = np.empty(X.shape[0], dtype=np.int64)
-    folds[order] = np.arange(X.shape[0]) % cv
+    order = np.argsort(projection, kind="stable")
+    folds = np.empty(len(projection), dtype=np.int64)
+    folds[order] = np.arange(len(projection)) % cv
     return folds
 
 
@@ -213,7 +213,9 @@ def reconstruction_error(
                 "synth; with arrays, leave key_added=None and use the returned arrays."
             )
             raise ValueError(msg)
-    r, s = paired_values(real, synth, layer=layer, obsm=obsm)
+    # the synthetic set is read in blocks (a backed one is never loaded whole); only its
+    # per-sample errors and projections are kept
+    r, s = paired(real, synth, layer=layer, obsm=obsm)
     n = r.shape[0]
     if cv is not None:
         if not isinstance(cv, int | np.integer) or isinstance(cv, bool) or cv < 2:
@@ -239,21 +241,24 @@ def reconstruction_error(
     if cv is None:
         mean, comps, q, full = _fit_pca(r, n_components, seed)
         real_err[:] = _residual_norms(r, mean, comps)
-        synth_err[:] = _residual_norms(s, mean, comps)
+        synth_err[:] = s.map(lambda block: _residual_norms(block, mean, comps))
         used.append(q)
         exact.append(full)
     else:
         direction = np.random.default_rng(seed).standard_normal(r.shape[1])
-        real_fold = _folds(r, int(cv), direction)
-        synth_fold = _folds(s, int(cv), direction)
+        real_fold = _folds(r @ direction, int(cv))
+        synth_fold = _folds(s.map(lambda block: block @ direction), int(cv))
         for fold in range(int(cv)):
             mean, comps, q, full = _fit_pca(
                 r[real_fold != fold], n_components, seed, overwrite=True
             )
             held = real_fold == fold
             real_err[held] = _residual_norms(r[held], mean, comps)
-            judged = synth_fold == fold
-            synth_err[judged] = _residual_norms(s[judged], mean, comps)
+            for start, block in s.blocks():
+                stop = start + block.shape[0]
+                judged = synth_fold[start:stop] == fold
+                errors = synth_err[start:stop]  # a view: filled in place
+                errors[judged] = _residual_norms(block[judged], mean, comps)
             used.append(q)
             exact.append(full)
     if any(exact):

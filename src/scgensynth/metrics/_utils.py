@@ -52,6 +52,118 @@ def _matrix(data: ArrayOrAnnData, layer: str | None, obsm: str | None, name: str
 #: in float32 (max 3.4e38)
 _LARGEST = 1e15
 
+#: bytes of one block of rows: matrices are read, converted and checked this much at a time,
+#: so a backed (on-disk) matrix is never read whole by the streaming metrics, and no
+#: temporary of the whole matrix's size is made when converting one in memory
+BLOCK_BYTES = 64 * 2**20
+
+
+def _as_matrix(data: ArrayOrAnnData, layer, obsm, name: str):
+    """The raw matrix (ndarray, sparse, h5py dataset, backed sparse), its shape checked."""
+    X = _matrix(data, layer, obsm, name)
+    if isinstance(X, pd.DataFrame):
+        X = X.to_numpy()
+    if not (sparse.issparse(X) or (hasattr(X, "shape") and hasattr(X, "dtype"))):
+        X = np.asarray(X)
+    if len(X.shape) != 2:
+        msg = f"{name}: expected a samples x features matrix, got shape {X.shape}."
+        raise ValueError(msg)
+    dt = np.dtype(X.dtype)
+    if np.issubdtype(dt, np.complexfloating) or not (
+        np.issubdtype(dt, np.number) or dt == np.bool_
+    ):
+        msg = f"{name}: the matrix has dtype {dt}; metrics need numbers."
+        raise TypeError(msg)
+    return X
+
+
+def _read_rows(X, start: int, stop: int, columns: np.ndarray | None) -> np.ndarray:
+    block = X[start:stop]
+    if sparse.issparse(block):
+        block = block.toarray()
+    block = np.asarray(block)
+    return block if columns is None else block[:, columns]
+
+
+def _block_rows(n_cols: int, itemsize: int) -> int:
+    return max(1, BLOCK_BYTES // max(1, n_cols * itemsize))
+
+
+def _target_dtype(X, dtype, columns) -> np.dtype:
+    """The dtype read: ``dtype``, or for ``None`` the float type that holds the values.
+
+    float32/float64 stay as they are; anything else becomes float32, or float64 for integers
+    that float32 cannot hold exactly.
+    """
+    if dtype is not None:
+        return np.dtype(dtype)
+    dt = np.dtype(X.dtype)
+    if dt in (np.float32, np.float64):
+        return dt
+    if np.issubdtype(dt, np.integer) and X.shape[0]:
+        # float32 holds integers exactly only up to 2**24 (large counts need float64)
+        step = _block_rows(X.shape[1], dt.itemsize)
+        for start in range(0, X.shape[0], step):
+            block = _read_rows(X, start, start + step, columns)
+            if block.size and np.abs(block).max() >= 2**24:
+                return np.dtype(np.float64)
+    return np.dtype(np.float32)
+
+
+def iter_blocks(
+    data: ArrayOrAnnData,
+    *,
+    layer: str | None = None,
+    obsm: str | None = None,
+    name: str = "data",
+    dtype: type | None = np.float64,
+    columns: np.ndarray | None = None,
+):
+    """Yield ``(start, block)``: finite dense blocks of consecutive rows, in order.
+
+    Each block holds about :data:`BLOCK_BYTES` in ``dtype`` (see :func:`get_values` for
+    ``dtype=None``); ``columns`` picks (and orders) the columns. The checks of
+    :func:`get_values` are made block by block: a NaN/inf is reported after every block
+    has been scanned (with the count over the whole matrix), so blocks before it may already
+    have been yielded. Backed AnnData (``read_h5ad(..., backed="r")``) are read a block at a
+    time; in-memory float arrays of the right dtype are yielded as views, without a copy.
+    """
+    X = _as_matrix(data, layer, obsm, name)
+    n = X.shape[0]
+    n_cols = X.shape[1] if columns is None else len(columns)
+    if n == 0 or n_cols == 0:
+        msg = f"{name}: the matrix is empty (shape {(n, n_cols)})."
+        raise ValueError(msg)
+    target = _target_dtype(X, dtype, columns)
+    step = _block_rows(n_cols, target.itemsize)
+    n_bad, bad_rows = 0, []
+    for start in range(0, n, step):
+        block = _read_rows(X, start, start + step, columns).astype(target, copy=False)
+        finite = np.isfinite(block)
+        if not finite.all():
+            rows = np.flatnonzero(~finite.all(1))
+            n_bad += int(finite.size - np.count_nonzero(finite))
+            bad_rows.extend((start + rows).tolist())
+            continue
+        if n_bad:
+            continue
+        largest = float(np.abs(block).max())
+        if largest > _LARGEST:
+            msg = (
+                f"{name}: values as large as {largest:.3g}. Distances between such samples "
+                f"overflow float32 (values must stay below {_LARGEST:.0e}), and no expression "
+                "scale reaches them: log-transform (sc.pp.log1p) or rescale the data first."
+            )
+            raise ValueError(msg)
+        yield start, block
+    if n_bad:
+        msg = (
+            f"{name}: {n_bad} NaN or infinite values in {len(bad_rows)} samples "
+            f"(first rows: {bad_rows[:5]}). Metrics need finite values: drop or impute "
+            "those samples first."
+        )
+        raise ValueError(msg)
+
 
 def get_values(
     data: ArrayOrAnnData,
@@ -60,64 +172,81 @@ def get_values(
     obsm: str | None = None,
     name: str = "data",
     dtype: type | None = np.float64,
+    columns: np.ndarray | None = None,
 ) -> np.ndarray:
     """A finite dense 2-d array from an AnnData (``X``, a layer or an ``obsm`` entry) or array.
 
     ``dtype=None`` keeps float32/float64 input as it is (no copy) and turns anything else into
-    float32; the input is never modified.
+    float32; the input is never modified. The matrix is read, converted and checked in blocks
+    of rows (:func:`iter_blocks`), so the memory needed is that of the result (backed AnnData
+    included) plus one block.
     """
-    X = _matrix(data, layer, obsm, name)
-    if isinstance(X, pd.DataFrame):
-        X = X.to_numpy()
-    if sparse.issparse(X):
-        X = X.toarray()
-    X = np.asarray(X)
-    if X.ndim != 2:
-        msg = f"{name}: expected a samples x features matrix, got shape {X.shape}."
-        raise ValueError(msg)
-    if np.iscomplexobj(X) or not (np.issubdtype(X.dtype, np.number) or X.dtype == bool):
-        msg = f"{name}: the matrix has dtype {X.dtype}; metrics need numbers."
-        raise TypeError(msg)
-    if dtype is None:
-        if X.dtype not in (np.float32, np.float64):
-            # float32 holds integers exactly only up to 2**24 (large counts need float64)
-            big = X.size and np.issubdtype(X.dtype, np.integer) and np.abs(X).max() >= 2**24
-            X = X.astype(np.float64 if big else np.float32)
-    elif X.dtype != dtype:
-        X = X.astype(dtype)
-    if X.shape[0] == 0 or X.shape[1] == 0:
-        msg = f"{name}: the matrix is empty (shape {X.shape})."
-        raise ValueError(msg)
-    bad = ~np.isfinite(X)
-    if bad.any():
-        rows = np.flatnonzero(bad.any(1))
-        msg = (
-            f"{name}: {bad.sum()} NaN or infinite values in {len(rows)} samples "
-            f"(first rows: {rows[:5].tolist()}). Metrics need finite values: drop or impute "
-            "those samples first."
-        )
-        raise ValueError(msg)
-    largest = float(np.abs(X).max())
-    if largest > _LARGEST:
-        msg = (
-            f"{name}: values as large as {largest:.3g}. Distances between such samples overflow "
-            f"float32 (values must stay below {_LARGEST:.0e}), and no expression scale reaches "
-            "them: log-transform (sc.pp.log1p) or rescale the data first."
-        )
-        raise ValueError(msg)
-    return X
+    X = _as_matrix(data, layer, obsm, name)
+    target = _target_dtype(X, dtype, columns)
+    if isinstance(X, np.ndarray) and columns is None and X.dtype == target:
+        for _ in iter_blocks(X, name=name, dtype=target):
+            pass  # checks only: the array is returned as it is
+        return X
+    n_cols = X.shape[1] if columns is None else len(columns)
+    out = np.empty((X.shape[0], n_cols), dtype=target)
+    for start, block in iter_blocks(X, name=name, dtype=target, columns=columns):
+        out[start : start + block.shape[0]] = block
+    return out
 
 
-def align_genes(real: ArrayOrAnnData, synth: ArrayOrAnnData, names=("real", "synthetic")):
-    """``synth`` with its genes in ``real``'s order (an AnnData view), or a clear error.
+def map_blocks(
+    data: ArrayOrAnnData,
+    fn,
+    *,
+    layer: str | None = None,
+    obsm: str | None = None,
+    name: str = "data",
+    dtype: type | None = np.float64,
+    columns: np.ndarray | None = None,
+) -> np.ndarray:
+    """``fn`` applied to each block of rows (:func:`iter_blocks`), results stacked by rows.
+
+    For a row-wise ``fn`` (a projection, a per-sample score) the result is ``fn`` of the whole
+    matrix, computed with one block in memory at a time.
+    """
+    parts = [
+        fn(block)
+        for _, block in iter_blocks(
+            data, layer=layer, obsm=obsm, name=name, dtype=dtype, columns=columns
+        )
+    ]
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def check_values(
+    data: ArrayOrAnnData,
+    *,
+    layer: str | None = None,
+    obsm: str | None = None,
+    name: str = "data",
+    columns: np.ndarray | None = None,
+) -> tuple[int, int]:
+    """Run :func:`get_values`' checks block by block, keeping nothing; the checked shape."""
+    n_cols = 0
+    for _, block in iter_blocks(
+        data, layer=layer, obsm=obsm, name=name, dtype=None, columns=columns
+    ):
+        n_cols = block.shape[1]
+    return _as_matrix(data, layer, obsm, name).shape[0], n_cols
+
+
+def gene_columns(
+    real: ArrayOrAnnData, synth: ArrayOrAnnData, names=("real", "synthetic")
+) -> np.ndarray | None:
+    """Columns of ``synth`` in ``real``'s gene order (``None``: already in it), or an error.
 
     Arrays must simply have the same number of columns; AnnData are matched by ``var_names``.
     """
     if not (is_anndata(real) and is_anndata(synth)):
-        return synth
+        return None
     rv, sv = real.var_names, synth.var_names
     if rv.equals(sv):
-        return synth
+        return None
     if not rv.is_unique or not sv.is_unique:
         msg = "var_names are not unique; call .var_names_make_unique() on both datasets."
         raise ValueError(msg)
@@ -131,7 +260,23 @@ def align_genes(real: ArrayOrAnnData, synth: ArrayOrAnnData, names=("real", "syn
             f"genes, e.g. `genes = {names[0]}.var_names.intersection({names[1]}.var_names)`."
         )
         raise ValueError(msg)
-    return synth[:, rv]
+    return sv.get_indexer(rv)
+
+
+def align_genes(real: ArrayOrAnnData, synth: ArrayOrAnnData, names=("real", "synthetic")):
+    """``synth`` with its genes in ``real``'s order (an AnnData view), or a clear error."""
+    columns = gene_columns(real, synth, names)
+    return synth if columns is None else synth[:, real.var_names]
+
+
+def _check_same_width(a: int, b: int, obsm, names) -> None:
+    if a != b:
+        what = f".obsm[{obsm!r}] columns" if obsm is not None else "genes"
+        msg = (
+            f"{names[0]} and {names[1]} have different numbers of {what} "
+            f"({a} vs {b}); both must describe the same features."
+        )
+        raise ValueError(msg)
 
 
 def paired_values(
@@ -144,18 +289,62 @@ def paired_values(
     dtype: type | None = np.float64,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Values of two datasets in the same feature space (genes aligned by name)."""
-    if obsm is None:
-        synth = align_genes(real, synth, names)
+    columns = None if obsm is not None else gene_columns(real, synth, names)
     a = get_values(real, layer=layer, obsm=obsm, name=names[0], dtype=dtype)
-    b = get_values(synth, layer=layer, obsm=obsm, name=names[1], dtype=dtype)
-    if a.shape[1] != b.shape[1]:
-        what = f".obsm[{obsm!r}] columns" if obsm is not None else "genes"
-        msg = (
-            f"{names[0]} and {names[1]} have different numbers of {what} "
-            f"({a.shape[1]} vs {b.shape[1]}); both must describe the same features."
-        )
-        raise ValueError(msg)
+    b = get_values(synth, layer=layer, obsm=obsm, name=names[1], dtype=dtype, columns=columns)
+    _check_same_width(a.shape[1], b.shape[1], obsm, names)
     return a, b
+
+
+class Streamed:
+    """The second dataset of a pair, read in blocks of rows when used (see :func:`paired`).
+
+    ``blocks()`` yields checked blocks in the first dataset's gene order; ``map(fn)`` stacks
+    ``fn`` of each block; ``values()`` reads the whole matrix.
+    """
+
+    def __init__(self, data, layer, obsm, name, dtype, columns, shape):
+        self.data, self.layer, self.obsm, self.name = data, layer, obsm, name
+        self.dtype, self.columns, self.shape = dtype, columns, shape
+
+    def _kw(self) -> dict[str, Any]:
+        return {"layer": self.layer, "obsm": self.obsm, "name": self.name,
+                "dtype": self.dtype, "columns": self.columns}  # fmt: skip
+
+    def blocks(self):
+        return iter_blocks(self.data, **self._kw())
+
+    def map(self, fn) -> np.ndarray:
+        return map_blocks(self.data, fn, **self._kw())
+
+    def values(self) -> np.ndarray:
+        return get_values(self.data, **self._kw())
+
+
+def paired(
+    real: ArrayOrAnnData,
+    synth: ArrayOrAnnData,
+    *,
+    layer: str | None = None,
+    obsm: str | None = None,
+    names: tuple[str, str] = ("real", "synthetic"),
+    dtype: type | None = np.float64,
+) -> tuple[np.ndarray, Streamed]:
+    """Like :func:`paired_values`, but ``synth`` stays where it is (memory or disk).
+
+    ``synth`` comes back as a :class:`Streamed` that the streaming metrics read a block at a
+    time; its values are checked as they are read (every pass raises the errors of
+    :func:`get_values`), its shape and dtype here.
+    """
+    columns = None if obsm is not None else gene_columns(real, synth, names)
+    a = get_values(real, layer=layer, obsm=obsm, name=names[0], dtype=dtype)
+    X = _as_matrix(synth, layer, obsm, names[1])
+    shape = (X.shape[0], X.shape[1] if columns is None else len(columns))
+    if 0 in shape:
+        msg = f"{names[1]}: the matrix is empty (shape {shape})."
+        raise ValueError(msg)
+    _check_same_width(a.shape[1], shape[1], obsm, names)
+    return a, Streamed(synth, layer, obsm, names[1], dtype, columns, shape)
 
 
 def get_labels(data: ArrayOrAnnData, key, name: str = "data", *, n: int | None = None):
@@ -237,15 +426,22 @@ def describe(data: ArrayOrAnnData | None) -> str:
 
 
 __all__ = [
+    "BLOCK_BYTES",
     "ArrayOrAnnData",
+    "Streamed",
     "align_genes",
     "canonical_order",
     "check_k",
     "check_two_classes",
+    "check_values",
     "describe",
+    "gene_columns",
     "get_labels",
     "get_values",
     "is_anndata",
+    "iter_blocks",
+    "map_blocks",
+    "paired",
     "paired_values",
     "subsample",
 ]

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -10,6 +11,7 @@ from scgensynth.module import DDPMModule
 from scgensynth.train import DDPMTrainingPlan
 
 from .base import BaseGeneratorModel
+from .base._output import check_output_path
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -155,12 +157,13 @@ class DDPM(BaseGeneratorModel):
         n_sampling_steps: int | None = None,
         eta: float | None = None,
         guidance_scale: float | None = None,
+        filename: str | os.PathLike | None = None,
     ) -> AnnData:
         """Generate synthetic samples as a new AnnData.
 
         Parameters
         ----------
-        n_obs, covariates, seed, batch_size
+        n_obs, covariates, seed, batch_size, filename
             As for every generator (see
             :meth:`~scgensynth.model.base.BaseGeneratorModel.generate`).
         sampler
@@ -196,6 +199,7 @@ class DDPM(BaseGeneratorModel):
             else float(guidance_scale),
         }
         self.module.check_sampling(**settings)
+        path = check_output_path(filename)
         seed, rng = self._generation_seed(seed)
         frame, rows = self._generation_covariates(n_obs, covariates, rng)
         uns = dict(settings)
@@ -203,5 +207,5 @@ class DDPM(BaseGeneratorModel):
             uns["n_sampling_steps"] = self.module.diffusion.n_timesteps
         return self._generate(
             frame, rows, seed=seed, rng=rng, batch_size=batch_size, sample_kwargs=settings,
-            uns=uns,
+            uns=uns, filename=path,
         )  # fmt: skip

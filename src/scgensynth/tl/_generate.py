@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,7 @@ def generate(
     *,
     seed: int | None = None,
     batch_size: int = 4096,
+    filename: str | os.PathLike | None = None,
     **kwargs,
 ) -> AnnData:
     """Generate synthetic samples from a trained model.
@@ -41,6 +43,10 @@ def generate(
         Random seed of this draw.
     batch_size
         Samples generated at a time.
+    filename
+        Write the samples to this ``.h5ad`` file a batch at a time and return it backed
+        (see :meth:`~scgensynth.model.base.BaseGeneratorModel.generate`): for sets larger
+        than memory.
     **kwargs
         The model's own sampling options, e.g. ``sampler``, ``n_sampling_steps``, ``eta`` and
         ``guidance_scale`` of :meth:`~scgensynth.model.DDPM.generate`.
@@ -54,7 +60,10 @@ def generate(
     --------
     >>> synth = sgs.tl.generate(model, n_obs=1000)
     >>> liver = sgs.tl.generate(model, covariates=pd.DataFrame({"tissue": ["Liver"] * 50}))
+    >>> big = sgs.tl.generate(model, n_obs=50_000, filename="synth.h5ad")  # on disk
     """
+    if filename is not None:
+        kwargs["filename"] = filename
     return model.generate(n_obs, covariates, seed=seed, batch_size=batch_size, **kwargs)
 
 

@@ -6,6 +6,7 @@ import logging
 import math
 import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anndata as ad
@@ -25,6 +26,7 @@ from scgensynth.pp._scaling import get_matrix
 from scgensynth.train import GeneratorSelection, SelectionCriterion
 from scgensynth.train._checkpoint import ResumableCheckpoint, check_checkpoint, checkpoint_path
 
+from ._output import check_output_path, write_backed
 from ._save import SafeSaveMixin
 from ._validation import as_key_list, check_covariates, check_shape
 
@@ -627,6 +629,7 @@ class BaseGeneratorModel(SafeSaveMixin, UnsupervisedTrainingMixin, BaseModelClas
         *,
         seed: int | None = None,
         batch_size: int = 4096,
+        filename: str | os.PathLike | None = None,
     ) -> AnnData:
         """Generate synthetic samples as a new AnnData.
 
@@ -644,22 +647,33 @@ class BaseGeneratorModel(SafeSaveMixin, UnsupervisedTrainingMixin, BaseModelClas
             random state (set by ``scvi.settings.seed``).
         batch_size
             Samples generated at a time; memory beyond the output stays at one batch.
+        filename
+            Write the samples to this ``.h5ad`` file as they are generated, a batch at a time,
+            and return it opened backed (``read_h5ad(filename, backed="r")``): the matrix is
+            never held in memory, so its size is bounded by the disk, not the RAM. The file
+            is written beside its final path and moved into place when complete (an existing
+            file is replaced only then). The values are the same as in memory for the same
+            seed.
 
         Returns
         -------
         AnnData with the generated values (float32, on the input's scale) in ``X``, ``var``
         copied from training, the covariates in ``obs`` and the generation parameters in
-        ``uns["sgs"]``.
+        ``uns["sgs"]``; backed on ``filename`` when given.
 
         Examples
         --------
         >>> synth = model.generate(1000, seed=0)
         >>> liver = model.generate(50, covariates={"tissue": "Liver"})
+        >>> big = model.generate(50_000, seed=0, filename="synth.h5ad")  # backed, on disk
         """
         self._check_if_trained(warn=False)
+        path = check_output_path(filename)
         seed, rng = self._generation_seed(seed)
         frame, rows = self._generation_covariates(n_obs, covariates, rng)
-        return self._generate(frame, rows, seed=seed, rng=rng, batch_size=batch_size)
+        return self._generate(
+            frame, rows, seed=seed, rng=rng, batch_size=batch_size, filename=path
+        )
 
     @staticmethod
     def _generation_seed(seed: int | None) -> tuple[int, np.random.Generator]:
@@ -679,12 +693,15 @@ class BaseGeneratorModel(SafeSaveMixin, UnsupervisedTrainingMixin, BaseModelClas
         sample_kwargs: dict[str, Any] | None = None,
         per_sample: dict[str, Any] | None = None,
         uns: dict[str, Any] | None = None,
+        filename: Path | None = None,
     ) -> AnnData:
         """Generate one sample per row of ``frame`` (covariates) as an AnnData.
 
         ``sample_kwargs`` go to the module's ``sample`` unchanged; ``per_sample`` values (a
         tensor with one row per sample, or a list of such tensors / ``None``) are cut into
-        the same batches as the covariates. ``uns`` is added to ``uns["sgs"]``.
+        the same batches as the covariates. ``uns`` is added to ``uns["sgs"]``. With
+        ``filename`` (checked by :func:`check_output_path`) the batches go straight into
+        that ``.h5ad`` file, returned backed.
         """
         n = len(frame)
         if int(batch_size) < 1:
@@ -707,27 +724,28 @@ class BaseGeneratorModel(SafeSaveMixin, UnsupervisedTrainingMixin, BaseModelClas
                 return [cut(v, start, stop) for v in value]
             return value[start:stop].to(device)
 
-        gen = torch.Generator().manual_seed(seed)
-        out = np.empty((n, self.adata.n_vars), dtype=np.float32)
-        for start in range(0, n, int(batch_size)):
-            stop = min(start + int(batch_size), n)
-            kw = {
-                "cat": None if cat is None else torch.as_tensor(cat[start:stop], device=device),
-                "cont": None if cont is None else torch.as_tensor(cont[start:stop], device=device),
-                "n": stop - start,
-                "library_size": None
-                if library is None
-                else torch.as_tensor(library[start:stop], device=device),
-                "generator": gen,
-                **(sample_kwargs or {}),
-                **{k: cut(v, start, stop) for k, v in (per_sample or {}).items()},
-            }
-            out[start:stop] = module.sample(**kw).cpu().numpy()
-        module.train(was_training)  # a later train() must not inherit eval mode (dropout off)
+        def fill(out) -> None:
+            """Generate every batch into ``out`` (an array, or an on-disk dataset)."""
+            gen = torch.Generator().manual_seed(seed)
+            for start in range(0, n, int(batch_size)):
+                stop = min(start + int(batch_size), n)
+                rows = slice(start, stop)
+                kw = {
+                    "cat": None if cat is None else torch.as_tensor(cat[rows], device=device),
+                    "cont": None if cont is None else torch.as_tensor(cont[rows], device=device),
+                    "n": stop - start,
+                    "library_size": None
+                    if library is None
+                    else torch.as_tensor(library[rows], device=device),
+                    "generator": gen,
+                    **(sample_kwargs or {}),
+                    **{k: cut(v, start, stop) for k, v in (per_sample or {}).items()},
+                }
+                out[start:stop] = module.sample(**kw).cpu().numpy()
+
         obs = frame.copy()
         obs.index = pd.Index([f"synth_{i}" for i in range(n)])
-        synth = ad.AnnData(X=out, obs=obs, var=self.adata.var.copy())
-        synth.uns["sgs"] = {
+        info = {
             "model": type(self).__name__,
             "seed": seed,
             "n_obs": n,
@@ -735,6 +753,15 @@ class BaseGeneratorModel(SafeSaveMixin, UnsupervisedTrainingMixin, BaseModelClas
             "covariates": [*self._cat_keys, *self._cont_keys],
             **(uns or {}),
         }
+        try:
+            if filename is not None:
+                return write_backed(filename, obs, self.adata.var.copy(), {"sgs": info}, fill)
+            out = np.empty((n, self.adata.n_vars), dtype=np.float32)
+            fill(out)
+        finally:
+            module.train(was_training)  # a later train() must not inherit eval mode
+        synth = ad.AnnData(X=out, obs=obs, var=self.adata.var.copy())
+        synth.uns["sgs"] = info
         return synth
 
     # -- save / load --------------------------------------------------------------------------
