@@ -12,8 +12,9 @@ import textwrap
 import numpy as np
 import pytest
 
-#: every generator trained with Lightning's engine (the noise baseline learns nothing)
-MODELS = ["wgan", "gan", "attgan", "ddpm", "gmda", "cvae"]
+#: every generator trained with Lightning's engine (the noise baseline learns nothing), and
+#: the perturbation generator
+MODELS = ["wgan", "gan", "attgan", "ddpm", "gmda", "cvae", "tspg"]
 
 SCRIPT = textwrap.dedent(
     """
@@ -39,15 +40,22 @@ SCRIPT = textwrap.dedent(
     # processes run this script, model after model, in the same process group
     for name in names:
         count = Count()
-        extra = {"selection": None} if name == "ddpm" else {}
-        model = sgs.tl.train(
-            adata, name, categorical_covariate_keys=["tissue"], seed=0, n_steps=120,
-            batch_size=32, accelerator="cpu", devices=2,
+        kw = dict(
+            seed=0, n_steps=120, batch_size=32, accelerator="cpu", devices=2,
             strategy="ddp_find_unused_parameters_true", enable_progress_bar=False,
-            callbacks=[count], **extra,
+            callbacks=[count],
         )
+        if name == "tspg":
+            model = sgs.tl.train_tspg(adata, "tissue", classifier_steps=40, **kw)
+            samples = sgs.tl.perturb(adata[:30], model, target="Liver").X
+        else:
+            extra = {"selection": None} if name == "ddpm" else {}
+            model = sgs.tl.train(
+                adata, name, categorical_covariate_keys=["tissue"], **kw, **extra
+            )
+            samples = sgs.tl.generate(model, n_obs=30, seed=1).X
         rank = int(os.environ.get("LOCAL_RANK", 0))
-        np.save(f"{out}/{name}_rank{rank}.npy", sgs.tl.generate(model, n_obs=30, seed=1).X)
+        np.save(f"{out}/{name}_rank{rank}.npy", samples)
         json.dump(count.seen, open(f"{out}/{name}_rank{rank}.json", "w"))
     """
 )
@@ -93,16 +101,14 @@ def test_mixed_precision_trains_every_generator(name):
     import scgensynth as sgs
 
     adata = sgs.datasets.gtex_tissues()[:, :60].copy()
-    model = sgs.tl.train(
-        adata,
-        name,
-        categorical_covariate_keys=["tissue"],
-        n_steps=40,
-        precision="bf16-mixed",
-        accelerator="cpu",
-        enable_progress_bar=False,
-    )
+    kw = {"n_steps": 40, "precision": "bf16-mixed", "accelerator": "cpu"}
+    kw["enable_progress_bar"] = False
+    if name == "tspg":
+        model = sgs.tl.train_tspg(adata, "tissue", classifier_steps=20, **kw)
+        synth = sgs.tl.perturb(adata[:20], model, target="Liver")
+    else:
+        model = sgs.tl.train(adata, name, categorical_covariate_keys=["tissue"], **kw)
+        synth = sgs.tl.generate(model, n_obs=20, seed=0)
     assert model.trainer.precision == "bf16-mixed"
-    synth = sgs.tl.generate(model, n_obs=20, seed=0)
     assert synth.X.dtype == np.float32
     assert np.isfinite(synth.X).all()

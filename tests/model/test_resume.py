@@ -17,11 +17,13 @@ import scgensynth as sgs
 from scgensynth.model.base._files import ModelFileError
 
 #: one model per training plan (AttGAN/RandAttGAN share the WGAN-GP plan)
-PLANS = ["wgan", "gan", "ddpm", "gmda", "cvae"]
+PLANS = ["wgan", "gan", "ddpm", "gmda", "cvae", "tspg"]
 SETUP = {"seed": 3, "n_steps": 240, "batch_size": 64, "checkpoint_every": 2}
 #: the DDPM's model selection samples with 50 DDIM steps per evaluation, slow for a test;
-#: the selection state's resumption is tested with the other plans
-EXTRA = {"ddpm": {"selection": None}}
+#: the selection state's resumption is tested with the other plans. TSPG's classifier phase
+#: (24 steps = 3 epochs of 8 batches) ends before the kill at epoch 6: the resumed run must
+#: know it is in the adversarial phase
+EXTRA = {"ddpm": {"selection": None}, "tspg": {"n_steps": 216, "classifier_steps": 24}}
 
 SCRIPT = textwrap.dedent(
     """
@@ -39,10 +41,12 @@ SCRIPT = textwrap.dedent(
             if trainer.current_epoch + 1 == kill_at:
                 os.kill(os.getpid(), signal.SIGKILL)  # no clean-up, as with a node failure
 
-    model = sgs.tl.train(
-        adata, name, categorical_covariate_keys=["tissue"], checkpoint_dir=out + "/ckpt",
-        resume=resume, enable_progress_bar=False, callbacks=[Kill()], **json.loads(sys.argv[5]),
-    )
+    kw = {"checkpoint_dir": out + "/ckpt", "resume": resume, "enable_progress_bar": False,
+          "callbacks": [Kill()], **json.loads(sys.argv[5])}
+    if name == "tspg":
+        model = sgs.tl.train_tspg(adata, "tissue", **kw)
+    else:
+        model = sgs.tl.train(adata, name, categorical_covariate_keys=["tissue"], **kw)
     model.save(out + "/model", overwrite=True)
     """
 )
@@ -58,14 +62,17 @@ def _run(script: Path, name: str, out: Path, kill_at: int, resume: bool) -> int:
 
 def _train_here(name: str, adata, folder=None, **kwargs):
     torch.set_num_threads(1)
-    return sgs.tl.train(
-        adata,
-        name,
-        categorical_covariate_keys=["tissue"],
-        enable_progress_bar=False,
-        checkpoint_dir=folder,
-        **{**SETUP, **EXTRA.get(name, {}), **kwargs},
-    )
+    kw = {"enable_progress_bar": False, "checkpoint_dir": folder}
+    kw.update({**SETUP, **EXTRA.get(name, {}), **kwargs})
+    if name == "tspg":
+        return sgs.tl.train_tspg(adata, "tissue", **kw)
+    return sgs.tl.train(adata, name, categorical_covariate_keys=["tissue"], **kw)
+
+
+def _samples(model, adata) -> np.ndarray:
+    if isinstance(model, sgs.model.TSPG):
+        return sgs.tl.perturb(adata[:40], model, target="Liver").X
+    return sgs.tl.generate(model, n_obs=40, seed=1).X
 
 
 @pytest.fixture(scope="module")
@@ -90,9 +97,7 @@ def test_a_killed_run_resumes_to_the_uninterrupted_result(name, adata, tmp_path)
     whole = _train_here(name, adata, tmp_path / "whole")
     for key, value in whole.module.state_dict().items():
         torch.testing.assert_close(resumed.module.state_dict()[key], value, rtol=0, atol=0)
-    np.testing.assert_array_equal(
-        sgs.tl.generate(resumed, n_obs=40, seed=1).X, sgs.tl.generate(whole, n_obs=40, seed=1).X
-    )
+    np.testing.assert_array_equal(_samples(resumed, adata), _samples(whole, adata))
     assert set(resumed.history_) == set(whole.history_)
     for key, frame in whole.history_.items():
         np.testing.assert_array_equal(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -24,7 +23,16 @@ from scgensynth.pp import detect_scaling, iter_row_chunks
 from scgensynth.pp._scaling import get_matrix
 from scgensynth.train._tspg_plan import TSPGTrainingPlan
 
-from .base._base import _check_trainer_kwargs, proxy_anndata
+from .base._base import (
+    _add_checkpointing,
+    _check_checkpoint_args,
+    _check_trainer_kwargs,
+    _data_parallel_world,
+    _finish_training,
+    _make_splitter,
+    _validation_defaults,
+    proxy_anndata,
+)
 from .base._save import SafeSaveMixin
 from .base._validation import check_covariates, check_shape
 
@@ -524,6 +532,9 @@ class TSPG(SafeSaveMixin, UnsupervisedTrainingMixin, BaseModelClass):
         devices: int | list[int] | str = "auto",
         plan_kwargs: dict | None = None,
         datasplitter_kwargs: dict | None = None,
+        checkpoint_dir: str | PathLike | None = None,
+        checkpoint_every: int | None = None,
+        resume: bool = False,
         **kwargs,
     ):
         """Train the target classifier, then the generator and discriminator.
@@ -553,9 +564,16 @@ class TSPG(SafeSaveMixin, UnsupervisedTrainingMixin, BaseModelClass):
             ``lr_discriminator``, ``weight_decay_classifier``).
         datasplitter_kwargs
             Extra arguments of scvi-tools' ``DataSplitter``.
+        checkpoint_dir, checkpoint_every, resume
+            Resumable checkpoints, as for every generator (see
+            :meth:`~scgensynth.model.base.BaseGeneratorModel.train`): a killed run called
+            again with ``resume=True`` ends with exactly the weights of an uninterrupted one
+            on CPU, whichever phase it was killed in.
         **kwargs
             Plan arguments by name, or arguments of Lightning's ``Trainer``
-            (``enable_progress_bar``, ...).
+            (``enable_progress_bar``, ``strategy="ddp"`` with ``devices=2``, ...). With data
+            parallelism, step counts are optimiser steps of each process, which takes its
+            share of every epoch's batches.
         """
         plan_kwargs = dict(plan_kwargs or {})
         for name in self._plan_arg_names:
@@ -593,35 +611,44 @@ class TSPG(SafeSaveMixin, UnsupervisedTrainingMixin, BaseModelClass):
                 "without them, or add their samples."
             )
             raise ValueError(msg)
-        batches_per_epoch = math.ceil(len(train_idx) / batch_size)
+        _check_checkpoint_args(checkpoint_dir, checkpoint_every, resume)
+        distributed, world = _data_parallel_world(kwargs, devices)
+        batches_per_epoch = math.ceil(len(train_idx) / (batch_size * world))
         if max_epochs is None:
             n_steps = int(self.default_n_steps if n_steps is None else n_steps)
             max_epochs = max(1, math.ceil((n_steps + n_classifier) / batches_per_epoch))
-        remainder = len(train_idx) % batch_size
-        splitter = self._data_splitter_cls(
-            self.adata_manager,
-            external_indexing=[train_idx, val_idx, np.array([], dtype=int)],
-            batch_size=batch_size,
-            drop_last=0 < remainder < 3,
-            **(datasplitter_kwargs or {}),
+        splitter = _make_splitter(
+            self, train_idx, val_idx, batch_size, distributed, datasplitter_kwargs
         )
         plan_kwargs["real_x"] = torch.as_tensor(self._scale(self._read_rows(np.sort(train_idx))))
         plan_kwargs["real_labels"] = torch.as_tensor(labels[np.sort(train_idx)])
-        kwargs.setdefault(
-            "check_val_every_n_epoch", max(1, max_epochs // 20) if len(val_idx) else None
-        )
-        if not len(val_idx):
-            kwargs["limit_val_batches"] = 0
-        kwargs.setdefault("log_every_n_steps", max(1, min(50, batches_per_epoch)))
+        callbacks = list(kwargs.pop("callbacks", []))
+        fingerprint = {
+            "class": "TSPG",
+            "n_obs": int(self.adata.n_obs),
+            "n_vars": int(self.adata.n_vars),
+            "n_train": len(train_idx),
+            "batch_size": batch_size,
+            "max_epochs": int(max_epochs),
+            "train_size": float(train_size),
+            "seed": seed,
+            "classifier_steps": n_classifier,
+        }
+        _add_checkpointing(
+            callbacks, kwargs, checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every,
+            resume=resume, fingerprint=fingerprint, max_epochs=max_epochs,
+        )  # fmt: skip
+        _validation_defaults(kwargs, max_epochs, len(val_idx), batches_per_epoch)
         logger.info(
             "Training TSPG on %d samples (%d held out) for %d epochs = %d steps of %d samples "
-            "(%d for the classifier).",
+            "(%d for the classifier)%s.",
             len(train_idx),
             len(val_idx),
             max_epochs,
             max_epochs * batches_per_epoch,
             batch_size,
             n_classifier,
+            f" in each of {world} processes" if world > 1 else "",
         )
         result = super().train(
             max_epochs=max_epochs,
@@ -630,13 +657,10 @@ class TSPG(SafeSaveMixin, UnsupervisedTrainingMixin, BaseModelClass):
             batch_size=batch_size,
             datamodule=splitter,
             plan_kwargs=plan_kwargs,
+            callbacks=callbacks,
             **kwargs,
         )
-        self.train_indices_ = np.asarray(train_idx)
-        self.validation_indices_ = np.asarray(val_idx)
-        for key, frame in (self.history_ or {}).items():
-            with contextlib.suppress(TypeError, ValueError):
-                self.history_[key] = frame.astype(float)
+        _finish_training(self, train_idx, val_idx)
         self.classifier_accuracy_ = float("nan")
         if len(val_idx):
             probs = self._predict_proba(self._read_rows(val_idx))

@@ -129,6 +129,16 @@ class TSPGTrainingPlan(pl.LightningModule):
             torch.optim.Adam(m.generator.parameters(), lr=self.lr_generator),
         )
 
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Keep the step count: it says which phase a resumed run is in."""
+        checkpoint["sgs_tspg_steps"] = int(self.steps)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Restore the step count (and a frozen classifier after its phase)."""
+        self.steps = int(checkpoint.get("sgs_tspg_steps", 0))
+        if self.steps >= self.classifier_steps:
+            self._freeze_classifier()
+
     @property
     def adversarial(self) -> bool:
         """Whether the classifier phase is over."""

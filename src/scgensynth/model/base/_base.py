@@ -120,6 +120,91 @@ def _check_trainer_kwargs(kwargs: dict, plan_args: Sequence[str]) -> None:
         raise TypeError(msg)
 
 
+def _data_parallel_world(kwargs: dict, devices) -> tuple[bool, int]:
+    """Whether the strategy shares each epoch's batches among processes, and how many."""
+    distributed = use_distributed_sampler(kwargs.get("strategy"))
+    return distributed, _n_devices(devices) if distributed else 1
+
+
+def _make_splitter(
+    model, train_idx, val_idx, batch_size: int, distributed: bool, datasplitter_kwargs
+):
+    """scvi-tools' DataSplitter over fixed train/validation indices.
+
+    A last mini-batch of 1 or 2 samples is dropped (batch norm and the gradient penalty need
+    more); with data parallelism each process draws its own share of every epoch's batches.
+    """
+    datasplitter_kwargs = dict(datasplitter_kwargs or {})
+    if distributed:
+        datasplitter_kwargs.setdefault("distributed_sampler", True)
+    remainder = len(train_idx) % batch_size
+    return model._data_splitter_cls(
+        model.adata_manager,
+        external_indexing=[train_idx, val_idx, np.array([], dtype=int)],
+        batch_size=batch_size,
+        drop_last=0 < remainder < 3,
+        **datasplitter_kwargs,
+    )
+
+
+def _check_checkpoint_args(checkpoint_dir, checkpoint_every, resume) -> None:
+    if checkpoint_every is not None and (
+        isinstance(checkpoint_every, bool)
+        or not isinstance(checkpoint_every, int | np.integer)
+        or checkpoint_every < 1
+    ):
+        msg = f"checkpoint_every must be a positive number of epochs, not {checkpoint_every!r}"
+        raise ValueError(msg)
+    if resume and checkpoint_dir is None:
+        msg = "resume=True needs the checkpoint_dir=... the interrupted run wrote to."
+        raise ValueError(msg)
+
+
+def _add_checkpointing(
+    callbacks: list,
+    kwargs: dict,
+    *,
+    checkpoint_dir,
+    checkpoint_every: int | None,
+    resume: bool,
+    fingerprint: dict[str, Any],
+    max_epochs: int,
+) -> None:
+    """Add the resumable checkpoint callback, and Lightning's ``ckpt_path`` to resume from."""
+    if checkpoint_dir is None:
+        return
+    every = checkpoint_every or max(1, max_epochs // 20)
+    callbacks.append(ResumableCheckpoint(checkpoint_dir, every, fingerprint))
+    path = checkpoint_path(checkpoint_dir)
+    if resume and path.exists():
+        check_checkpoint(path)
+        kwargs["ckpt_path"] = str(path)
+    elif resume:
+        logger.info("No checkpoint in %s yet; training from the start.", checkpoint_dir)
+    elif path.exists():
+        logger.warning(
+            "Replacing the checkpoint in %s (pass resume=True to continue from it).",
+            checkpoint_dir,
+        )
+
+
+def _validation_defaults(kwargs: dict, max_epochs: int, n_val: int, batches_per_epoch: int):
+    """Validate about 20 times per run (never without held-out samples); log each epoch."""
+    kwargs.setdefault("check_val_every_n_epoch", max(1, max_epochs // 20) if n_val else None)
+    if not n_val:
+        kwargs["limit_val_batches"] = 0
+    kwargs.setdefault("log_every_n_steps", max(1, min(50, batches_per_epoch)))
+
+
+def _finish_training(model, train_idx, val_idx) -> None:
+    """Keep the split, and make the logged history numeric (scvi-tools keeps objects)."""
+    model.train_indices_ = np.asarray(train_idx)
+    model.validation_indices_ = np.asarray(val_idx)
+    for key, frame in (model.history_ or {}).items():
+        with contextlib.suppress(TypeError, ValueError):
+            model.history_[key] = frame.astype(float)
+
+
 class BaseGeneratorModel(SafeSaveMixin, UnsupervisedTrainingMixin, BaseModelClass):
     """Base class of scgensynth's conditional generators.
 
@@ -433,24 +518,14 @@ class BaseGeneratorModel(SafeSaveMixin, UnsupervisedTrainingMixin, BaseModelClas
             raise ValueError(msg)
         # with data parallelism every process takes its share of each epoch's batches, and a
         # step is one mini-batch per process: n_steps still counts optimiser steps
-        distributed = use_distributed_sampler(kwargs.get("strategy"))
-        world = _n_devices(devices) if distributed else 1
+        distributed, world = _data_parallel_world(kwargs, devices)
         batches_per_epoch = math.ceil(len(train_idx) / (batch_size * world))
         if max_epochs is None:
             n_steps = int(n_steps or self._default_n_steps(len(train_idx)))
             max_epochs = max(1, math.ceil(n_steps / batches_per_epoch))
         total_steps = max_epochs * batches_per_epoch
-        remainder = len(train_idx) % batch_size
-        datasplitter_kwargs = dict(datasplitter_kwargs or {})
-        if distributed:
-            # each process draws its own share of every epoch's mini-batches
-            datasplitter_kwargs.setdefault("distributed_sampler", True)
-        splitter = self._data_splitter_cls(
-            self.adata_manager,
-            external_indexing=[train_idx, val_idx, np.array([], dtype=int)],
-            batch_size=batch_size,
-            drop_last=0 < remainder < 3,
-            **datasplitter_kwargs,
+        splitter = _make_splitter(
+            self, train_idx, val_idx, batch_size, distributed, datasplitter_kwargs
         )
         callbacks = list(kwargs.pop("callbacks", []))
         self._selection_callback = None
@@ -465,47 +540,23 @@ class BaseGeneratorModel(SafeSaveMixin, UnsupervisedTrainingMixin, BaseModelClas
             )
             callbacks.append(callback)
             self._selection_callback = callback
-        if checkpoint_every is not None and (
-            isinstance(checkpoint_every, bool)
-            or not isinstance(checkpoint_every, int | np.integer)
-            or checkpoint_every < 1
-        ):
-            msg = f"checkpoint_every must be a positive number of epochs, not {checkpoint_every!r}"
-            raise ValueError(msg)
-        if resume and checkpoint_dir is None:
-            msg = "resume=True needs the checkpoint_dir=... the interrupted run wrote to."
-            raise ValueError(msg)
-        if checkpoint_dir is not None:
-            fingerprint = {
-                "class": type(self).__name__,
-                "n_obs": int(self.adata.n_obs),
-                "n_vars": int(self.adata.n_vars),
-                "n_train": len(train_idx),
-                "batch_size": batch_size,
-                "max_epochs": int(max_epochs),
-                "train_size": float(train_size),
-                "seed": seed,
-                "selection": str(selection),
-            }
-            every = checkpoint_every or max(1, max_epochs // 20)
-            callbacks.append(ResumableCheckpoint(checkpoint_dir, every, fingerprint))
-            path = checkpoint_path(checkpoint_dir)
-            if resume and path.exists():
-                check_checkpoint(path)
-                kwargs["ckpt_path"] = str(path)
-            elif resume:
-                logger.info("No checkpoint in %s yet; training from the start.", checkpoint_dir)
-            elif path.exists():
-                logger.warning(
-                    "Replacing the checkpoint in %s (pass resume=True to continue from it).",
-                    checkpoint_dir,
-                )
-        kwargs.setdefault(
-            "check_val_every_n_epoch", max(1, max_epochs // 20) if len(val_idx) else None
-        )
-        if not len(val_idx):
-            kwargs["limit_val_batches"] = 0
-        kwargs.setdefault("log_every_n_steps", max(1, min(50, batches_per_epoch)))
+        _check_checkpoint_args(checkpoint_dir, checkpoint_every, resume)
+        fingerprint = {
+            "class": type(self).__name__,
+            "n_obs": int(self.adata.n_obs),
+            "n_vars": int(self.adata.n_vars),
+            "n_train": len(train_idx),
+            "batch_size": batch_size,
+            "max_epochs": int(max_epochs),
+            "train_size": float(train_size),
+            "seed": seed,
+            "selection": str(selection),
+        }
+        _add_checkpointing(
+            callbacks, kwargs, checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every,
+            resume=resume, fingerprint=fingerprint, max_epochs=max_epochs,
+        )  # fmt: skip
+        _validation_defaults(kwargs, max_epochs, len(val_idx), batches_per_epoch)
         logger.info(
             "Training %s on %d samples (%d held out) for %d epochs = %d steps of %d samples%s.",
             type(self).__name__,
@@ -526,12 +577,7 @@ class BaseGeneratorModel(SafeSaveMixin, UnsupervisedTrainingMixin, BaseModelClas
             callbacks=callbacks,
             **kwargs,
         )
-        self.train_indices_ = np.asarray(train_idx)
-        self.validation_indices_ = np.asarray(val_idx)
-        # scvi-tools' logger keeps the history as object columns; make them numeric
-        for key, frame in (self.history_ or {}).items():
-            with contextlib.suppress(TypeError, ValueError):
-                self.history_[key] = frame.astype(float)
+        _finish_training(self, train_idx, val_idx)
         if self._selection_callback is not None:
             cb = self._selection_callback
             self.selection_ = pd.DataFrame(cb.scores)
