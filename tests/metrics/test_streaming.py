@@ -64,14 +64,22 @@ def test_streamed_metrics_equal_their_in_memory_values(name, pair, monkeypatch):
     np.testing.assert_allclose(STREAMED[name](real, shuffled), expected, rtol=1e-9, atol=1e-9)
 
 
-def _backed_set(path, n: int, basis: np.ndarray, rng) -> ad.AnnData:
-    synth = ad.AnnData(np.empty((n, basis.shape[1]), dtype=np.float32))
-    for start in range(0, n, 4000):
-        rows = min(4000, n - start)
-        noise = rng.normal(size=(rows, basis.shape[1]))
-        synth.X[start : start + rows] = rng.normal(size=(rows, 5)) @ basis + noise
-    synth.write_h5ad(path)
-    return ad.read_h5ad(path, backed="r")
+@pytest.fixture(scope="module")
+def growing(tmp_path_factory):
+    """Real (300 x 500) and backed synthetic sets of 12,000 and 24,000 x 500."""
+    rng = np.random.default_rng(0)
+    basis = rng.normal(size=(5, 500))
+    real = rng.normal(size=(300, 5)) @ basis + rng.normal(size=(300, 500))
+    folder = tmp_path_factory.mktemp("growing")
+    sets = []
+    for n in (12_000, 24_000):
+        synth = ad.AnnData(np.empty((n, 500), dtype=np.float32))
+        for start in range(0, n, 4000):
+            noise = rng.normal(size=(4000, 500))
+            synth.X[start : start + 4000] = rng.normal(size=(4000, 5)) @ basis + noise
+        synth.write_h5ad(folder / f"{n}.h5ad")
+        sets.append(folder / f"{n}.h5ad")
+    return real, sets
 
 
 @pytest.mark.parametrize(
@@ -86,20 +94,18 @@ def _backed_set(path, n: int, basis: np.ndarray, rng) -> ad.AnnData:
     ],
     ids=["frechet_pca", "frechet_genes", "rem", "correlation_score", "mean", "pr_pca"],
 )
-def test_streamed_metrics_need_memory_for_blocks_not_for_the_matrix(metric, tmp_path, monkeypatch):
+def test_streamed_metrics_need_memory_for_blocks_not_for_the_matrix(metric, growing, monkeypatch):
     """A backed set read in 1 MB blocks: memory grows with per-sample numbers, not rows.
 
     Doubling it from 12,000 to 24,000 x 500 (+48 MB in float64, 4 KB a row) may add
     per-sample numbers (errors, a 10-d embedding and its neighbour search) but not the rows:
     less than 1 KB a sample (a row of 20,000 genes is 160 KB).
     """
-    rng = np.random.default_rng(0)
-    basis = rng.normal(size=(5, 500))
-    real = rng.normal(size=(300, 5)) @ basis + rng.normal(size=(300, 500))
+    real, paths = growing
     monkeypatch.setattr(_utils, "BLOCK_BYTES", 2**20)
     peaks = []
-    for n in (12_000, 24_000):
-        backed = _backed_set(tmp_path / f"{n}.h5ad", n, basis, rng)
+    for path in paths:
+        backed = ad.read_h5ad(path, backed="r")
         tracemalloc.start()
         metric(real, backed)
         peaks.append(tracemalloc.get_traced_memory()[1])

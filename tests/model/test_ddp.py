@@ -41,12 +41,12 @@ SCRIPT = textwrap.dedent(
     for name in names:
         count = Count()
         kw = dict(
-            seed=0, n_steps=120, batch_size=32, accelerator="cpu", devices=2,
+            seed=0, n_steps=64, batch_size=32, accelerator="cpu", devices=2,
             strategy="ddp_find_unused_parameters_true", enable_progress_bar=False,
             callbacks=[count],
         )
         if name == "tspg":
-            model = sgs.tl.train_tspg(adata, "tissue", classifier_steps=40, **kw)
+            model = sgs.tl.train_tspg(adata, "tissue", classifier_steps=24, **kw)
             samples = sgs.tl.perturb(adata[:30], model, target="Liver").X
         else:
             extra = {"selection": None} if name == "ddpm" else {}
@@ -88,7 +88,7 @@ def test_two_cpu_processes_train_one_model(name, trained):
     per_epoch = math.ceil(math.ceil(520 * 0.9) / 2 / 32)
     assert per_epoch == 8
     assert [r["batches"] for r in ranks] == [per_epoch * r["epochs"] for r in ranks]
-    assert ranks[0]["batches"] >= 120, "n_steps counts optimiser steps in each process"
+    assert ranks[0]["batches"] >= 64, "n_steps counts optimiser steps in each process"
     # gradients are averaged across processes, so both end with the same model
     samples = [np.load(trained / f"{name}_rank{r}.npy") for r in (0, 1)]
     np.testing.assert_array_equal(samples[0], samples[1])

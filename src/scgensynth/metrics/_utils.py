@@ -194,47 +194,6 @@ def get_values(
     return out
 
 
-def map_blocks(
-    data: ArrayOrAnnData,
-    fn,
-    *,
-    layer: str | None = None,
-    obsm: str | None = None,
-    name: str = "data",
-    dtype: type | None = np.float64,
-    columns: np.ndarray | None = None,
-) -> np.ndarray:
-    """``fn`` applied to each block of rows (:func:`iter_blocks`), results stacked by rows.
-
-    For a row-wise ``fn`` (a projection, a per-sample score) the result is ``fn`` of the whole
-    matrix, computed with one block in memory at a time.
-    """
-    parts = [
-        fn(block)
-        for _, block in iter_blocks(
-            data, layer=layer, obsm=obsm, name=name, dtype=dtype, columns=columns
-        )
-    ]
-    return parts[0] if len(parts) == 1 else np.concatenate(parts)
-
-
-def check_values(
-    data: ArrayOrAnnData,
-    *,
-    layer: str | None = None,
-    obsm: str | None = None,
-    name: str = "data",
-    columns: np.ndarray | None = None,
-) -> tuple[int, int]:
-    """Run :func:`get_values`' checks block by block, keeping nothing; the checked shape."""
-    n_cols = 0
-    for _, block in iter_blocks(
-        data, layer=layer, obsm=obsm, name=name, dtype=None, columns=columns
-    ):
-        n_cols = block.shape[1]
-    return _as_matrix(data, layer, obsm, name).shape[0], n_cols
-
-
 def gene_columns(
     real: ArrayOrAnnData, synth: ArrayOrAnnData, names=("real", "synthetic")
 ) -> np.ndarray | None:
@@ -315,7 +274,12 @@ class Streamed:
         return iter_blocks(self.data, **self._kw())
 
     def map(self, fn) -> np.ndarray:
-        return map_blocks(self.data, fn, **self._kw())
+        """``fn`` of each block, stacked by rows (one block in memory at a time).
+
+        For a row-wise ``fn`` (a projection, a per-sample score) this is ``fn`` of the whole.
+        """
+        parts = [fn(block) for _, block in self.blocks()]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def values(self) -> np.ndarray:
         return get_values(self.data, **self._kw())
@@ -433,14 +397,12 @@ __all__ = [
     "canonical_order",
     "check_k",
     "check_two_classes",
-    "check_values",
     "describe",
     "gene_columns",
     "get_labels",
     "get_values",
     "is_anndata",
     "iter_blocks",
-    "map_blocks",
     "paired",
     "paired_values",
     "subsample",

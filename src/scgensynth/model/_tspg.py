@@ -24,13 +24,12 @@ from scgensynth.pp._scaling import get_matrix
 from scgensynth.train._tspg_plan import TSPGTrainingPlan
 
 from .base._base import (
-    _add_checkpointing,
     _check_checkpoint_args,
     _check_trainer_kwargs,
+    _configure_run,
     _data_parallel_world,
     _finish_training,
     _make_splitter,
-    _validation_defaults,
     proxy_anndata,
 )
 from .base._save import SafeSaveMixin
@@ -623,22 +622,12 @@ class TSPG(SafeSaveMixin, UnsupervisedTrainingMixin, BaseModelClass):
         plan_kwargs["real_x"] = torch.as_tensor(self._scale(self._read_rows(np.sort(train_idx))))
         plan_kwargs["real_labels"] = torch.as_tensor(labels[np.sort(train_idx)])
         callbacks = list(kwargs.pop("callbacks", []))
-        fingerprint = {
-            "class": "TSPG",
-            "n_obs": int(self.adata.n_obs),
-            "n_vars": int(self.adata.n_vars),
-            "n_train": len(train_idx),
-            "batch_size": batch_size,
-            "max_epochs": int(max_epochs),
-            "train_size": float(train_size),
-            "seed": seed,
-            "classifier_steps": n_classifier,
-        }
-        _add_checkpointing(
-            callbacks, kwargs, checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every,
-            resume=resume, fingerprint=fingerprint, max_epochs=max_epochs,
+        _configure_run(
+            self, callbacks, kwargs, train_idx=train_idx, val_idx=val_idx,
+            batch_size=batch_size, max_epochs=max_epochs, batches_per_epoch=batches_per_epoch,
+            train_size=train_size, seed=seed, checkpoint_dir=checkpoint_dir,
+            checkpoint_every=checkpoint_every, resume=resume, classifier_steps=n_classifier,
         )  # fmt: skip
-        _validation_defaults(kwargs, max_epochs, len(val_idx), batches_per_epoch)
         logger.info(
             "Training TSPG on %d samples (%d held out) for %d epochs = %d steps of %d samples "
             "(%d for the classifier)%s.",

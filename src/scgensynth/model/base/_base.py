@@ -188,6 +188,51 @@ def _add_checkpointing(
         )
 
 
+def _run_fingerprint(
+    model, n_train: int, batch_size: int, max_epochs: int, train_size: float, seed: int, **extra
+) -> dict[str, Any]:
+    """What a checkpoint must match to be resumed: the data's shape and the run's settings."""
+    return {
+        "class": type(model).__name__,
+        "n_obs": int(model.adata.n_obs),
+        "n_vars": int(model.adata.n_vars),
+        "n_train": int(n_train),
+        "batch_size": int(batch_size),
+        "max_epochs": int(max_epochs),
+        "train_size": float(train_size),
+        "seed": int(seed),
+        **extra,
+    }
+
+
+def _configure_run(
+    model,
+    callbacks: list,
+    kwargs: dict,
+    *,
+    train_idx,
+    val_idx,
+    batch_size: int,
+    max_epochs: int,
+    batches_per_epoch: int,
+    train_size: float,
+    seed: int,
+    checkpoint_dir,
+    checkpoint_every: int | None,
+    resume: bool,
+    **fingerprint,
+) -> None:
+    """Checkpointing (the run fingerprinted with ``fingerprint`` added) and validation."""
+    _add_checkpointing(
+        callbacks, kwargs, checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every,
+        resume=resume, max_epochs=max_epochs,
+        fingerprint=_run_fingerprint(
+            model, len(train_idx), batch_size, max_epochs, train_size, seed, **fingerprint
+        ),
+    )  # fmt: skip
+    _validation_defaults(kwargs, max_epochs, len(val_idx), batches_per_epoch)
+
+
 def _validation_defaults(kwargs: dict, max_epochs: int, n_val: int, batches_per_epoch: int):
     """Validate about 20 times per run (never without held-out samples); log each epoch."""
     kwargs.setdefault("check_val_every_n_epoch", max(1, max_epochs // 20) if n_val else None)
@@ -541,22 +586,12 @@ class BaseGeneratorModel(SafeSaveMixin, UnsupervisedTrainingMixin, BaseModelClas
             callbacks.append(callback)
             self._selection_callback = callback
         _check_checkpoint_args(checkpoint_dir, checkpoint_every, resume)
-        fingerprint = {
-            "class": type(self).__name__,
-            "n_obs": int(self.adata.n_obs),
-            "n_vars": int(self.adata.n_vars),
-            "n_train": len(train_idx),
-            "batch_size": batch_size,
-            "max_epochs": int(max_epochs),
-            "train_size": float(train_size),
-            "seed": seed,
-            "selection": str(selection),
-        }
-        _add_checkpointing(
-            callbacks, kwargs, checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every,
-            resume=resume, fingerprint=fingerprint, max_epochs=max_epochs,
+        _configure_run(
+            self, callbacks, kwargs, train_idx=train_idx, val_idx=val_idx,
+            batch_size=batch_size, max_epochs=max_epochs, batches_per_epoch=batches_per_epoch,
+            train_size=train_size, seed=seed, checkpoint_dir=checkpoint_dir,
+            checkpoint_every=checkpoint_every, resume=resume, selection=str(selection),
         )  # fmt: skip
-        _validation_defaults(kwargs, max_epochs, len(val_idx), batches_per_epoch)
         logger.info(
             "Training %s on %d samples (%d held out) for %d epochs = %d steps of %d samples%s.",
             type(self).__name__,
