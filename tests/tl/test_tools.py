@@ -277,6 +277,12 @@ def test_augment_needs_the_covariate_columns(gtex_model, snapshot):
     snap.assert_unchanged(real)
 
 
+def test_augment_takes_no_filename(gtex_model, tmp_path):
+    with pytest.raises(TypeError, match=r"use sgs.tl.generate\(model, n_obs, filename=...\)"):
+        sgs.tl.augment(gtex_model.adata, gtex_model.model, 5, filename=tmp_path / "s.h5ad")
+    assert not list(tmp_path.iterdir())
+
+
 def test_generate_keeps_the_module_training_mode(gtex_model):
     """Generation switches to eval mode for itself only: a later train() keeps dropout on."""
     model = gtex_model.model

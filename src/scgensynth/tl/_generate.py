@@ -106,6 +106,13 @@ def augment(
     >>> both = sgs.tl.augment(adata, model, n_obs=2000)
     >>> both.obs["sgs_source"].value_counts()
     """
+    if "filename" in kwargs:
+        msg = (
+            "augment returns the real and synthetic samples together, in memory, and takes no "
+            "filename. To write a large synthetic set to disk, use "
+            "sgs.tl.generate(model, n_obs, filename=...)."
+        )
+        raise TypeError(msg)
     model_genes = np.asarray(model.adata.var_names)
     if adata.n_vars != len(model_genes) or (np.asarray(adata.var_names) != model_genes).any():
         msg = (
