@@ -12,3 +12,4 @@ python benchmarks/bench_attention.py
 python benchmarks/bench_attgan_memory.py
 python benchmarks/bench_compare.py
 python benchmarks/bench_diffusion.py
+python benchmarks/bench_generate.py
