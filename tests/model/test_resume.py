@@ -18,12 +18,12 @@ from scgensynth.model.base._files import ModelFileError
 
 #: one model per training plan (AttGAN/RandAttGAN share the WGAN-GP plan)
 PLANS = ["wgan", "gan", "ddpm", "gmda", "cvae", "tspg"]
-SETUP = {"seed": 3, "n_steps": 160, "batch_size": 64, "checkpoint_every": 2}
+SETUP = {"seed": 3, "n_steps": 96, "batch_size": 64, "checkpoint_every": 2}
 #: the DDPM's model selection samples with 50 DDIM steps per evaluation, slow for a test;
 #: the selection state's resumption is tested with the other plans. TSPG's classifier phase
 #: (24 steps = 3 epochs of 8 batches) ends before the kill at epoch 6: the resumed run must
 #: know it is in the adversarial phase
-EXTRA = {"ddpm": {"selection": None}, "tspg": {"n_steps": 136, "classifier_steps": 24}}
+EXTRA = {"ddpm": {"selection": None}, "tspg": {"n_steps": 72, "classifier_steps": 24}}
 
 SCRIPT = textwrap.dedent(
     """
