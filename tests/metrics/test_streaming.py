@@ -159,3 +159,19 @@ def test_get_values_reads_backed_dense_and_sparse_without_changing_them(pair, tm
     # an in-memory float32 array of the right dtype is returned as it is, not copied
     X = np.asarray(synth.X)
     assert _utils.get_values(X, dtype=None) is X
+
+
+def test_streamed_correlations_check_their_arguments_and_constant_genes(pair, monkeypatch):
+    real, synth, path = pair
+    # genes constant in the synthetic set are dropped as in memory (one block), across blocks
+    flat = synth.copy()
+    flat.X[:, :400] = 1.0
+    expected = M.correlation_score(real, flat)
+    flat.write_h5ad(path.parent / "flat.h5ad")
+    monkeypatch.setattr(_utils, "BLOCK_BYTES", 100 * 467 * 8)
+    streamed = M.correlation_score(real, ad.read_h5ad(path.parent / "flat.h5ad", backed="r"))
+    np.testing.assert_allclose(streamed, expected, rtol=1e-9)
+    backed = ad.read_h5ad(path, backed="r")
+    for bad in (2, 2.5, "100", True):
+        with pytest.raises(ValueError, match="max_genes must be None or an integer >= 3"):
+            M.correlation_score(real, backed, max_genes=bad)

@@ -99,6 +99,14 @@ def _variable_genes(r: np.ndarray, s: np.ndarray, what: str) -> np.ndarray:
     return np.flatnonzero(keep)
 
 
+def _check_max_genes(max_genes) -> None:
+    if max_genes is not None and (
+        not isinstance(max_genes, int | np.integer) or isinstance(max_genes, bool) or max_genes < 3
+    ):
+        msg = f"max_genes must be None or an integer >= 3, got {max_genes!r}."
+        raise ValueError(msg)
+
+
 def _structure_genes(
     r: np.ndarray, s: np.ndarray, max_genes: int | None, what: str
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -107,11 +115,7 @@ def _structure_genes(
     The ``max_genes`` genes are chosen by their variance in ``real`` alone (ties broken by
     column order); genes constant in either set are then dropped.
     """
-    if max_genes is not None and (
-        not isinstance(max_genes, int | np.integer) or isinstance(max_genes, bool) or max_genes < 3
-    ):
-        msg = f"max_genes must be None or an integer >= 3, got {max_genes!r}."
-        raise ValueError(msg)
+    _check_max_genes(max_genes)
     if max_genes is not None and r.shape[1] > max_genes:
         variance = r.var(axis=0)
         top = np.argsort(-variance, kind="stable")[:max_genes]
@@ -140,6 +144,7 @@ def _streamed_structure(
     the constant genes) and sums of deviations from the first block's mean and of their
     outer products, over the ``max_genes`` genes only.
     """
+    _check_max_genes(max_genes)
     blocks = iter(s.blocks())
     _, first = next(blocks)
     rest = next(blocks, None)
@@ -148,7 +153,6 @@ def _streamed_structure(
         return r, _correlation_matrix(s_kept)
     top = np.arange(r.shape[1])
     if max_genes is not None and r.shape[1] > max_genes:
-        _structure_genes(r[:3], r[:3], max_genes, what)  # the argument checks only
         top = np.sort(np.argsort(-r.var(axis=0), kind="stable")[:max_genes])
     shift = first[:, top].mean(0, dtype=np.float64)
     lo, hi = first[:, top].min(0), first[:, top].max(0)
