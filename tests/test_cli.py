@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import subprocess
 import sys
 from importlib.metadata import entry_points, version
@@ -266,6 +267,22 @@ def test_generate_with_other_genes(trained, tmp_path, capsys):
     argv = ["generate", str(trained["model"]), "--adata", str(data)]
     assert main([*argv, "--out", str(tmp_path / "x.h5ad"), "--n-obs", "3"]) == 1
     assert "genes differ from the model's" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("out", "message"),
+    [
+        ("synth.csv", r"must end in \.h5ad"),
+        ("missing/synth.h5ad", "does not exist; create it first"),
+        ("folder.h5ad", "is a directory"),
+    ],
+)
+def test_generate_refuses_a_bad_output_path(trained, tmp_path, capsys, out, message):
+    (tmp_path / "folder.h5ad").mkdir()
+    argv = ["generate", str(trained["model"]), "--adata", str(trained["data"])]
+    assert main([*argv, "--out", str(tmp_path / out), "--n-obs", "3"]) == 1
+    assert re.search(message, capsys.readouterr().err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder.h5ad"]
 
 
 def test_train_into_existing_folder_without_overwrite(trained, capsys):

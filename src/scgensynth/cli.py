@@ -268,7 +268,9 @@ def run_generate(args) -> None:
     import pandas as pd
 
     import scgensynth as sgs
+    from scgensynth.model.base._output import check_output_path
 
+    check_output_path(args.out)  # before the (slow) loading: a wrong --out fails at once
     adata = ad.read_h5ad(args.adata)
     model = sgs.model.load_model(args.model, adata=adata)
     covariates = None
@@ -309,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
             "compare": run_compare,
         }
         commands[args.command](args)
-    except (ValueError, KeyError, TypeError, FileNotFoundError) as err:
+    except (ValueError, KeyError, TypeError, FileNotFoundError, IsADirectoryError) as err:
         print(f"scgensynth {args.command}: error: {err}", file=sys.stderr)
         return 1
     return 0

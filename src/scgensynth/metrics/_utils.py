@@ -222,12 +222,6 @@ def gene_columns(
     return sv.get_indexer(rv)
 
 
-def align_genes(real: ArrayOrAnnData, synth: ArrayOrAnnData, names=("real", "synthetic")):
-    """``synth`` with its genes in ``real``'s order (an AnnData view), or a clear error."""
-    columns = gene_columns(real, synth, names)
-    return synth if columns is None else synth[:, real.var_names]
-
-
 def _check_same_width(a: int, b: int, obsm, names) -> None:
     if a != b:
         what = f".obsm[{obsm!r}] columns" if obsm is not None else "genes"
@@ -259,7 +253,7 @@ class Streamed:
     """The second dataset of a pair, read in blocks of rows when used (see :func:`paired`).
 
     ``blocks()`` yields checked blocks in the first dataset's gene order; ``map(fn)`` stacks
-    ``fn`` of each block; ``values()`` reads the whole matrix.
+    ``fn`` of each block.
     """
 
     def __init__(self, data, layer, obsm, name, dtype, columns, shape):
@@ -280,9 +274,6 @@ class Streamed:
         """
         parts = [fn(block) for _, block in self.blocks()]
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
-
-    def values(self) -> np.ndarray:
-        return get_values(self.data, **self._kw())
 
 
 def paired(
@@ -393,7 +384,6 @@ __all__ = [
     "BLOCK_BYTES",
     "ArrayOrAnnData",
     "Streamed",
-    "align_genes",
     "canonical_order",
     "check_k",
     "check_two_classes",
