@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import subprocess
 import sys
+import tempfile
 from importlib.metadata import entry_points, version
+from pathlib import Path
 
 import anndata as ad
 import numpy as np
@@ -102,8 +105,10 @@ def test_demo(tmp_path, capsys):
 
     results = json.loads((out / "results.json").read_text())
     assert set(results) == {
-        "n_train", "n_test", "n_synthetic", "metrics", "counterfactual_top50_overlap"
+        "scgensynth_demo", "n_train", "n_test", "n_synthetic", "metrics",
+        "counterfactual_top50_overlap",
     }  # fmt: skip
+    assert results["scgensynth_demo"] == sgs.__version__  # marks the folder as the demo's
     assert results["n_train"] + results["n_test"] == 520
     assert results["n_synthetic"] == results["n_train"]
     values = results["metrics"]
@@ -315,10 +320,13 @@ def test_compare(tmp_path, capsys):
     path = tmp_path / "gtex.h5ad"
     sgs.datasets.gtex_tissues().write_h5ad(path)
     out = tmp_path / "table.csv"
-    code = main(
-        ["compare", str(path), "--label", "tissue", "--models", "wgan", "--metrics", "fast",
-         "--n-steps", "40", "--out", str(out)]
-    )  # fmt: skip
+    out.write_text("an earlier table\n")
+    argv = ["compare", str(path), "--label", "tissue", "--models", "wgan", "--metrics", "fast",
+            "--n-steps", "40", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 1  # an existing file is replaced only with --overwrite
+    assert "pass --overwrite" in capsys.readouterr().err
+    assert out.read_text() == "an earlier table\n"
+    code = main([*argv, "--overwrite"])
     assert code == 0
     printed = capsys.readouterr().out
     assert "correlation_score" in printed
@@ -351,3 +359,401 @@ def test_train_and_generate_another_model(trained, tmp_path, capsys):
         main(["train", str(trained["data"]), "--model", "vae", "--out", str(tmp_path / "x")]) == 1
     )
     assert "Unknown model 'vae'" in capsys.readouterr().err
+
+
+# -- issue 17: never lose the user's data, never answer with a traceback -------------------------
+def _generate_argv(trained, out, *extra):
+    return ["generate", str(trained["model"]), "--adata", str(trained["data"]), "--out", str(out),
+            *extra]  # fmt: skip
+
+
+def _digest(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _one_error_line(err: str, command: str) -> None:
+    assert err.startswith(f"scgensynth {command}: error:"), err
+    assert err.count("\n") == 1, err  # one line, no traceback
+    assert "Traceback" not in err
+
+
+def _no_work(monkeypatch, *names):
+    """Make the slow steps fail loudly: the checks must refuse before any of them runs."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the command did work before checking its --out")
+
+    for name in names:
+        monkeypatch.setattr(f"scgensynth.tl.{name}", refuse)
+
+
+def test_generate_refuses_out_that_is_the_adata(trained, tmp_path, capsys):
+    data = tmp_path / "data.h5ad"
+    data.write_bytes(trained["data"].read_bytes())
+    digest = _digest(data)
+    spellings = [data, tmp_path / "sub" / ".." / "data.h5ad"]
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "link.h5ad").symlink_to(data)
+    spellings.append(tmp_path / "link.h5ad")
+    for out in spellings:
+        for extra in ([], ["--overwrite"]):
+            argv = ["generate", str(trained["model"]), "--adata", str(data), "--out", str(out)]
+            assert main([*argv, "--n-obs", "3", *extra]) == 1
+            err = capsys.readouterr().err
+            _one_error_line(err, "generate")
+            assert "is the input --adata" in err
+            assert _digest(data) == digest
+
+
+def test_generate_refuses_out_that_is_the_covariates_csv(trained, tmp_path, capsys):
+    table = tmp_path / "covariates.h5ad"  # a CSV, named as --out would be
+    pd.DataFrame({"tissue": ["Lung", "Liver"]}).to_csv(table, index=False)
+    before = table.read_bytes()
+    argv = _generate_argv(trained, table, "--covariates-csv", str(table), "--overwrite")
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    _one_error_line(err, "generate")
+    assert "is the input --covariates-csv" in err
+    assert table.read_bytes() == before
+
+
+def test_generate_refuses_an_existing_file_without_overwrite(trained, tmp_path, capsys):
+    out = tmp_path / "synth.h5ad"
+    out.write_bytes(b"the user's file")
+    assert main(_generate_argv(trained, out, "--n-obs", "4")) == 1
+    err = capsys.readouterr().err
+    _one_error_line(err, "generate")
+    assert "exists; pass --overwrite" in err
+    assert out.read_bytes() == b"the user's file"
+    assert main(_generate_argv(trained, out, "--n-obs", "4", "--overwrite")) == 0
+    assert ad.read_h5ad(out).n_obs == 4
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["synth.h5ad"]
+
+
+def test_generate_refuses_an_unwritable_folder(trained, tmp_path, capsys, monkeypatch):
+    """Tests run as root (every folder writable): the read-only folder is simulated."""
+    access = os.access
+    monkeypatch.setattr(
+        os, "access", lambda p, mode, **kw: Path(p) != tmp_path and access(p, mode, **kw)
+    )
+    out = tmp_path / "synth.h5ad"
+    assert main(_generate_argv(trained, out, "--n-obs", "4")) == 1
+    err = capsys.readouterr().err
+    _one_error_line(err, "generate")
+    assert "not writable" in err
+    assert not out.exists()
+
+
+def test_train_checks_out_before_training(trained, tmp_path, capsys, monkeypatch):
+    """--out a file, in a missing folder or in a read-only one: refused before any training."""
+    _no_work(monkeypatch, "train")
+    base = ["train", str(trained["data"]), "--n-steps", "5"]
+
+    a_file = tmp_path / "model"
+    a_file.write_text("not a folder")
+    for extra in ([], ["--overwrite"]):
+        assert main([*base, "--out", str(a_file), *extra]) == 1
+        err = capsys.readouterr().err
+        _one_error_line(err, "train")
+        assert "is a file, not a folder" in err
+    assert a_file.read_text() == "not a folder"
+
+    missing = tmp_path / "missing" / "model"
+    assert main([*base, "--out", str(missing)]) == 1
+    err = capsys.readouterr().err
+    _one_error_line(err, "train")
+    assert "does not exist; create it first" in err
+    assert not missing.parent.exists()
+
+    read_only = tmp_path / "read_only"
+    read_only.mkdir()
+    access = os.access
+    monkeypatch.setattr(
+        os, "access", lambda p, mode, **kw: Path(p) != read_only and access(p, mode, **kw)
+    )
+    assert main([*base, "--out", str(read_only / "model")]) == 1
+    err = capsys.readouterr().err
+    _one_error_line(err, "train")
+    assert "not writable" in err
+    assert list(read_only.iterdir()) == []
+    monkeypatch.setattr(os, "access", access)
+
+    def no_file(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkstemp", no_file)  # a folder that refuses new files
+    out = tmp_path / "new_model"
+    assert main([*base, "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    _one_error_line(err, "train")
+    assert "Permission denied" in err
+    assert not out.exists()  # the folder made for the test file is removed again
+
+
+def test_train_keeps_the_model_when_saving_fails(trained, tmp_path, capsys, monkeypatch):
+    from scgensynth.model.base._save import SafeSaveMixin
+
+    out = tmp_path / "model"
+    save = SafeSaveMixin.save
+
+    def failing_save(self, dir_path, *args, **kwargs):
+        if Path(dir_path) == out:
+            raise OSError(28, "No space left on device")
+        return save(self, dir_path, *args, **kwargs)
+
+    monkeypatch.setattr(SafeSaveMixin, "save", failing_save)
+    spare = tmp_path / "tmp"
+    spare.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spare))
+    argv = ["train", str(trained["data"]), "--out", str(out), "--categorical", "tissue"]
+    assert main([*argv, "--n-steps", "20", "--batch-size", "16"]) == 1
+    err = capsys.readouterr().err
+    _one_error_line(err, "train")
+    assert "No space left on device" in err
+    (kept,) = spare.iterdir()
+    assert f"the trained model was saved to {kept}" in err
+    model = sgs.model.load_model(str(kept), adata=trained["adata"])
+    assert model.is_trained_
+    assert not out.exists()  # the empty folder made before training is removed
+
+
+@pytest.fixture(scope="module")
+def trained_continuous(tmp_path_factory):
+    """A model with a categorical (tissue) and a continuous (age) covariate."""
+    folder = tmp_path_factory.mktemp("cli_age")
+    gtex = sgs.datasets.gtex_tissues()
+    small = gtex[gtex.obs["tissue"].isin(TISSUES)].copy()
+    small.obs["tissue"] = small.obs["tissue"].cat.remove_unused_categories()
+    small.obs["age"] = np.random.default_rng(0).integers(20, 70, small.n_obs).astype(float)
+    data = folder / "small.h5ad"
+    small.write_h5ad(data)
+    model = folder / "model"
+    argv = ["train", str(data), "--out", str(model), "--categorical", "tissue", "--continuous"]
+    assert main([*argv, "age", "--n-steps", "20", "--batch-size", "16"]) == 0
+    return {"data": data, "model": model}
+
+
+@pytest.mark.parametrize(
+    ("covariates", "named"),
+    [
+        (["tissue=Liver", "age=50", "foo=bar"], ["'foo'", "['tissue']", "['age']"]),
+        (["tissue=Liver", "age=abc"], ["'age'", "'abc'", "needs a number"]),
+        (["tissue=Moon", "age=50"], ["'tissue'", "['Moon']"]),
+        (["tissue=Liver", "tissue=Lung", "age=50"], ["'tissue' twice"]),
+    ],
+    ids=["unknown-key", "continuous-not-a-number", "unknown-category", "key-twice"],
+)
+def test_generate_bad_covariates(trained_continuous, tmp_path, capsys, covariates, named):
+    out = tmp_path / "x.h5ad"
+    argv = _generate_argv(trained_continuous, out, "--n-obs", "3", "--covariates", *covariates)
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    _one_error_line(err, "generate")
+    for text in named:
+        assert text in err
+    assert not out.exists()
+
+
+def test_generate_continuous_covariate(trained_continuous, tmp_path):
+    out = tmp_path / "x.h5ad"
+    argv = ["--n-obs", "3", "--covariates", "tissue=Liver", "age=50"]
+    assert main(_generate_argv(trained_continuous, out, *argv)) == 0
+    assert (ad.read_h5ad(out).obs["age"] == 50).all()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "is empty"),
+        (bytes(range(256)) * 8, "is not a readable CSV file"),
+        (b"tisue\nLiver\n", "lacks the model's column(s) ['tissue']"),
+        (b"tissue\n", "has no rows"),
+        (b'tissue\n"Liver\n', "is not a readable CSV file"),
+        (None, "Is a directory"),
+    ],
+    ids=["empty", "binary", "other-columns", "no-rows", "unclosed-quote", "a-folder"],
+)
+def test_generate_bad_covariates_csv(trained, tmp_path, capsys, content, message):
+    csv = tmp_path / "covariates.csv"
+    if content is None:
+        csv.mkdir()
+    else:
+        csv.write_bytes(content)
+    out = tmp_path / "x.h5ad"
+    assert main(_generate_argv(trained, out, "--covariates-csv", str(csv))) == 1
+    err = capsys.readouterr().err
+    _one_error_line(err, "generate")
+    assert message in err
+    assert str(csv) in err
+    assert not out.exists()
+
+
+def test_generate_covariates_and_covariates_csv_exclude_each_other(trained, tmp_path, capsys):
+    csv = tmp_path / "covariates.csv"
+    pd.DataFrame({"tissue": ["Lung"]}).to_csv(csv, index=False)
+    argv = _generate_argv(trained, tmp_path / "x.h5ad", "--covariates-csv", str(csv))
+    with pytest.raises(SystemExit) as exc:
+        main([*argv, "--n-obs", "1", "--covariates", "tissue=Liver"])
+    assert exc.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
+@pytest.fixture
+def not_h5ad(tmp_path):
+    """Files named .h5ad that are not AnnData files, and one that does not exist."""
+    import h5py
+
+    (tmp_path / "text.h5ad").write_text("gene,sample\nTP53,1\n")
+    (tmp_path / "garbage.h5ad").write_bytes(bytes(range(256)) * 4)
+    (tmp_path / "empty.h5ad").write_bytes(b"")
+    with h5py.File(tmp_path / "plain_hdf5.h5ad", "w") as f:
+        f["x"] = np.arange(3)
+    return [tmp_path / n for n in ("text.h5ad", "garbage.h5ad", "empty.h5ad", "plain_hdf5.h5ad")]
+
+
+@pytest.mark.filterwarnings("ignore:Element '/x' was written without encoding metadata")
+@pytest.mark.parametrize("command", ["train", "generate", "compare"])
+def test_input_that_is_not_an_h5ad_file(trained, tmp_path, capsys, not_h5ad, command):
+    for path in [*not_h5ad, tmp_path / "missing.h5ad"]:
+        if command == "train":
+            argv = ["train", str(path), "--out", str(tmp_path / "model"), "--n-steps", "5"]
+        elif command == "generate":
+            argv = ["generate", str(trained["model"]), "--adata", str(path)]
+            argv += ["--out", str(tmp_path / "synth.h5ad"), "--n-obs", "3"]
+        else:
+            argv = ["compare", str(path), "--label", "tissue", "--out", str(tmp_path / "t.csv")]
+        assert main(argv) == 1, path
+        err = capsys.readouterr().err
+        _one_error_line(err, command)
+        assert str(path) in err
+        if path.exists():
+            assert f"{path} is not a readable .h5ad file (" in err
+        else:
+            assert "does not exist" in err
+    assert not (tmp_path / "model").exists()
+    assert not (tmp_path / "synth.h5ad").exists()
+    assert not (tmp_path / "t.csv").exists()
+
+
+def test_compare_refuses_out_that_is_the_input(tmp_path, capsys, monkeypatch):
+    _no_work(monkeypatch, "compare_generators")
+    path = tmp_path / "gtex.h5ad"
+    sgs.datasets.gtex_tissues().write_h5ad(path)
+    digest = _digest(path)
+    for extra in ([], ["--overwrite"]):
+        argv = ["compare", str(path), "--label", "tissue", "--out", str(path), *extra]
+        assert main(argv) == 1
+        err = capsys.readouterr().err
+        _one_error_line(err, "compare")
+        assert "is the input adata" in err
+    assert _digest(path) == digest
+
+
+def test_compare_keeps_the_table_when_writing_fails(tmp_path, capsys, monkeypatch):
+    table = pd.DataFrame(
+        {"model": ["wgan"], "metric": ["precision"], "group": ["all"], "value": [0.5]}
+    )
+    monkeypatch.setattr("scgensynth.tl.compare_generators", lambda *a, **k: table)
+    monkeypatch.setattr("scgensynth.cli._read_h5ad", lambda *a, **k: None)
+    out = tmp_path / "t.csv"
+    to_csv = pd.DataFrame.to_csv
+
+    def failing_to_csv(self, path, *args, **kwargs):
+        if Path(path) == out:
+            raise OSError(122, "Disk quota exceeded")
+        return to_csv(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", failing_to_csv)
+    spare = tmp_path / "tmp"
+    spare.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spare))
+    assert main(["compare", "any.h5ad", "--label", "tissue", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    _one_error_line(err, "compare")
+    (kept,) = spare.iterdir()
+    assert f"the table was written to {kept}" in err
+    pd.testing.assert_frame_equal(pd.read_csv(kept), table)
+
+
+@pytest.mark.parametrize(
+    ("files", "refused"),
+    [
+        ({}, False),
+        ({"results.json": '{"scgensynth_demo": "0.1.0"}', "metrics.csv": "x"}, False),
+        ({"results.json": '{"n_train": 1, "n_synthetic": 1, "metrics": {}}'}, False),
+        ({"thesis.tex": "my thesis"}, True),
+        ({"results.json": '{"my": "results"}', "model": None}, True),
+        ({"results.json": "not json"}, True),
+    ],
+    ids=["empty", "earlier-demo", "demo-before-the-marker", "user-file", "user-json", "bad-json"],
+)
+def test_demo_refuses_a_folder_of_other_files(tmp_path, capsys, monkeypatch, files, refused):
+    out = tmp_path / "results"
+    out.mkdir()
+    for name, text in files.items():
+        if text is None:
+            (out / name).mkdir()
+        else:
+            (out / name).write_text(text)
+
+    class Reached(Exception):
+        pass
+
+    def reached(*args, **kwargs):
+        raise Reached
+
+    monkeypatch.setattr("scgensynth.tl.train_wgan", reached)
+    overwrites = [["--overwrite"]] if not refused else [[], ["--overwrite"]]
+    for extra in overwrites:
+        argv = ["demo", "--out", str(out), "--n-steps", "5", *extra]
+        if refused and not extra:
+            assert main(argv) == 1
+            err = capsys.readouterr().err
+            _one_error_line(err, "demo")
+            assert "pass --overwrite" in err
+        else:
+            with pytest.raises(Reached):  # checks passed: training starts
+                main(argv)
+    for name, text in files.items():
+        if text is not None and name != "results.json":
+            assert (out / name).read_text() == text
+    if not files:  # marked as the demo's before training: an interrupted demo can rerun
+        marker = json.loads((out / "results.json").read_text())
+        assert marker == {"scgensynth_demo": sgs.__version__}
+
+
+def test_demo_refuses_out_that_is_a_file(tmp_path, capsys, monkeypatch):
+    _no_work(monkeypatch, "train_wgan")
+    out = tmp_path / "results"
+    out.write_text("mine")
+    assert main(["demo", "--out", str(out), "--overwrite"]) == 1
+    _one_error_line(capsys.readouterr().err, "demo")
+    assert out.read_text() == "mine"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "d.h5ad", "--out", "m", "--n-steps", "0"], "--n-steps: must be a positive"),
+        (["train", "d.h5ad", "--out", "m", "--n-steps", "-5"], "--n-steps: must be a positive"),
+        (["train", "d.h5ad", "--out", "m", "--n-steps", "ten"], "--n-steps: must be a positive"),
+        (["train", "d.h5ad", "--out", "m", "--batch-size", "0"], "--batch-size: must be a pos"),
+        (["train", "d.h5ad", "--out", "m", "--max-epochs", "0"], "--max-epochs: must be a pos"),
+        (["train", "d.h5ad", "--out", "m", "--seed", "-1"], "--seed: must be a non-negative"),
+        (["demo", "--n-steps", "-1"], "--n-steps: must be a positive"),
+        (["compare", "d.h5ad", "--label", "t", "--out", "t.csv", "--batch-size", "0"],
+         "--batch-size: must be a positive"),
+        (["generate", "m", "--adata", "d.h5ad", "--out", "s.h5ad", "--n-obs", "-1"],
+         "--n-obs: must be a non-negative"),
+        (["generate", "m", "--adata", "d.h5ad", "--out", "s.h5ad", "--seed", "-3"],
+         "--seed: must be a non-negative"),
+    ],
+)  # fmt: skip
+def test_bad_numbers_are_argparse_errors(tmp_path, capsys, monkeypatch, argv, message):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert f"scgensynth {argv[0]}: error: argument {message}" in err
+    assert list(tmp_path.iterdir()) == []

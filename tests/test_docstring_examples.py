@@ -34,6 +34,10 @@ MODULES = [
     "scgensynth.tl._rank",
     "scgensynth.model.base._files",
     "scgensynth.model.base._save",
+    "scgensynth.model.base._generation",
+    "scgensynth.model.base._validation",
+    "scgensynth.module._random",
+    "scgensynth._keys",
 ]
 
 

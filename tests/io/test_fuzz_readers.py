@@ -157,3 +157,12 @@ def test_the_undamaged_files_read():
         gmt = Path(folder) / "sets.gmt"
         gmt.write_text(GMT)
         assert sgs.read_gmt(gmt) == {"SET_A": ["TP53", "EGFR", "MYC"], "SET_B": ["KRAS", "TP53"]}
+
+
+def test_a_stray_byte_in_the_gct_header_is_read(tmp_path):
+    """Found by the fuzzing above: a non-UTF-8 byte in a sample id crashed the parser."""
+    gct, table = tmp_path / "expr.gct", tmp_path / "attributes.txt"
+    gct.write_bytes(GCT.encode().replace(b"\tGTEX-1117F-0226", b"\t\x80TEX-1117F-0226", 1))
+    table.write_bytes(ATTRIBUTES.encode())
+    adata = sgs.read_gtex(gct, table, missing="drop")
+    assert adata.n_obs == GCT.splitlines()[2].count("GTEX") - 1  # the damaged id is dropped

@@ -126,6 +126,31 @@ def test_report_is_stored_and_writable(sets, tmp_path, snapshot):
     assert metrics.evaluate(train, synth, metrics="fast", key_added=None).equals(report)
 
 
+def test_an_existing_uns_entry_is_kept_unless_overwrite(sets):
+    train, good, _, _ = sets
+    synth = good.copy()
+    synth.uns["sgs_metrics"] = {"mine": "notes"}
+    with pytest.raises(ValueError, match=r"synth.uns\['sgs_metrics'\] already exists.*overwrite"):
+        metrics.evaluate(train, synth, metrics="fast")
+    assert synth.uns["sgs_metrics"] == {"mine": "notes"}
+    report = metrics.evaluate(train, synth, metrics="fast", overwrite=True)
+    pd.testing.assert_frame_equal(synth.uns["sgs_metrics"], report)
+
+
+def test_a_holdout_that_is_the_training_set_is_called_out(sets, sgs_logs):
+    train, good, _, _ = sets
+    with sgs_logs() as logs:
+        report = metrics.evaluate(
+            train, good, holdout=train, metrics=["distance_to_closest_record"], key_added=None
+        )
+    assert np.isnan(report.loc[report["metric"] == "dcr_ratio", "value"]).all()
+    warned = " ".join(r.getMessage() for r in logs if r.levelname == "WARNING")
+    n = train.n_obs
+    assert f"{n} of {n} holdout samples are identical to training samples" in warned
+    assert "DCR ratio is undefined (NaN)" in warned
+    assert "not trained on" in warned
+
+
 def test_choosing_metrics(sets):
     train, good, _, _ = sets
     fast = metrics.evaluate(np.asarray(train.X), np.asarray(good.X), metrics="fast")

@@ -212,6 +212,17 @@ def test_key_added_writes_only_that_column(split, snapshot):
         before.assert_unchanged(adata)
 
 
+def test_key_added_keeps_existing_columns_unless_overwrite(split):
+    train, test = split[0].copy(), split[1].copy()
+    test.obs["rem"] = "my own column"
+    with pytest.raises(ValueError, match=r"synth.obs\['rem'\] already exists"):
+        reconstruction_error(train, test, n_components=5, key_added="rem")
+    assert "rem" not in train.obs
+    assert (test.obs["rem"] == "my own column").all()
+    rem = reconstruction_error(train, test, n_components=5, key_added="rem", overwrite=True)
+    np.testing.assert_array_equal(test.obs["rem"].to_numpy(), rem["synthetic"])
+
+
 def test_key_added_needs_anndata(split):
     train, test = split
     with pytest.raises(ValueError, match="key_added"):

@@ -126,7 +126,7 @@ def test_a_failed_generation_leaves_the_earlier_file_intact(gtex_model, tmp_path
     mode = model.module.training
     monkeypatch.setattr(model.module, "sample", broken)
     with pytest.raises(RuntimeError, match="simulated"):
-        model.generate(500, seed=1, batch_size=100, filename=path)
+        model.generate(500, seed=1, batch_size=100, filename=path, overwrite=True)
     monkeypatch.undo()
     np.testing.assert_array_equal(ad.read_h5ad(path).X, expected)
     assert [p.name for p in tmp_path.iterdir()] == ["synth.h5ad"]

@@ -320,3 +320,165 @@ def test_float64_input_is_not_modified_by_the_scaling_statistics(snapshot):
     sgs.model.WGANGP.setup_anndata(adata)
     sgs.model.WGANGP(adata)
     np.testing.assert_array_equal(adata.X, snap.X)
+
+
+# -- views: how scanpy users subset -------------------------------------------------------------
+VIEW_TRAINING = {"n_steps": 4, "enable_progress_bar": False, "selection": None, "batch_size": 8}
+
+
+@pytest.fixture(scope="module")
+def three_tissues():
+    adata = sgs.datasets.gtex_tissues()
+    adata = adata[adata.obs["tissue"].isin(["Liver", "Lung", "Brain"]).to_numpy(), :30].copy()
+    adata.obs["tissue"] = adata.obs["tissue"].cat.remove_unused_categories()
+    return adata
+
+
+@pytest.mark.parametrize("name", list(sgs.model.available().index))
+@pytest.mark.parametrize("matrix", ["dense", "csr", "csc"])
+def test_every_model_trains_on_a_view(three_tissues, name, matrix, snapshot):
+    adata = three_tissues.copy()
+    if matrix != "dense":
+        adata.X = getattr(sparse, f"{matrix}_matrix")(adata.X)
+    view = adata[5:50, 2:]
+    assert view.is_view
+    snap = snapshot(view)
+    model = sgs.tl.train(view, name, categorical_covariate_keys=["tissue"], **VIEW_TRAINING)
+    synth = model.generate(6, seed=0)
+    assert synth.shape == (6, view.n_vars)
+    assert np.isfinite(synth.X).all()
+    assert list(synth.var_names) == list(view.var_names)
+    snap.assert_unchanged(view, new_uns=(name,))
+
+
+def test_tspg_trains_on_a_view(three_tissues):
+    view = three_tissues[:50]
+    model = sgs.tl.train_tspg(view, "tissue", n_steps=4, classifier_steps=4, batch_size=8,
+                              enable_progress_bar=False)  # fmt: skip
+    out = sgs.tl.perturb(view, model, target="Liver")
+    assert np.isfinite(out.X).all()
+
+
+def test_a_view_of_a_backed_file_trains(three_tissues, tmp_path, sgs_logs):
+    path = tmp_path / "d.h5ad"
+    three_tissues.write_h5ad(path)
+    backed = ad.read_h5ad(path, backed="r")
+    view = backed[:40]
+    with sgs_logs() as logs:
+        model = sgs.tl.train_wgan(view, categorical_covariate_keys=["tissue"],
+                                  n_hidden=(8,), **VIEW_TRAINING)  # fmt: skip
+    assert model.generate(3, seed=0).shape == (3, 30)
+    # its .uns cannot be written (anndata cannot copy a backed view): said, not a crash
+    assert any("view of a backed AnnData" in r.getMessage() for r in logs)
+    assert "wgan" not in view.uns
+    backed.file.close()
+
+
+# -- lengths and sizes that would silently mean something else ----------------------------------
+LENGTHS = [
+    ("n_steps", 0, ValueError),
+    ("n_steps", -5, ValueError),
+    ("n_steps", 2.5, TypeError),
+    ("n_steps", True, TypeError),
+    ("max_epochs", 0, ValueError),
+    ("max_epochs", -1, ValueError),
+    ("batch_size", 0, ValueError),
+    ("batch_size", 1, ValueError),
+    ("batch_size", 8.0, TypeError),
+    ("train_size", 0, ValueError),
+    ("train_size", float("nan"), ValueError),
+    ("train_size", "0.9", TypeError),
+    ("selection_every", 0, ValueError),
+    ("patience", -1, ValueError),
+    ("min_steps", -3, ValueError),
+]
+SELECTION_ONLY = ("selection_every", "patience", "min_steps")  # the noise baseline has none
+
+
+@pytest.mark.parametrize(
+    ("name", "argument", "value", "error"),
+    [
+        (name, *case)
+        for name in ("wgan", "gmda", "ddpm", "noise")
+        for case in LENGTHS
+        if not (name == "noise" and case[0] in SELECTION_ONLY)
+    ],
+)
+def test_run_lengths_are_checked_before_training(three_tissues, name, argument, value, error):
+    with pytest.raises(error, match=rf"{argument} must be"):
+        sgs.tl.train(three_tissues, name, categorical_covariate_keys=["tissue"],
+                     **{**VIEW_TRAINING, argument: value})  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("argument", "value"),
+    [("n_steps", 0), ("classifier_steps", -1), ("batch_size", 0), ("max_epochs", 0)],
+)
+def test_tspg_run_lengths_are_checked(three_tissues, argument, value):
+    kwargs = {"n_steps": 4, "classifier_steps": 4, "batch_size": 8, argument: value}
+    with pytest.raises(ValueError, match=rf"{argument} must be"):
+        sgs.tl.train_tspg(three_tissues, "tissue", enable_progress_bar=False, **kwargs)
+
+
+@pytest.mark.parametrize("seed", [-1, 2**70, 0.5])
+def test_training_seeds_are_checked(three_tissues, seed):
+    with pytest.raises((ValueError, TypeError), match=r"seed must be"):
+        _train(three_tissues, categorical_covariate_keys=["tissue"], seed=seed)
+
+
+# -- category dtypes ------------------------------------------------------------------------------
+def test_a_category_without_samples_is_left_out_with_a_warning(three_tissues, snapshot, sgs_logs):
+    adata = three_tissues.copy()
+    adata.obs["tissue"] = adata.obs["tissue"].cat.add_categories(["Heart", "Skin"])
+    snap = snapshot(adata)
+    with sgs_logs() as logs:
+        model = sgs.tl.train_wgan(adata, categorical_covariate_keys=["tissue"], **VIEW_TRAINING)
+    warned = [r.getMessage() for r in logs if r.levelno == logging.WARNING]
+    assert any("2 categories without samples (['Heart', 'Skin'])" in m for m in warned), warned
+    assert model.categories["tissue"] == ["Brain", "Liver", "Lung"]
+    with pytest.raises(ValueError, match=r"Unknown categories for 'tissue': \['Heart'\]"):
+        model.generate(2, covariates={"tissue": "Heart"})
+    snap.assert_unchanged(adata, new_uns=("wgan",))
+
+
+@pytest.mark.parametrize("kind", ["reordered", "ordered", "numbers"])
+def test_category_dtypes_train_and_generate(three_tissues, kind):
+    adata = three_tissues.copy()
+    tissue = adata.obs["tissue"]
+    if kind == "reordered":
+        adata.obs["tissue"] = tissue.cat.reorder_categories(["Lung", "Brain", "Liver"])
+    elif kind == "ordered":
+        adata.obs["tissue"] = tissue.cat.as_ordered()
+    else:
+        adata.obs["tissue"] = tissue.cat.codes.astype("category")
+    model = sgs.tl.train_wgan(adata, categorical_covariate_keys=["tissue"], **VIEW_TRAINING)
+    first = adata.obs["tissue"].iloc[0]
+    synth = model.generate(4, covariates={"tissue": first}, seed=0)
+    assert (synth.obs["tissue"] == first).all()
+
+
+def test_mixed_kinds_of_labels_are_refused(three_tissues, snapshot):
+    adata = three_tissues.copy()
+    labels = adata.obs["tissue"].astype(object).to_numpy()
+    labels[::2] = 1
+    adata.obs["tissue"] = labels
+    snap = snapshot(adata)
+    with pytest.raises(TypeError, match=r"'tissue' mixes kinds of labels \(number 1, str"):
+        _train(adata, categorical_covariate_keys=["tissue"])
+    snap.assert_unchanged(adata)
+
+
+def test_a_doubled_obs_column_is_named(three_tissues):
+    adata = three_tissues.copy()
+    adata.obs = pd.concat([adata.obs, adata.obs[["tissue"]]], axis=1)
+    with pytest.raises(ValueError, match=r"more than one column named \['tissue'\]"):
+        _train(adata, categorical_covariate_keys=["tissue"])
+
+
+@pytest.mark.parametrize("value", [1e35, -3e38, 1e300])
+def test_continuous_covariates_beyond_float32_are_refused(three_tissues, value):
+    adata = three_tissues.copy()
+    adata.obs["age"] = np.linspace(20.0, 70.0, adata.n_obs)
+    adata.obs.iloc[3, adata.obs.columns.get_loc("age")] = value
+    with pytest.raises(ValueError, match=r"'age' has 1 value\(s\) beyond \+-1e30"):
+        _train(adata, continuous_covariate_keys=["age"])

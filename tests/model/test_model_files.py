@@ -355,3 +355,400 @@ def test_codec_refuses_what_it_cannot_store_safely():
         encode(np.array([object()], dtype=object), "a")
     with pytest.raises(TypeError, match="Cannot save"):
         encode({"x": pickle}, "m")
+
+
+# -- never lose what the user had (issue 17) ------------------------------------------------------
+@pytest.mark.parametrize("already", ["adata.h5ad", "model.safetensors", "both"])
+def test_save_anndata_refuses_an_existing_file_before_writing_anything(already, trained, tmp_path):
+    names = ["adata.h5ad", "model.safetensors"] if already == "both" else [already]
+    for name in names:
+        (tmp_path / name).write_bytes(b"the user's " + name.encode())
+    with pytest.raises(FileExistsError, match="pass overwrite=True"):
+        trained["wgan"].save(tmp_path, save_anndata=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names)  # nothing new
+    for name in names:
+        assert (tmp_path / name).read_bytes() == b"the user's " + name.encode()
+
+
+def test_save_anndata_replaces_both_files_with_overwrite(trained, small, tmp_path):
+    (tmp_path / "adata.h5ad").write_bytes(b"old")
+    trained["wgan"].save(tmp_path, save_anndata=True, overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adata.h5ad", "model.safetensors"]
+    import anndata as ad
+
+    assert ad.read_h5ad(tmp_path / "adata.h5ad").shape == small.shape
+
+
+def test_the_training_data_is_written_atomically(trained, tmp_path, monkeypatch):
+    import anndata as ad
+
+    (tmp_path / "adata.h5ad").write_bytes(b"the user's data")
+
+    def crash(self, filename, **kwargs):
+        Path(filename).write_bytes(b"half a file")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ad.AnnData, "write_h5ad", crash)
+    with pytest.raises(KeyboardInterrupt):
+        trained["wgan"].save(tmp_path, save_anndata=True, overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adata.h5ad"]  # no debris
+    assert (tmp_path / "adata.h5ad").read_bytes() == b"the user's data"
+
+
+def test_saving_into_a_file_says_so(trained, tmp_path):
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(b"mine")
+    with pytest.raises(NotADirectoryError, match=r"dir_path .* is a file; give a folder"):
+        trained["wgan"].save(path)
+    with pytest.raises(NotADirectoryError, match=r"model\.safetensors is a file, not a folder"):
+        trained["wgan"].save(path / "below")
+    assert path.read_bytes() == b"mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.safetensors"]
+
+
+def _deny_writing(monkeypatch, folder: Path) -> None:
+    """Make ``folder`` read-only, also for root (for whom os.access says yes to anything)."""
+    import os
+
+    folder.chmod(0o555)
+    real_access = os.access
+
+    def access(path, mode, *args, **kwargs):
+        if mode & os.W_OK and Path(path).resolve() == folder.resolve():
+            return False
+        return real_access(path, mode, *args, **kwargs)
+
+    if os.geteuid() == 0:
+        monkeypatch.setattr(os, "access", access)
+
+
+@pytest.mark.parametrize("where", ["folder", "subfolder"])
+def test_saving_into_a_read_only_folder_says_so(where, trained, tmp_path, monkeypatch):
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    _deny_writing(monkeypatch, folder)
+    target = folder if where == "folder" else folder / "new"
+    try:
+        with pytest.raises(PermissionError, match=r"'.*read-only' is not writable by this user"):
+            trained["wgan"].save(target)
+        assert list(folder.iterdir()) == []
+    finally:
+        folder.chmod(0o755)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_files_get_the_usual_permissions(umask, trained, tmp_path):
+    import os
+    import stat
+
+    from scgensynth.model.base._files import atomic_write
+
+    def mode(path: Path) -> int:
+        return stat.S_IMODE(path.stat().st_mode)
+
+    old = os.umask(umask)
+    try:
+        trained["wgan"].save(tmp_path / "m", save_anndata=True)
+        atomic_write(tmp_path / "other.bin", lambda tmp: Path(tmp).write_bytes(b"x"))
+    finally:
+        os.umask(old)
+    expected = 0o666 & ~umask
+    assert mode(tmp_path / "m" / "model.safetensors") == expected
+    assert mode(tmp_path / "m" / "adata.h5ad") == expected
+    assert mode(tmp_path / "other.bin") == expected
+    # replacing a file keeps its permissions
+    (tmp_path / "m" / "model.safetensors").chmod(0o640)
+    old = os.umask(umask)
+    try:
+        trained["gan"].save(tmp_path / "m", overwrite=True)
+    finally:
+        os.umask(old)
+    assert mode(tmp_path / "m" / "model.safetensors") == 0o640
+
+
+def test_an_unreadable_model_file_is_not_called_damaged(saved_wgan, small, monkeypatch):
+    import os
+
+    import safetensors
+
+    if os.geteuid() != 0:  # a real unreadable file (root reads anything)
+        path = saved_wgan / "model.safetensors"
+        path.chmod(0)
+        try:
+            with pytest.raises(PermissionError, match=r"not readable by this user") as err:
+                sgs.model.load_model(saved_wgan, adata=small)
+            assert "damaged" not in str(err.value)
+        finally:
+            path.chmod(0o644)
+
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(safetensors, "safe_open", denied)
+    for load in (sgs.model.load_model, sgs.model.WGANGP.load):
+        with pytest.raises(
+            PermissionError, match=r"not readable by this user \(permission denied\)"
+        ) as err:
+            load(saved_wgan, adata=small)
+        assert "damaged" not in str(err.value)
+
+
+_KILLED_SAVE = """
+import os, sys
+import safetensors.torch
+import torch
+
+def save_file(tensors, filename, metadata=None):
+    with open(filename, "wb") as handle:
+        handle.write(b"half a file")
+        handle.flush()
+    os.kill(os.getpid(), 9)
+
+safetensors.torch.save_file = save_file
+from scgensynth.model.base._files import write_model_file
+
+write_model_file(sys.argv[1], {"w": torch.zeros(2)}, {"format_version": 1}, overwrite=True)
+"""
+
+
+def test_a_killed_save_leaves_a_temporary_the_next_save_removes(trained, small, saved_wgan):
+    import subprocess
+    import sys
+
+    before = (saved_wgan / "model.safetensors").read_bytes()
+    done = subprocess.run(
+        [sys.executable, "-c", _KILLED_SAVE, str(saved_wgan)], capture_output=True, timeout=300
+    )
+    assert done.returncode == -9, done.stderr.decode()[-2000:]
+    debris = [p.name for p in saved_wgan.iterdir() if p.name.endswith(".tmp")]
+    assert len(debris) == 1, sorted(p.name for p in saved_wgan.iterdir())
+    assert (saved_wgan / "model.safetensors").read_bytes() == before  # the old model is intact
+    trained["gan"].save(saved_wgan, overwrite=True)
+    assert sorted(p.name for p in saved_wgan.iterdir()) == ["model.safetensors"]
+    assert type(sgs.model.load_model(saved_wgan, adata=small)).__name__ == "GAN"
+
+
+def test_temporaries_of_running_saves_and_other_machines_are_kept(trained, tmp_path):
+    import os
+    import subprocess
+    import sys
+    import time
+
+    owner = _files._owner_token()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    running = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        names = {
+            "live": f".model.safetensors.{owner}.{running.pid}.0123abcd.tmp",
+            "mine": f".model.safetensors.{owner}.{os.getpid()}.0123abcd.tmp",
+            "dead": f".model.safetensors.{owner}.{dead.pid}.0123abcd.tmp",
+            "elsewhere": f".model.safetensors.otherhost-1.{dead.pid}.0123abcd.tmp",
+            "old_legacy": ".model.safetensors.ab_cd9xy.tmp",
+            "new_legacy": ".model.safetensors.zz_cd9xy.tmp",
+            "other_file": f".adata.h5ad.{owner}.{dead.pid}.0123abcd.tmp",
+        }
+        for name in names.values():
+            (tmp_path / name).write_bytes(b"partial")
+        hours_ago = time.time() - 2 * 3600
+        os.utime(tmp_path / names["old_legacy"], (hours_ago, hours_ago))
+        trained["wgan"].save(tmp_path)
+        left = {p.name for p in tmp_path.iterdir()}
+    finally:
+        running.kill()
+        running.wait()
+    gone = {"dead", "old_legacy"}
+    assert left == {"model.safetensors"} | {n for k, n in names.items() if k not in gone}
+
+
+# -- damaged headers: a ModelFileError naming the field, never a TypeError deep inside ------------
+def _delete(*keys):
+    def change(m):
+        target = m
+        for key in keys[:-1]:
+            target = target[key]
+        del target[keys[-1]]
+
+    return change
+
+
+def _set(*keys, value):
+    def change(m):
+        target = m
+        for key in keys[:-1]:
+            target = target[key]
+        target[keys[-1]] = value
+
+    return change
+
+
+def _shorten_var_names(m):
+    m["var_names"] = m["var_names"][:-1]
+
+
+def _unknown_init_argument(m):
+    m["attributes"]["init_params_"]["non_kwargs"]["bogus"] = 1
+
+
+def _unknown_setup_argument(m):
+    m["attributes"]["registry_"]["setup_args"]["bogus"] = 1
+
+
+def _scaling_without_mode(m):
+    del m["attributes"]["scaling_"]["mode"]
+
+
+_INDICES_OUT_OF_RANGE = {"__sgs_ndarray__": {"dtype": "<i8", "shape": [1], "data": [10**6]}}
+
+DAMAGES = {
+    "class unknown": (_set("class", value="Popen"), "'class'"),
+    "class a number": (_set("class", value=5), "'class'"),
+    "class a list": (_set("class", value=["WGANGP"]), "'class'"),
+    "class null": (_set("class", value=None), "'class'"),
+    "class missing": (_delete("class"), "lacks 'class'"),
+    "format_version a string": (_set("format_version", value="1"), "'format_version'"),
+    "format_version true": (_set("format_version", value=True), "'format_version'"),
+    "version a number": (_set("scgensynth_version", value=5), "'scgensynth_version'"),
+    "version a list": (_set("scgensynth_version", value=["0.1"]), "'scgensynth_version'"),
+    "version missing": (_delete("scgensynth_version"), "lacks 'scgensynth_version'"),
+    "scvi version": (_set("scvi_tools_version", value=1.4), "'scvi_tools_version'"),
+    "torch version": (_set("torch_version", value={}), "'torch_version'"),
+    "var_names a string": (_set("var_names", value="entrez_1"), "'var_names'"),
+    "var_names a dict": (_set("var_names", value={"a": 1}), "'var_names'"),
+    "var_names numbers": (_set("var_names", value=list(range(80))), "'var_names'"),
+    "var_names too short": (_shorten_var_names, "'var_names'"),
+    "var_names repeated": (_set("var_names", value=["entrez_1"] * 80), "'var_names'"),
+    "var_names missing": (_delete("var_names"), "lacks 'var_names'"),
+    "attributes a list": (_set("attributes", value=[]), "'attributes'"),
+    "attributes missing": (_delete("attributes"), "lacks 'attributes'"),
+    "attribute not a name": (_set("attributes", "module", value=1), "'attributes.module'"),
+    "registry missing": (_delete("attributes", "registry_"), "lacks 'registry_'"),
+    "registry a number": (_set("attributes", "registry_", value=5), "'attributes.registry_'"),
+    "setup_args a string": (
+        _set("attributes", "registry_", "setup_args", value="x"),
+        "'attributes.registry_.setup_args'",
+    ),
+    "setup_args unknown": (_unknown_setup_argument, "'attributes.registry_.setup_args'"),
+    "field_registries a list": (
+        _set("attributes", "registry_", "field_registries", value=[]),
+        "'attributes.registry_.field_registries'",
+    ),
+    "init_params missing": (_delete("attributes", "init_params_"), "lacks 'init_params_'"),
+    "init_params a list": (_set("attributes", "init_params_", value=[]), "'attributes.init_"),
+    "non_kwargs a number": (
+        _set("attributes", "init_params_", "non_kwargs", value=3),
+        "'attributes.init_params_.non_kwargs'",
+    ),
+    "kwargs of numbers": (
+        _set("attributes", "init_params_", "kwargs", value={"a": 3}),
+        "'attributes.init_params_.kwargs.a'",
+    ),
+    "init argument unknown": (_unknown_init_argument, "'attributes.init_params_'"),
+    "scaling missing": (_delete("attributes", "scaling_"), "lacks 'scaling_'"),
+    "scaling a string": (_set("attributes", "scaling_", value="x"), "'attributes.scaling_'"),
+    "scaling without mode": (_scaling_without_mode, "'attributes.scaling_'"),
+    "scaling badly tagged": (
+        _set("attributes", "scaling_", value={"__sgs_tuple__": 5}),
+        "'attributes.scaling_'",
+    ),
+    "array without data": (
+        _set("attributes", "library_size_", value={"__sgs_ndarray__": {"dtype": "<f4"}}),
+        "'attributes.library_size_'",
+    ),
+    "library_size a string": (
+        _set("attributes", "library_size_", value="x"),
+        "'attributes.library_size_'",
+    ),
+    "is_trained a string": (
+        _set("attributes", "is_trained_", value="yes"),
+        "'attributes.is_trained_'",
+    ),
+    "is_trained missing": (_delete("attributes", "is_trained_"), "lacks 'is_trained_'"),
+    "covariates a number": (
+        _set("attributes", "covariates_", value=5),
+        "'attributes.covariates_'",
+    ),
+    "indices a string": (
+        _set("attributes", "train_indices_", value="x"),
+        "'attributes.train_indices_'",
+    ),
+    "indices out of range": (
+        _set("attributes", "train_indices_", value=_INDICES_OUT_OF_RANGE),
+        "'attributes.train_indices_'",
+    ),
+    "history a number": (_set("attributes", "history_", value=5), "'attributes.history_'"),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGES))
+@pytest.mark.parametrize("loader", ["WGANGP.load", "load_model"])
+def test_a_damaged_header_field_is_named(damage, loader, saved_wgan, small):
+    change, field = DAMAGES[damage]
+    _tamper(saved_wgan / "model.safetensors", change)
+    load = sgs.model.WGANGP.load if loader == "WGANGP.load" else sgs.model.load_model
+    with pytest.raises(ModelFileError) as err:
+        load(saved_wgan, adata=small)
+    assert field in str(err.value), str(err.value)
+
+
+def test_read_metadata_checks_the_fields(saved_wgan):
+    from scgensynth.model.base._save import read_metadata
+
+    _tamper(saved_wgan / "model.safetensors", _set("class", value=["a", "list"]))
+    with pytest.raises(ModelFileError, match="header field 'class' is damaged"):
+        read_metadata(saved_wgan)
+
+
+def test_check_gene_names_refuses_damaged_names(small):
+    from scgensynth.model.base._save import check_gene_names
+
+    for saved in ("entrez_1", [1, 2], None, {"a": 1}):
+        with pytest.raises(ModelFileError, match="'var_names'"):
+            check_gene_names(saved, small)
+
+
+# -- categories the model was not trained on ------------------------------------------------------
+def _with_tissues(small, extra: str):
+    """``small``'s genes for its 5 tissues plus the samples of ``extra``."""
+    adata = sgs.datasets.gtex_tissues()
+    keep = adata.obs["tissue"].isin([*small.obs["tissue"].cat.categories, extra]).to_numpy()
+    adata = adata[keep][:, small.var_names].copy()
+    adata.obs["age"] = 40.0
+    return adata
+
+
+@pytest.mark.parametrize("name", ["wgan", "tspg"])
+def test_unknown_categories_name_the_column_and_the_fix(name, trained, small, tmp_path):
+    trained[name].save(tmp_path)
+    adata = _with_tissues(small, "Heart")
+    assert (adata.obs["tissue"] == "Heart").sum() > 0
+    for given in (adata, _as_strings(adata)):
+        with pytest.raises(
+            ValueError,
+            match=r"adata\.obs\['tissue'\] holds 1 category the model was not trained on: "
+            r"\['Heart'\] \(\d+ samples\)\. The model knows .*Subset the AnnData",
+        ):
+            sgs.model.load_model(tmp_path, adata=given)
+
+
+def _as_strings(adata):
+    adata = adata.copy()
+    adata.obs["tissue"] = adata.obs["tissue"].astype(str)
+    return adata
+
+
+def test_unused_categories_and_fewer_categories_load(saved_wgan, small):
+    adata = small.copy()  # a category no sample has is not an unknown one
+    adata.obs["tissue"] = adata.obs["tissue"].cat.add_categories(["Heart", "Skin"])
+    assert type(sgs.model.load_model(saved_wgan, adata=adata)).__name__ == "WGANGP"
+    fewer = small[small.obs["tissue"].isin(["Liver", "Lung"]).to_numpy()].copy()
+    model = sgs.model.load_model(saved_wgan, adata=fewer)
+    out = sgs.tl.generate(model, n_obs=4, covariates={"tissue": "Brain", "age": 30.0}, seed=0)
+    assert out.shape == (4, small.n_vars)
+
+
+def test_loading_from_the_model_file_itself_names_the_folder(saved_wgan, small):
+    with pytest.raises(
+        NotADirectoryError, match=r"is a file; give the folder .* \(here '.*wgan'\)"
+    ):
+        sgs.model.load_model(saved_wgan / "model.safetensors", adata=small)

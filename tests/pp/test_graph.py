@@ -135,6 +135,24 @@ def test_writes_only_the_documented_keys(gtex, snapshot):
     assert_same_graph(graph, dense_reference(gtex.X, 4, 0.2)[0])
 
 
+def test_an_existing_graph_and_uns_entry_are_kept(gtex):
+    gtex.varp["coexpr"] = sparse.identity(gtex.n_vars, format="csr")
+    gtex.uns["coexpr"] = {"notes": "mine"}
+    with pytest.raises(ValueError, match=r"adata.varp\['coexpr'\] already exists.*overwrite"):
+        coexpression_graph(gtex, top_k=3, key_added="coexpr")
+    assert gtex.varp["coexpr"].nnz == gtex.n_vars
+    coexpression_graph(gtex, top_k=3, key_added="coexpr", overwrite=True)
+    graph = gtex.varp["coexpr"]
+    assert graph.diagonal().sum() == 0  # the new graph, not the identity it replaced
+    assert gtex.uns["coexpr"]["params"]["n_edges"] == graph.nnz
+    assert gtex.uns["coexpr"]["notes"] == "mine"  # the user's entries stay beside params
+    assert gtex.uns["coexpr"]["params"]["top_k"] == 3
+    gtex.uns["other"] = "a string"
+    with pytest.raises(ValueError, match=r"adata.uns\['other'\] holds a str"):
+        coexpression_graph(gtex, top_k=3, key_added="other")
+    assert "other" not in gtex.varp
+
+
 def test_inplace_false_and_copy_leave_adata_alone(gtex, snapshot):
     before = snapshot(gtex)
     graph = coexpression_graph(gtex, top_k=3, inplace=False)

@@ -239,15 +239,14 @@ def test_other_covariates_are_held_or_fixed(acc_model):
 
 
 def test_reference_without_samples(acc_model, monkeypatch):
-    """A model loaded with data lacking the reference: the other covariates must be given."""
+    """A category the model had no training sample of is never generated from (untrained)."""
     model = acc_model
     covs = model.covariates_
     monkeypatch.setattr(model, "covariates_", covs[covs["vital_status"] == "1"].reset_index())
-    with pytest.raises(ValueError, match=r"no sample with vital_status='0'.*'years_to_birth'"):
-        sgs.tl.counterfactual(model, "vital_status", "0", "1", fixed={"gender": "male"})
     fixed = {"gender": "male", "years_to_birth": 40}
-    cf = sgs.tl.counterfactual(model, "vital_status", "0", "1", n=10, fixed=fixed)
-    assert (cf.obs["years_to_birth"] == 40).all()
+    for reference, target in (("0", "1"), ("1", "0")):
+        with pytest.raises(ValueError, match=r"\['0'\] of 'vital_status' had no training"):
+            sgs.tl.counterfactual(model, "vital_status", reference, target, n=10, fixed=fixed)
 
 
 def test_bad_input(lusc, acc_model):
@@ -258,6 +257,9 @@ def test_bad_input(lusc, acc_model):
         ({"target": "metastasis"}, ValueError, "metastasis"),
         ({"target": "normal"}, ValueError, "two different categories"),
         ({"n": 0}, ValueError, "n "),
+        ({"n": 2.7}, TypeError, r"n \(the number of synthetic individuals\) must be a whole"),
+        ({"n": None}, TypeError, r"must be a whole number >= 1, not None"),
+        ({"seed": -1}, ValueError, r"seed must be between 0 and 2\*\*63 - 1"),
         ({"rank_by": "pvalue"}, ValueError, "rank_by"),
         ({"fixed": {"cancer": "tumour"}}, ValueError, "being switched"),
         ({"fixed": {"tissue": "Lung"}}, ValueError, "does not know"),

@@ -61,6 +61,11 @@ def test_interpolate_errors(gtex_model):
         sgs.tl.interpolate(model, "tissue", "Blood", "Liver", steps=1)
     with pytest.raises(ValueError, match="n_per_step"):
         sgs.tl.interpolate(model, "tissue", "Blood", "Liver", n_per_step=0)
+    for steps in (2.9, None, "5", True):  # never truncated or defaulted silently
+        with pytest.raises(TypeError, match=r"steps must be a whole number >= 2"):
+            sgs.tl.interpolate(model, "tissue", "Blood", "Liver", steps=steps)
+    with pytest.raises(TypeError, match=r"n_per_step must be a whole number"):
+        sgs.tl.interpolate(model, "tissue", "Blood", "Liver", n_per_step=10.5)
     with pytest.raises(TypeError, match="guidance_scale"):
         sgs.tl.interpolate(model, "tissue", "Blood", "Liver", guidance_scale=2.0)
     with pytest.raises(ValueError, match="interpolated"):

@@ -129,6 +129,7 @@ def test_other_labels_key_and_layer(model, gtex):
          r"source='Lungs' is not a class of 'tissue' in adata"),
         ({"target": "Liver", "rank_by": "median"}, ValueError, "rank_by must be one of"),
         ({"target": "Liver", "batch_size": 0}, ValueError, "batch_size must be >= 1"),
+        ({"source": [], "target": "Liver"}, ValueError, r"source is empty; name the classes"),
     ],
 )  # fmt: skip
 def test_bad_input(model, gtex, snapshot, kwargs, error, match):

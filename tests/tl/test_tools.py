@@ -175,6 +175,32 @@ def test_detect_scaling_on_bundled_data(loader, expected):
     assert sgs.pp.detect_scaling(loader()) == expected
 
 
+def test_training_keeps_the_users_entries_under_its_key(gtex):
+    gtex.uns["wgan"] = {"notes": "x", "params": {"old": 1}}
+    kept = gtex.uns["wgan"]
+    sgs.tl.train_wgan(gtex, categorical_covariate_keys=["tissue"], n_steps=4, batch_size=16,
+                      n_hidden=(8,), selection=None, enable_progress_bar=False)  # fmt: skip
+    assert gtex.uns["wgan"] is kept  # the user's dict, updated in place
+    assert gtex.uns["wgan"]["notes"] == "x"
+    assert gtex.uns["wgan"]["params"]["n_steps"] == 4  # the documented params are replaced
+
+
+def test_training_refuses_a_key_that_holds_something_else(gtex, snapshot):
+    gtex.uns["wgan"] = "my notes"
+    snap = snapshot(gtex)
+    with pytest.raises(ValueError, match=r"adata.uns\['wgan'\] holds a str.*key_added"):
+        sgs.tl.train_wgan(gtex, categorical_covariate_keys=["tissue"], n_steps=4)
+    snap.assert_unchanged(gtex)
+    assert gtex.uns["wgan"] == "my notes"
+
+
+def test_compare_refuses_an_empty_model_list(gtex, snapshot):
+    snap = snapshot(gtex)
+    with pytest.raises(ValueError, match=r"models is empty; name at least one generator"):
+        sgs.tl.compare_generators(gtex, "tissue", models=[])
+    snap.assert_unchanged(gtex)
+
+
 # -- generate ---------------------------------------------------------------------------------
 def test_generate_output(gtex_model):
     adata, model = gtex_model.adata, gtex_model.model
@@ -275,6 +301,18 @@ def test_augment_needs_the_covariate_columns(gtex_model, snapshot):
     with pytest.raises(KeyError, match=r"lacks the model's covariate column\(s\) \['tissue'\]"):
         sgs.tl.augment(real, gtex_model.model, n_obs=5)
     snap.assert_unchanged(real)
+
+
+def test_augment_keeps_a_users_source_column(gtex_model, snapshot):
+    adata = gtex_model.adata.copy()
+    adata.obs["sgs_source"] = "biobank"
+    snap = snapshot(adata)
+    with pytest.raises(ValueError, match=r"already has a column 'sgs_source'.*key_added="):
+        sgs.tl.augment(adata, gtex_model.model, 5, seed=0)
+    both = sgs.tl.augment(adata, gtex_model.model, 5, seed=0, key_added="origin")
+    assert both.obs["origin"].value_counts().to_dict() == {"real": adata.n_obs, "synthetic": 5}
+    assert (both.obs["sgs_source"].iloc[: adata.n_obs] == "biobank").all()
+    snap.assert_unchanged(adata)
 
 
 def test_augment_takes_no_filename(gtex_model, tmp_path):

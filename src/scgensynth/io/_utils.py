@@ -368,6 +368,7 @@ def read_matrix(
         quoting=3,
         keep_default_na=False,
         na_values={c: ["NA", "NaN", "nan", ""] for c in value_columns},
+        encoding_errors="replace",  # as the header is read: a stray byte is not a crash
     )
     preallocated = n_rows is not None and keep_rows is None
     out = np.empty((len(value_columns), n_rows), dtype=dtype) if preallocated else None

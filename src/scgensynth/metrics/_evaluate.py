@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from scgensynth._keys import check_new_key
+
 from . import _classifier, _correlation, _frechet, _neighbors, _pca
 from ._utils import (
     ArrayOrAnnData,
@@ -383,6 +385,7 @@ def evaluate(
     device: str | None = None,
     seed: int = 0,
     key_added: str | None = "sgs_metrics",
+    overwrite: bool = False,
 ) -> pd.DataFrame:
     """Run the quality metrics as one tidy report.
 
@@ -425,6 +428,9 @@ def evaluate(
     key_added
         Where the report is stored in ``synth.uns`` when ``synth`` is an AnnData
         (``None``: not stored).
+    overwrite
+        Replace an entry already in ``synth.uns[key_added]`` (an earlier report, or
+        anything of yours); without it that is refused before any metric runs.
 
     Returns
     -------
@@ -460,6 +466,7 @@ def evaluate(
     if network is not None:
         given.add(NETWORK)
     chosen = _select(metrics, given)
+    _check_report_key(synth, key_added, overwrite)
     if classifier not in ("mlp", "logistic"):
         msg = f"classifier must be 'mlp' or 'logistic', not {classifier!r}."
         raise ValueError(msg)
@@ -502,3 +509,8 @@ def evaluate(
     if key_added is not None and is_anndata(synth):
         synth.uns[key_added] = report
     return report
+
+
+def _check_report_key(synth: ArrayOrAnnData, key_added: str | None, overwrite: bool) -> None:
+    if key_added is not None and is_anndata(synth):
+        check_new_key(synth.uns, key_added, "synth.uns", overwrite)

@@ -441,6 +441,16 @@ def distance_to_closest_record(
         _, d_h = _knn.cross_nearest(a, h, scale)
         d_sh, _ = _knn.cross_nearest(s, h, scale)
     med_s, med_h = float(np.median(np.sqrt(d_s))), float(np.median(np.sqrt(d_h)))
+    shared = int((d_h == 0).sum())
+    if shared:
+        logger.warning(
+            "%d of %d holdout samples are identical to training samples%s. The holdout must "
+            "be real samples the generator was not trained on (e.g. a split made before "
+            "training); otherwise the distance to closest record tells nothing.",
+            shared,
+            len(d_h),
+            "; the DCR ratio is undefined (NaN)" if med_h == 0 else "",
+        )
     return {
         "synthetic_median": med_s,
         "holdout_median": med_h,

@@ -11,6 +11,8 @@ import pandas as pd
 from scipy import stats
 from sklearn.utils.extmath import randomized_svd
 
+from scgensynth._keys import check_new_key
+
 from ._utils import is_anndata, paired, paired_values
 
 if TYPE_CHECKING:
@@ -123,6 +125,7 @@ def reconstruction_error(
     cv: int | None = 5,
     key_added: str | None = None,
     seed: int = 0,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Reconstruction error of synthetic samples in the real principal subspace (REM).
 
@@ -166,6 +169,9 @@ def reconstruction_error(
         function ever writes.
     seed
         Fold assignment and the randomized SVD used for large data with few components.
+    overwrite
+        Replace ``.obs[key_added]`` columns that already exist; without it they are refused
+        before anything is computed.
 
     Returns
     -------
@@ -213,6 +219,8 @@ def reconstruction_error(
                 "synth; with arrays, leave key_added=None and use the returned arrays."
             )
             raise ValueError(msg)
+        check_new_key(real.obs, key_added, "real.obs", overwrite)
+        check_new_key(synth.obs, key_added, "synth.obs", overwrite)
     # the synthetic set is read in blocks (a backed one is never loaded whole); only its
     # per-sample errors and projections are kept
     r, s = paired(real, synth, layer=layer, obsm=obsm)

@@ -158,12 +158,13 @@ class DDPM(BaseGeneratorModel):
         eta: float | None = None,
         guidance_scale: float | None = None,
         filename: str | os.PathLike | None = None,
+        overwrite: bool = False,
     ) -> AnnData:
         """Generate synthetic samples as a new AnnData.
 
         Parameters
         ----------
-        n_obs, covariates, seed, batch_size, filename
+        n_obs, covariates, seed, batch_size, filename, overwrite
             As for every generator (see
             :meth:`~scgensynth.model.base.BaseGeneratorModel.generate`).
         sampler
@@ -199,13 +200,13 @@ class DDPM(BaseGeneratorModel):
             else float(guidance_scale),
         }
         self.module.check_sampling(**settings)
-        path = check_output_path(filename)
-        seed, rng = self._generation_seed(seed)
-        frame, rows = self._generation_covariates(n_obs, covariates, rng)
+        path = check_output_path(filename, overwrite=overwrite)
+        seed = self._generation_seed(seed)
+        plan = self._generation_covariates(n_obs, covariates)
         uns = dict(settings)
         if settings["sampler"] == "ddpm":
             uns["n_sampling_steps"] = self.module.diffusion.n_timesteps
         return self._generate(
-            frame, rows, seed=seed, rng=rng, batch_size=batch_size, sample_kwargs=settings,
-            uns=uns, filename=path,
+            plan, seed=seed, batch_size=batch_size, sample_kwargs=settings, uns=uns,
+            filename=path,
         )  # fmt: skip

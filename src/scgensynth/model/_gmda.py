@@ -10,6 +10,7 @@ from scgensynth.module._gmda import GMDAModule
 from scgensynth.train._gmda_plan import GMDATrainingPlan
 
 from .base import BaseGeneratorModel
+from .base._validation import check_fraction
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -175,9 +176,7 @@ class GMDA(BaseGeneratorModel):
             arguments, as for every scgensynth generator.
         """
         if batch_size is None:
-            if 0 < train_size <= 1:
-                n_train = len(self._split(train_size, int(settings.seed or 0))[0])
-            else:
-                n_train = self.default_batch_size  # the base class reports the bad train_size
-            batch_size = max(1, min(self.default_batch_size, n_train))
+            train_size = check_fraction(train_size, "train_size")
+            n_train = len(self._split(train_size, int(settings.seed or 0))[0])
+            batch_size = max(2, min(self.default_batch_size, n_train))
         return super().train(max_epochs, batch_size=batch_size, train_size=train_size, **kwargs)

@@ -14,6 +14,8 @@ from scgensynth.module._noise import NoiseModule
 
 from .base import BaseGeneratorModel
 from .base._base import _check_trainer_kwargs
+from .base._generation import GenerationRows
+from .base._validation import check_count, check_training_lengths
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -129,9 +131,11 @@ class NoiseAugmenter(BaseGeneratorModel):
         known = _training_argument_names()
         unknown = {k: v for k, v in kwargs.items() if k not in known}
         _check_trainer_kwargs(unknown, ())
-        if not 0 < train_size <= 1:
-            msg = f"train_size must be in (0, 1], not {train_size}."
-            raise ValueError(msg)
+        # ignored, but a value that would be wrong for the other generators is still refused
+        check_training_lengths(
+            n_steps=kwargs.get("n_steps"), max_epochs=max_epochs,
+            batch_size=kwargs.get("batch_size", 32), train_size=train_size,
+        )  # fmt: skip
         ignored = sorted(k for k in kwargs if kwargs[k] is not None)
         if max_epochs is not None:
             ignored.insert(0, "max_epochs")
@@ -161,16 +165,13 @@ class NoiseAugmenter(BaseGeneratorModel):
         self,
         n_obs: int | None,
         covariates: pd.DataFrame | Mapping[str, Any] | None,
-        rng: np.random.Generator,
-    ) -> tuple[pd.DataFrame, np.ndarray | None]:
+    ) -> GenerationRows:
         if covariates is None:  # resample the stored (training) samples' covariate rows
-            n = len(self.train_indices_) if n_obs is None else int(n_obs)
-            if n < 0:
-                msg = f"n_obs must be >= 0, not {n_obs}."
-                raise ValueError(msg)
-            rows = np.asarray(self.train_indices_)[rng.integers(0, len(self.train_indices_), n)]
-            return self.covariates_.iloc[rows].reset_index(drop=True), rows
-        frame, rows = super()._generation_covariates(n_obs, covariates, rng)
+            n_obs = check_count(n_obs, "n_obs", minimum=0, allow_none=True)
+            n = len(self.train_indices_) if n_obs is None else n_obs
+            return GenerationRows.resampled(self.covariates_, n, pool=self.train_indices_)
+        plan = super()._generation_covariates(n_obs, covariates)
+        frame = plan.frame
         if self._cat_keys and len(frame):
             stored = self.covariates_.iloc[self.train_indices_][self._cat_keys]
             known = set(stored.astype(str).itertuples(index=False, name=None))
@@ -186,4 +187,4 @@ class NoiseAugmenter(BaseGeneratorModel):
                     f"(e.g. {examples}); request one of those."
                 )
                 raise ValueError(msg)
-        return frame, rows
+        return plan

@@ -139,7 +139,10 @@ def load_model(dir_path: str, adata=None, **kwargs):
 
         return TSPG.load(dir_path, adata=adata, **kwargs)
     by_class = {e.cls: key for key, e in _REGISTRY.items()}
-    if name not in by_class:
-        msg = f"{dir_path} holds a {name!r} model, which is not a scgensynth model class."
+    if not isinstance(name, str) or name not in by_class:  # read_metadata checked it's a str
+        msg = (
+            f"{dir_path} holds a {name!r} model, which is not a scgensynth model class (the "
+            f"file's header field 'class'; known: {sorted([*by_class, 'TSPG'])})."
+        )
         raise ModelFileError(msg)
     return get_model_class(by_class[name]).load(dir_path, adata=adata, **kwargs)

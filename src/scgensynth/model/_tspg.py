@@ -33,7 +33,7 @@ from .base._base import (
     proxy_anndata,
 )
 from .base._save import SafeSaveMixin
-from .base._validation import check_covariates, check_shape
+from .base._validation import check_covariates, check_shape, check_training_lengths
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -581,13 +581,10 @@ class TSPG(SafeSaveMixin, UnsupervisedTrainingMixin, BaseModelClass):
         if classifier_steps is not None:
             plan_kwargs["classifier_steps"] = classifier_steps
         _check_trainer_kwargs(kwargs, self._plan_arg_names)
-        if not 0 < train_size <= 1:
-            msg = f"train_size must be in (0, 1], not {train_size}."
-            raise ValueError(msg)
-        batch_size = int(batch_size)
-        if batch_size < 2:
-            msg = f"batch_size must be >= 2 (the networks use batch norm), not {batch_size}."
-            raise ValueError(msg)
+        check_training_lengths(
+            n_steps=n_steps, max_epochs=max_epochs, batch_size=batch_size,
+            train_size=train_size, classifier_steps=(classifier_steps, 0),
+        )  # fmt: skip
         if self.module.user_classifier:
             plan_kwargs["classifier_steps"] = 0
         n_classifier = int(
@@ -757,7 +754,9 @@ class TSPG(SafeSaveMixin, UnsupervisedTrainingMixin, BaseModelClass):
     @classmethod
     def _load_proxy(cls, adata: AnnData, setup_args: Mapping[str, Any]) -> AnnData:
         check_covariates(adata, [setup_args["labels_key"]], [])
-        return proxy_anndata(adata, setup_args.get("layer"), [setup_args["labels_key"]], [])
+        return proxy_anndata(
+            adata, setup_args.get("layer"), [setup_args["labels_key"]], [], warn_unused=False
+        )
 
     def __repr__(self) -> str:
         return (

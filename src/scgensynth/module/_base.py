@@ -8,6 +8,8 @@ from scvi.module.base import BaseModuleClass
 
 from scgensynth.nn import ExpressionScaling
 
+from ._random import RowNoise, draw_noise
+
 
 class ConditionalGeneratorModule(BaseModuleClass):
     """What every conditional generator's torch module shares.
@@ -112,7 +114,7 @@ class ConditionalGeneratorModule(BaseModuleClass):
         cont: torch.Tensor | None = None,
         n: int | None = None,
         library_size: torch.Tensor | None = None,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | RowNoise | None = None,
         **kwargs,
     ) -> torch.Tensor:
         """Samples on the input's scale, one per covariate row (or ``n`` unconditional ones)."""
@@ -134,12 +136,11 @@ class LatentGeneratorMixin:
     True
     """
 
-    def sample_latent(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample_latent(
+        self, n: int, generator: torch.Generator | RowNoise | None = None
+    ) -> torch.Tensor:
         """Standard normal noise of shape ``(n, n_latent)``."""
-        device = self.scaling.mean.device
-        if generator is not None and generator.device != device:
-            return torch.randn(n, self.n_latent, generator=generator).to(device)
-        return torch.randn(n, self.n_latent, generator=generator, device=device)
+        return draw_noise(generator, (n, self.n_latent), device=self.scaling.mean.device)
 
     def generate_scaled(
         self,
@@ -147,7 +148,7 @@ class LatentGeneratorMixin:
         cat: torch.Tensor | None = None,
         cont: torch.Tensor | None = None,
         z: torch.Tensor | None = None,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | RowNoise | None = None,
         cat_embedded=None,
         **kwargs,
     ) -> torch.Tensor:

@@ -9,6 +9,7 @@ from torch import nn
 from torch.distributions import Normal, kl_divergence
 
 from ._base import ConditionalGeneratorModule
+from ._random import RowNoise, draw_noise
 
 
 class CVAEModule(ConditionalGeneratorModule):
@@ -117,15 +118,15 @@ class CVAEModule(ConditionalGeneratorModule):
         cat: torch.Tensor | None = None,
         cont: torch.Tensor | None = None,
         z: torch.Tensor | None = None,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | RowNoise | None = None,
         **kwargs,
     ) -> torch.Tensor:
         """Decode ``z ~ N(0, I)`` (or the given ``z``) with the covariates."""
         device = self.px_log_var.device
         if z is None:
-            z = torch.randn(n, self.n_latent, generator=generator, device=device)
+            z = draw_noise(generator, (n, self.n_latent), device=device)
         x = self.decode(z, cat, cont)
         if self.sample_noise:
-            noise = torch.randn(x.shape, generator=generator, device=device)
+            noise = draw_noise(generator, tuple(x.shape), device=device)
             x = x + noise * torch.exp(0.5 * self.px_log_var)
         return x

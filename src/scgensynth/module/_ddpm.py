@@ -10,6 +10,7 @@ from scgensynth.nn import ConditionalDenoiser
 
 from ._base import ConditionalGeneratorModule
 from ._diffusion import SAMPLERS, GaussianDiffusion
+from ._random import RowNoise
 
 
 class DDPMModule(ConditionalGeneratorModule):
@@ -209,7 +210,7 @@ class DDPMModule(ConditionalGeneratorModule):
         n: int,
         cat: torch.Tensor | None = None,
         cont: torch.Tensor | None = None,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | RowNoise | None = None,
         cat_embedded=None,
         noise: torch.Tensor | None = None,
         sampler: str | None = None,

@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ._random import RowNoise, draw_noise
+
 SCHEDULES = ("linear", "quadratic")
 SAMPLERS = ("ddpm", "ddim")
 
@@ -123,13 +125,15 @@ class GaussianDiffusion(nn.Module):
         )
 
     @staticmethod
-    def noise_like(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        if generator is not None and generator.device != x.device:
-            return torch.randn(x.shape, generator=generator).to(x.device)
-        return torch.randn(x.shape, generator=generator, device=x.device)
+    def noise_like(x: torch.Tensor, generator: torch.Generator | RowNoise | None) -> torch.Tensor:
+        """Standard normal noise shaped like ``x`` (see :func:`draw_noise`)."""
+        return draw_noise(generator, tuple(x.shape), device=x.device)
 
     def sample_ddpm(
-        self, eps_fn: NoiseFn, x_T: torch.Tensor, generator: torch.Generator | None = None
+        self,
+        eps_fn: NoiseFn,
+        x_T: torch.Tensor,
+        generator: torch.Generator | RowNoise | None = None,
     ) -> torch.Tensor:
         """Ancestral sampling through all ``T`` steps (Ho et al. 2020, Algorithm 2).
 
@@ -161,7 +165,7 @@ class GaussianDiffusion(nn.Module):
         x_T: torch.Tensor,
         n_steps: int = 50,
         eta: float = 0.0,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | RowNoise | None = None,
     ) -> torch.Tensor:
         """DDIM sampling (Song et al. 2021, eq. 12) over ``n_steps`` evenly spaced steps.
 

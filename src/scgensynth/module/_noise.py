@@ -7,6 +7,7 @@ import torch
 from scvi.module.base import LossOutput
 
 from ._base import ConditionalGeneratorModule
+from ._random import RowNoise, draw_noise
 
 _DATA_BUFFERS = ("data", "data_cat", "data_cont")
 
@@ -123,13 +124,13 @@ class NoiseModule(ConditionalGeneratorModule):
         n: int,
         cat: torch.Tensor | None = None,
         cont: torch.Tensor | None = None,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | RowNoise | None = None,
     ) -> torch.Tensor:
         """Index of the stored sample each generated sample starts from, shape ``(n,)``."""
         if self.n_stored == 0:
             msg = "The module stores no samples yet; train the model (or call set_data) first."
             raise RuntimeError(msg)
-        u = torch.rand(n, generator=generator, dtype=torch.float64)  # one draw per row
+        u = draw_noise(generator, (n,), dtype=torch.float64, uniform=True)  # one draw per row
         has_cat = cat is not None and len(self.n_cats_per_cov) > 0
         has_cont = cont is not None and self.n_continuous_cov > 0
         stored_keys = self._group_keys(self.data_cat).cpu() if has_cat else None
@@ -170,12 +171,12 @@ class NoiseModule(ConditionalGeneratorModule):
         n: int,
         cat: torch.Tensor | None = None,
         cont: torch.Tensor | None = None,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | RowNoise | None = None,
         **kwargs,
     ) -> torch.Tensor:
         """Stored samples matching the covariates plus Gaussian noise, in network space."""
         idx = self.source_indices(n, cat, cont, generator)
-        noise = torch.randn(n, self.n_input, generator=generator)
+        noise = draw_noise(generator, (n, self.n_input))
         noise = noise.to(self.data.device) * self.noise_variance**0.5
         return self.data[idx.to(self.data.device)] + noise
 

@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from scgensynth._keys import check_new_key, check_params_key, record_params
+
 from ._scaling import _CONSTANT_TOL, _check_finite, get_matrix, iter_row_chunks
 
 if TYPE_CHECKING:
@@ -41,6 +43,7 @@ def coexpression_graph(
     key_added: str = "sgs_coexpression",
     inplace: bool = True,
     copy: bool = False,
+    overwrite: bool = False,
 ) -> sparse.csr_matrix | AnnData | None:
     """Gene co-expression graph: each gene's most correlated genes (Pearson, absolute value).
 
@@ -82,6 +85,8 @@ def coexpression_graph(
         ``adata`` untouched.
     copy
         Work on a copy of ``adata`` and return it (with the graph written).
+    overwrite
+        Replace a graph already in ``adata.varp[key_added]``; without it that is refused.
 
     Returns
     -------
@@ -113,6 +118,9 @@ def coexpression_graph(
             "returns the graph alone. Pass only one of them."
         )
         raise ValueError(msg)
+    if inplace:
+        check_new_key(adata.varp, key_added, "adata.varp", overwrite)
+        check_params_key(adata, key_added)
     X = get_matrix(adata, layer)
     graph = coexpression_matrix(X, top_k=top_k, threshold=threshold, block_size=block_size)
     if not inplace:
@@ -124,7 +132,7 @@ def coexpression_graph(
         if value is not None:
             params[name] = value
     adata.varp[key_added] = graph
-    adata.uns[key_added] = {"params": params}
+    record_params(adata, key_added, params)
     return adata if copy else None
 
 

@@ -15,8 +15,32 @@ logger = logging.getLogger(__name__)
 _CONSTANT_TOL = 1e-6
 
 
+def plain_matrix(X: Any) -> Any:
+    """``X`` without anndata's view wrapper (same memory, no copy).
+
+    The values of an AnnData view (``adata[:100].X``) are anndata ``ArrayView`` or sparse
+    view objects, which torch and scvi-tools do not take; the plain NumPy array or SciPy
+    matrix over the same buffers behaves the same for reading.
+    """
+    if not type(X).__module__.startswith("anndata"):
+        return X
+    if isinstance(X, np.ndarray):
+        return X.view(np.ndarray)
+    if sparse.issparse(X):
+        base = next(k for k in type(X).__mro__ if k.__module__.startswith("scipy"))
+        return base(
+            (X.data.view(np.ndarray), X.indices.view(np.ndarray), X.indptr.view(np.ndarray)),
+            shape=X.shape,
+            copy=False,
+        )
+    return X
+
+
 def get_matrix(adata: AnnData, layer: str | None):
-    """``adata.X`` or ``adata.layers[layer]``; clear errors for an unknown layer or non-numbers."""
+    """``adata.X`` or ``adata.layers[layer]``; clear errors for an unknown layer or non-numbers.
+
+    Views of an AnnData give their plain NumPy/SciPy values (see :func:`plain_matrix`).
+    """
     if layer is None:
         X = adata.X
     elif layer not in adata.layers:
@@ -27,6 +51,7 @@ def get_matrix(adata: AnnData, layer: str | None):
         raise KeyError(msg)
     else:
         X = adata.layers[layer]
+    X = plain_matrix(X)
     dtype = getattr(X, "dtype", None)
     if dtype is not None and not (np.issubdtype(dtype, np.number) or np.dtype(dtype) == np.bool_):
         where = "adata.X" if layer is None else f"adata.layers[{layer!r}]"

@@ -123,7 +123,15 @@ def compare_generators(
     """
     from scgensynth.metrics import evaluate
 
+    if isinstance(models, str):
+        models = [models]
     names = list(_REGISTRY) if models is None else list(models)
+    if not names:
+        msg = (
+            f"models is empty; name at least one generator (one of {list(_REGISTRY)}), or "
+            "pass models=None to compare them all."
+        )
+        raise ValueError(msg)
     for name in names:
         get_model_class(name)  # unknown names fail before any training
     if len(set(names)) != len(names):

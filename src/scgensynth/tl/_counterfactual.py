@@ -12,6 +12,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from scgensynth.model.base._generation import GenerationRows
+from scgensynth.model.base._validation import check_count
+
 from ._interpolate import _check_category
 from ._rank import RANK_BY, rank_genes_structure
 
@@ -194,10 +197,8 @@ def counterfactual(
     if reference == target:
         msg = f"reference and target are both {reference!r}; pass two different categories."
         raise ValueError(msg)
-    n = int(n)
-    if n < 1:
-        msg = f"n (the number of synthetic individuals) must be >= 1, not {n}."
-        raise ValueError(msg)
+    n = check_count(n, "n (the number of synthetic individuals)")
+    model._checked_categories(covariate, model.categories[covariate], [reference, target])
     if rank_by not in RANK_BY:
         msg = f"rank_by must be one of {RANK_BY}, not {rank_by!r}."
         raise ValueError(msg)
@@ -227,25 +228,18 @@ def counterfactual(
         msg = f"fixed has {unknown}, which the model does not know; it has {known}."
         raise ValueError(msg)
 
-    seed, rng = model._generation_seed(seed)
+    seed = model._generation_seed(seed)
+    rng = np.random.default_rng(seed)
     # the noise first, so it depends on the seed only (not on the size of the pool below)
     noise = torch.from_numpy(rng.standard_normal((n, width), dtype=np.float32))
+    # (the reference has training samples: _checked_categories refused it otherwise)
     pool = np.flatnonzero(np.asarray(model.covariates_[covariate] == reference))
-    if not len(pool):
-        unset = sorted(set(known) - set(given) - {covariate})
-        if unset:
-            msg = (
-                f"The model's data has no sample with {covariate}={reference!r} to draw the "
-                f"other covariates from; give them with fixed={{...}} ({unset})."
-            )
-            raise ValueError(msg)
-        pool = np.arange(len(model.covariates_))
     rows = rng.choice(pool, size=n, replace=True)
     people = model.covariates_.iloc[rows].reset_index(drop=True)
     if given:
         values = pd.DataFrame({k: [v] * n for k, v in given.items()})
-        people, _ = model._generation_covariates(
-            n, pd.concat([people.drop(columns=list(given)), values], axis=1), rng
+        people = model._checked_covariates(
+            n, pd.concat([people.drop(columns=list(given)), values], axis=1)
         )
 
     logger.info(
@@ -259,10 +253,8 @@ def counterfactual(
         # noise) is then shared too
         arms.append(
             model._generate(
-                frame,
-                rows,
+                GenerationRows.explicit(frame, rows),
                 seed=seed,
-                rng=rng,
                 batch_size=batch_size,
                 sample_kwargs=options or None,
                 per_sample={noise_key: noise},

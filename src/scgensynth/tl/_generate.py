@@ -25,9 +25,12 @@ def generate(
     seed: int | None = None,
     batch_size: int = 4096,
     filename: str | os.PathLike | None = None,
+    overwrite: bool = False,
     **kwargs,
 ) -> AnnData:
     """Generate synthetic samples from a trained model.
+
+    The same ``seed`` gives the same samples whatever ``batch_size``, in memory or in a file.
 
     Parameters
     ----------
@@ -47,6 +50,9 @@ def generate(
         Write the samples to this ``.h5ad`` file a batch at a time and return it backed
         (see :meth:`~scgensynth.model.base.BaseGeneratorModel.generate`): for sets larger
         than memory.
+    overwrite
+        Replace an existing ``filename`` (refused otherwise). A file open in this session
+        (an AnnData read backed from it) is always refused.
     **kwargs
         The model's own sampling options, e.g. ``sampler``, ``n_sampling_steps``, ``eta`` and
         ``guidance_scale`` of :meth:`~scgensynth.model.DDPM.generate`.
@@ -64,6 +70,7 @@ def generate(
     """
     if filename is not None:
         kwargs["filename"] = filename
+        kwargs["overwrite"] = overwrite
     return model.generate(n_obs, covariates, seed=seed, batch_size=batch_size, **kwargs)
 
 
@@ -75,6 +82,7 @@ def augment(
     *,
     seed: int | None = None,
     layer: str | None = None,
+    key_added: str = SOURCE_KEY,
     **kwargs,
 ) -> AnnData:
     """Real samples plus synthetic ones, in one AnnData.
@@ -93,13 +101,17 @@ def augment(
         Random seed of the synthetic draw.
     layer
         Take the real values from this layer (the one the model was trained on).
+    key_added
+        ``.obs`` column that says which samples are real and which synthetic; it must not be
+        a column of ``adata`` already (pass another name to keep yours).
     **kwargs
         The model's own sampling options (see :func:`generate`).
 
     Returns
     -------
     ``anndata.concat`` of real and synthetic samples (outer join on ``obs``), with a
-    categorical ``obs["sgs_source"]`` (``"real"`` / ``"synthetic"``); ``adata`` is unchanged.
+    categorical ``obs[key_added]`` (``"real"`` / ``"synthetic"``, default
+    ``obs["sgs_source"]``); ``adata`` is unchanged.
 
     Examples
     --------
@@ -127,6 +139,13 @@ def augment(
             "augment the AnnData the model was trained on, or add those columns."
         )
         raise KeyError(msg)
+    if key_added in adata.obs.columns:
+        msg = (
+            f"adata.obs already has a column {key_added!r}; augment marks real and synthetic "
+            "samples in that column and would replace yours. Pass key_added='...' (another "
+            "name), or rename your column."
+        )
+        raise ValueError(msg)
     X = get_matrix(adata, layer)
     if X is None:
         msg = "adata.X is None; pass the layer that holds the expression values with layer=..."
@@ -140,12 +159,12 @@ def augment(
     synth.obs.index = pd.Index([f"synth_{i}" for i in range(synth.n_obs)])
     both = ad.concat(
         {"real": real, "synthetic": synth},
-        label=SOURCE_KEY,
+        label=key_added,
         join="outer",
         merge="first",
         index_unique=None,
     )
-    both.obs[SOURCE_KEY] = pd.Categorical(both.obs[SOURCE_KEY], categories=["real", "synthetic"])
+    both.obs[key_added] = pd.Categorical(both.obs[key_added], categories=["real", "synthetic"])
     for key in model.categorical_covariate_keys:
         seen = pd.Index(adata.obs[key].dropna().unique())  # a missing value stays missing
         cats = pd.Index(model.categories[key]).union(seen, sort=False)

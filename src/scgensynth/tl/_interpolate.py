@@ -8,6 +8,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from scgensynth.model.base._generation import GenerationRows
+from scgensynth.model.base._validation import check_count
+
 if TYPE_CHECKING:
     from anndata import AnnData
 
@@ -117,13 +120,9 @@ def interpolate(
         raise ValueError(msg)
     start = _check_category(model, covariate, start, "start")
     end = _check_category(model, covariate, end, "end")
-    steps, n_per_step = int(steps), int(n_per_step)
-    if steps < 2:
-        msg = f"steps must be >= 2 (the two endpoints), not {steps}."
-        raise ValueError(msg)
-    if n_per_step < 1:
-        msg = f"n_per_step must be >= 1, not {n_per_step}."
-        raise ValueError(msg)
+    steps = check_count(steps, "steps", minimum=2, hint=" The steps include both endpoints.")
+    n_per_step = check_count(n_per_step, "n_per_step")
+    model._checked_categories(covariate, model.categories[covariate], [start, end])
     if kwargs:
         allowed = {"sampler", "n_sampling_steps", "eta", "guidance_scale"}
         bad = sorted(set(kwargs) - allowed) if isinstance(module, DDPMModule) else sorted(kwargs)
@@ -143,15 +142,16 @@ def interpolate(
         msg = f"covariates has {unknown}, which the model does not know; it has {known}."
         raise ValueError(msg)
 
-    seed, rng = model._generation_seed(seed)
+    seed = model._generation_seed(seed)
+    rng = np.random.default_rng(seed)
     # one set of other covariates per individual, drawn from training samples of `start`
     pool = np.flatnonzero(np.asarray(model.covariates_[covariate] == start))
     rows = rng.choice(pool, size=n_per_step, replace=True)
     people = model.covariates_.iloc[rows].reset_index(drop=True)
     if given:
         values = pd.DataFrame({k: [v] * n_per_step for k, v in given.items()})
-        checked, _ = model._generation_covariates(
-            n_per_step, pd.concat([people.drop(columns=list(given)), values], axis=1), rng
+        checked = model._checked_covariates(
+            n_per_step, pd.concat([people.drop(columns=list(given)), values], axis=1)
         )
         people = checked
     frame = pd.concat([people] * steps, ignore_index=True)
@@ -177,10 +177,8 @@ def interpolate(
     noise = torch.randn(n_per_step, width, generator=gen).repeat(steps, 1)
 
     synth = model._generate(
-        frame,
-        np.tile(rows, steps),
+        GenerationRows.explicit(frame, np.tile(rows, steps)),
         seed=seed,
-        rng=rng,
         batch_size=batch_size,
         sample_kwargs=kwargs or None,
         per_sample={"cat_embedded": embedded, noise_key: noise},

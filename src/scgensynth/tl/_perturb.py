@@ -13,7 +13,7 @@ import pandas as pd
 import scvi
 
 from scgensynth.model.base._base import proxy_anndata
-from scgensynth.model.base._validation import check_covariates, check_shape
+from scgensynth.model.base._validation import check_covariates, check_seed, check_shape
 from scgensynth.pp import iter_row_chunks
 from scgensynth.pp._scaling import get_matrix
 
@@ -81,7 +81,7 @@ def train_tspg(
 
     model_args = _model_arg_names(TSPG)
     model_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in model_args}
-    scvi.settings.seed = int(seed)
+    scvi.settings.seed = check_seed(seed)
     check_shape(adata)
     if not isinstance(labels_key, str):
         msg = f"labels_key must be the name of an .obs column, not {labels_key!r}."
@@ -229,6 +229,13 @@ def perturb(
                 raise ValueError(msg)
             if s not in sources:
                 sources.append(s)
+        if not sources:
+            msg = (
+                f"source is empty; name the classes of {labels_key!r} to perturb (e.g. "
+                f"{[str(c) for c in present[:3]]}), or pass source=None for every class but "
+                "the target."
+            )
+            raise ValueError(msg)
 
     genes = model.var_names
     var_index = pd.Index(np.asarray(adata.var_names).astype(str))

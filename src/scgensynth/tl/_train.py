@@ -7,9 +7,15 @@ from typing import TYPE_CHECKING, Any
 
 import scvi
 
+from scgensynth._keys import check_params_key, record_params
 from scgensynth.model._registry import get_model_class
 from scgensynth.model.base._base import proxy_anndata
-from scgensynth.model.base._validation import as_key_list, check_covariates, check_shape
+from scgensynth.model.base._validation import (
+    as_key_list,
+    check_covariates,
+    check_seed,
+    check_shape,
+)
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -62,7 +68,8 @@ def train(
     """Train any registered generator on ``adata`` in one call.
 
     The model is conditioned on the given ``.obs`` covariates (none: an unconditional
-    model). Your AnnData is not modified except for ``adata.uns[key_added]["params"]``.
+    model). Your AnnData is not modified except for ``adata.uns[key_added]["params"]``
+    (anything else you keep in ``adata.uns[key_added]`` stays).
 
     Parameters
     ----------
@@ -106,7 +113,9 @@ def train(
     cont_keys = as_key_list(continuous_covariate_keys, "continuous_covariate_keys")
     model_args = _model_arg_names(cls)
     model_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in model_args}
-    scvi.settings.seed = int(seed)
+    seed = check_seed(seed)
+    check_params_key(adata, key_added)
+    scvi.settings.seed = seed
     # validate against the user's AnnData first, so errors name its columns
     check_shape(adata)
     check_covariates(adata, cat_keys, cont_keys)
@@ -130,7 +139,7 @@ def train(
         **model_kwargs,
         **{k: v for k, v in kwargs.items() if isinstance(v, bool | int | float | str)},
     }
-    adata.uns[key_added] = {"params": _h5ad_safe(params)}
+    record_params(adata, key_added, _h5ad_safe(params))
     return fitted
 
 

@@ -21,14 +21,31 @@ from scvi.dataloaders import DataSplitter
 from scvi.model._utils import use_distributed_sampler
 from scvi.model.base import BaseModelClass, UnsupervisedTrainingMixin
 
+from scgensynth.module._random import RowNoise
 from scgensynth.pp import detect_scaling, fit_scaling, iter_row_chunks
 from scgensynth.pp._scaling import get_matrix
 from scgensynth.train import GeneratorSelection, SelectionCriterion
 from scgensynth.train._checkpoint import ResumableCheckpoint, check_checkpoint, checkpoint_path
 
-from ._output import check_output_path, write_backed
+from ._generation import (
+    GenerationRows,
+    bytes_needed,
+    check_backed_obs_fits,
+    collect_in_memory,
+    write_backed,
+)
+from ._output import check_disk_space, check_output_path
 from ._save import SafeSaveMixin
-from ._validation import as_key_list, check_covariates, check_shape
+from ._validation import (
+    as_key_list,
+    check_count,
+    check_covariate_size,
+    check_covariates,
+    check_seed,
+    check_shape,
+    check_training_lengths,
+    covariate_frame_from_dict,
+)
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -43,11 +60,14 @@ def proxy_anndata(
     layer: str | None,
     categorical_covariate_keys: Sequence[str],
     continuous_covariate_keys: Sequence[str],
+    *,
+    warn_unused: bool = True,
 ) -> AnnData:
     """A private AnnData that shares the expression matrix with ``adata`` (no copy).
 
     The generators register their scvi-tools fields on this proxy, so the user's AnnData
-    is never written to.
+    is never written to. Categories without samples are left out of its covariates (with a
+    warning unless ``warn_unused=False``, as when a saved model is loaded).
     """
     X = get_matrix(adata, layer)
     if X is None:
@@ -58,11 +78,39 @@ def proxy_anndata(
     keys = [*categorical_covariate_keys, *continuous_covariate_keys]
     obs = adata.obs[keys].copy()
     obs.index = pd.RangeIndex(adata.n_obs).astype(str)  # unique even if obs_names are not
+    for key in categorical_covariate_keys:
+        obs[key] = _without_unused_categories(obs[key], key, warn_unused)
     var = adata.var.copy()
     with np.errstate(all="ignore"):
         if layer is None:
             return ad.AnnData(X=X, obs=obs, var=var)
         return ad.AnnData(obs=obs, var=var, layers={layer: X})
+
+
+def _without_unused_categories(col: pd.Series, key: str, warn: bool = True) -> pd.Series:
+    """A categorical column without the categories no sample has (with a warning).
+
+    A category without samples would get an embedding that training never updates, and
+    generating it would give noise that looks like data.
+    """
+    if not isinstance(col.dtype, pd.CategoricalDtype):
+        return col
+    unused = col.cat.categories[~col.cat.categories.isin(col.dropna().unique())]
+    if len(unused) and warn:
+        logger.warning(
+            "Categorical covariate %r has %d categor%s without samples (%s); the model leaves "
+            "%s out and cannot generate %s. Drop them with "
+            "`adata.obs[%r] = adata.obs[%r].cat.remove_unused_categories()` to silence this.",
+            key,
+            len(unused),
+            "y" if len(unused) == 1 else "ies",
+            list(unused[:5]),
+            "it" if len(unused) == 1 else "them",
+            "it" if len(unused) == 1 else "them",
+            key,
+            key,
+        )
+    return col.cat.remove_unused_categories() if len(unused) else col
 
 
 class _RowsInAnyOrder(h5py.Dataset):
@@ -308,6 +356,15 @@ class BaseGeneratorModel(SafeSaveMixin, UnsupervisedTrainingMixin, BaseModelClas
         self._scaling_stats = stats
         self.library_size_ = stats["library_size"]
         self.covariates_ = self._covariate_frame(self.adata)
+        for key in self._cat_keys:
+            empty = self.covariates_[key].value_counts().loc[lambda c: c == 0].index.tolist()
+            if empty:
+                logger.warning(
+                    "Categorical covariate %r has categories without samples (%s); the model "
+                    "cannot learn them and refuses to generate them.",
+                    key,
+                    empty[:5],
+                )
 
     # -- registry -----------------------------------------------------------------------------
     @classmethod
@@ -548,10 +605,11 @@ class BaseGeneratorModel(SafeSaveMixin, UnsupervisedTrainingMixin, BaseModelClas
             if name in kwargs:
                 plan_kwargs[name] = kwargs.pop(name)
         _check_trainer_kwargs(kwargs, self._plan_arg_names)
-        if not 0 < train_size <= 1:
-            msg = f"train_size must be in (0, 1], not {train_size}."
-            raise ValueError(msg)
-        batch_size = int(batch_size)
+        check_training_lengths(
+            n_steps=n_steps, max_epochs=max_epochs, batch_size=batch_size,
+            train_size=train_size, selection_every=(selection_every, 1),
+            patience=(patience, 0), min_steps=(min_steps, 0),
+        )  # fmt: skip
         seed = int(settings.seed or 0)
         train_idx, val_idx = self._split(train_size, seed)
         if len(train_idx) < batch_size:
@@ -566,7 +624,7 @@ class BaseGeneratorModel(SafeSaveMixin, UnsupervisedTrainingMixin, BaseModelClas
         distributed, world = _data_parallel_world(kwargs, devices)
         batches_per_epoch = math.ceil(len(train_idx) / (batch_size * world))
         if max_epochs is None:
-            n_steps = int(n_steps or self._default_n_steps(len(train_idx)))
+            n_steps = self._default_n_steps(len(train_idx)) if n_steps is None else n_steps
             max_epochs = max(1, math.ceil(n_steps / batches_per_epoch))
         total_steps = max_epochs * batches_per_epoch
         splitter = _make_splitter(
@@ -633,37 +691,36 @@ class BaseGeneratorModel(SafeSaveMixin, UnsupervisedTrainingMixin, BaseModelClas
         self,
         n_obs: int | None,
         covariates: pd.DataFrame | Mapping[str, Any] | None,
-        rng: np.random.Generator,
-    ) -> tuple[pd.DataFrame, np.ndarray | None]:
-        keys = [*self._cat_keys, *self._cont_keys]
-        if n_obs is not None:
-            if isinstance(n_obs, bool) or not isinstance(n_obs, int | np.integer):
-                msg = f"n_obs must be a whole number of samples, not {n_obs!r}."
-                raise TypeError(msg)
-            if n_obs < 0:
-                msg = f"n_obs must be >= 0, not {n_obs}."
-                raise ValueError(msg)
+    ) -> GenerationRows:
+        """The covariates to generate from: given, or resampled from the training rows."""
+        n_obs = check_count(n_obs, "n_obs", minimum=0, allow_none=True)
         if covariates is None:
-            n = self.covariates_.shape[0] if n_obs is None else int(n_obs)
-            rows = rng.integers(0, self.covariates_.shape[0], size=n)
-            frame = self.covariates_.iloc[rows].reset_index(drop=True)
-            return frame, rows
+            n = self.covariates_.shape[0] if n_obs is None else n_obs
+            return GenerationRows.resampled(self.covariates_, n)
+        return GenerationRows.explicit(self._checked_covariates(n_obs, covariates))
+
+    def _checked_covariates(
+        self, n_obs: int | None, covariates: pd.DataFrame | Mapping[str, Any]
+    ) -> pd.DataFrame:
+        """``covariates`` (a frame, or a dict of values or columns) checked and encoded."""
+        keys = [*self._cat_keys, *self._cont_keys]
         if isinstance(covariates, Mapping):
-            if n_obs is None:
-                msg = "Pass n_obs with a dict of covariates (each value is repeated n_obs times)."
-                raise ValueError(msg)
-            covariates = pd.DataFrame({k: [v] * int(n_obs) for k, v in covariates.items()})
+            covariates = covariate_frame_from_dict(covariates, n_obs, keys)
         if not isinstance(covariates, pd.DataFrame):
             msg = (
                 "covariates must be a pandas DataFrame (one row per sample) or a dict "
                 f"{{column: value}}, not {type(covariates).__name__}."
             )
             raise TypeError(msg)
-        if n_obs is not None and int(n_obs) != len(covariates):
+        if n_obs is not None and n_obs != len(covariates):
             msg = (
                 f"n_obs={n_obs} but covariates has {len(covariates)} rows; pass one of them, "
                 "or a dict of covariates with n_obs."
             )
+            raise ValueError(msg)
+        doubled = sorted({k for k in keys if (covariates.columns == k).sum() > 1})
+        if doubled:
+            msg = f"covariates has more than one column named {doubled}; keep one of each."
             raise ValueError(msg)
         missing = [k for k in keys if k not in covariates.columns]
         if missing:
@@ -674,33 +731,47 @@ class BaseGeneratorModel(SafeSaveMixin, UnsupervisedTrainingMixin, BaseModelClas
             raise KeyError(msg)
         frame = pd.DataFrame(index=pd.RangeIndex(len(covariates)))
         for key, cats in self.categories.items():
-            values = covariates[key].to_numpy()
-            known = pd.Index(cats)
-            values_idx = pd.Index(values)
-            unseen = values_idx[~values_idx.isin(known)].unique().tolist()
-            if unseen:
-                # try matching by string (e.g. 1 vs "1")
-                as_str = pd.Index([str(c) for c in cats])
-                if all(str(u) in as_str for u in unseen):
-                    lookup = dict(zip(as_str, cats))
-                    values = np.array([lookup.get(str(v), v) for v in values], dtype=object)
-                else:
-                    msg = (
-                        f"Unknown categories for {key!r}: {unseen}. The model knows {list(cats)}."
-                    )
-                    raise ValueError(msg)
-            frame[key] = pd.Categorical(values, categories=cats)
+            frame[key] = self._checked_categories(key, cats, covariates[key].to_numpy())
         for key in self._cont_keys:
             col = covariates[key]
-            if not pd.api.types.is_numeric_dtype(col):
-                msg = f"Continuous covariate {key!r} must be numeric, got dtype {col.dtype}."
+            if not pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
+                msg = (
+                    f"Continuous covariate {key!r} must be numbers (not booleans or text), got "
+                    f"dtype {col.dtype}."
+                )
                 raise TypeError(msg)
-            values = col.to_numpy(dtype=np.float32)
+            values = col.to_numpy(dtype=np.float64)
             if not np.isfinite(values).all():
                 msg = f"Continuous covariate {key!r} has missing or infinite values."
                 raise ValueError(msg)
-            frame[key] = values
-        return frame, None
+            check_covariate_size(values, key)
+            frame[key] = values.astype(np.float32)
+        return frame
+
+    def _checked_categories(self, key: str, cats: list, values: np.ndarray) -> pd.Categorical:
+        """``values`` of a categorical covariate as the training categories, or a clear error."""
+        known = pd.Index(cats)
+        values_idx = pd.Index(values)
+        unseen = values_idx[~values_idx.isin(known)].unique().tolist()
+        if unseen:
+            # match by string (e.g. 1 vs "1"), never a boolean to a number or text
+            as_str = pd.Index([str(c) for c in cats])
+            if all(str(u) in as_str and not isinstance(u, bool | np.bool_) for u in unseen):
+                lookup = dict(zip(as_str, cats))
+                values = np.array([lookup.get(str(v), v) for v in values], dtype=object)
+            else:
+                msg = f"Unknown categories for {key!r}: {unseen}. The model knows {list(cats)}."
+                raise ValueError(msg)
+        counts = self.covariates_[key].value_counts()
+        empty = [c for c in pd.unique(pd.Series(values, dtype=object)) if counts.get(c, 0) == 0]
+        if empty:
+            msg = (
+                f"Category {empty} of {key!r} had no training samples, so the model never "
+                f"learned it; generate one of the categories it was trained on "
+                f"({[c for c in cats if counts.get(c, 0) > 0]})."
+            )
+            raise ValueError(msg)
+        return pd.Categorical(values, categories=cats)
 
     @torch.inference_mode()
     def generate(
@@ -711,8 +782,12 @@ class BaseGeneratorModel(SafeSaveMixin, UnsupervisedTrainingMixin, BaseModelClas
         seed: int | None = None,
         batch_size: int = 4096,
         filename: str | os.PathLike | None = None,
+        overwrite: bool = False,
     ) -> AnnData:
         """Generate synthetic samples as a new AnnData.
+
+        Every random draw is keyed by the seed and the sample's row number, so the same
+        seed gives the same samples whatever ``batch_size``, in memory or in a file.
 
         Parameters
         ----------
@@ -722,19 +797,24 @@ class BaseGeneratorModel(SafeSaveMixin, UnsupervisedTrainingMixin, BaseModelClas
             many samples as the training data has.
         covariates
             A DataFrame with one row per sample and a column per covariate of the model, or a
-            dict ``{covariate: value}`` repeated ``n_obs`` times.
+            dict ``{covariate: value}`` whose values are repeated ``n_obs`` times (or are
+            sequences of one value per sample).
         seed
-            Seed of the noise and of the covariate resampling; ``None`` draws from the global
-            random state (set by ``scvi.settings.seed``).
+            Seed of the noise and of the covariate resampling (0 to 2**63 - 1); ``None``
+            draws one from torch's global random state (set by ``scvi.settings.seed``).
         batch_size
             Samples generated at a time; memory beyond the output stays at one batch.
         filename
             Write the samples to this ``.h5ad`` file as they are generated, a batch at a time,
-            and return it opened backed (``read_h5ad(filename, backed="r")``): the matrix is
-            never held in memory, so its size is bounded by the disk, not the RAM. The file
-            is written beside its final path and moved into place when complete (an existing
-            file is replaced only then). The values are the same as in memory for the same
-            seed.
+            and return it opened backed (``read_h5ad(filename, backed="r")``): neither the
+            matrix nor the covariates are held in memory, so its size is bounded by the disk,
+            not the RAM (a set that would not fit on the disk is refused before any work).
+            The file is written beside its final path and moved into place when complete.
+            The values are the same as in memory for the same seed.
+        overwrite
+            Replace an existing ``filename``; without it an existing file is refused. A file
+            this process has open (an AnnData read backed from it, the model's own data) is
+            always refused.
 
         Returns
         -------
@@ -749,34 +829,32 @@ class BaseGeneratorModel(SafeSaveMixin, UnsupervisedTrainingMixin, BaseModelClas
         >>> big = model.generate(50_000, seed=0, filename="synth.h5ad")  # backed, on disk
         """
         self._check_if_trained(warn=False)
-        path = check_output_path(filename)
-        seed, rng = self._generation_seed(seed)
-        frame, rows = self._generation_covariates(n_obs, covariates, rng)
-        return self._generate(
-            frame, rows, seed=seed, rng=rng, batch_size=batch_size, filename=path
-        )
+        path = check_output_path(filename, overwrite=overwrite)
+        batch_size = check_count(batch_size, "batch_size")
+        seed = self._generation_seed(seed)
+        plan = self._generation_covariates(n_obs, covariates)
+        return self._generate(plan, seed=seed, batch_size=batch_size, filename=path)
 
     @staticmethod
-    def _generation_seed(seed: int | None) -> tuple[int, np.random.Generator]:
+    def _generation_seed(seed: int | None) -> int:
+        """``seed`` checked, or one drawn from torch's global random state."""
         if seed is None:
-            seed = int(torch.randint(0, 2**31 - 1, (1,)).item())
-        return int(seed), np.random.default_rng(seed)
+            return int(torch.randint(0, 2**31 - 1, (1,)).item())
+        return check_seed(seed)
 
     @torch.inference_mode()
     def _generate(
         self,
-        frame: pd.DataFrame,
-        rows: np.ndarray | None,
+        plan: GenerationRows,
         *,
         seed: int,
-        rng: np.random.Generator,
         batch_size: int = 4096,
         sample_kwargs: dict[str, Any] | None = None,
         per_sample: dict[str, Any] | None = None,
         uns: dict[str, Any] | None = None,
         filename: Path | None = None,
     ) -> AnnData:
-        """Generate one sample per row of ``frame`` (covariates) as an AnnData.
+        """Generate one sample per row of ``plan`` (covariates) as an AnnData.
 
         ``sample_kwargs`` go to the module's ``sample`` unchanged; ``per_sample`` values (a
         tensor with one row per sample, or a list of such tensors / ``None``) are cut into
@@ -784,15 +862,14 @@ class BaseGeneratorModel(SafeSaveMixin, UnsupervisedTrainingMixin, BaseModelClas
         ``filename`` (checked by :func:`check_output_path`) the batches go straight into
         that ``.h5ad`` file, returned backed.
         """
-        n = len(frame)
-        if int(batch_size) < 1:
-            msg = f"batch_size must be >= 1, not {batch_size}."
-            raise ValueError(msg)
-        cat, cont = self._encode(frame)
-        library = None
-        if self.scaling_["mode"] == "counts" and len(self.library_size_):
-            source = rows if rows is not None else rng.integers(0, len(self.library_size_), n)
-            library = np.asarray(self.library_size_, dtype=np.float32)[source]
+        n = plan.n
+        batch_size = check_count(batch_size, "batch_size")
+        if filename is not None:
+            check_output_path(filename, overwrite=True, inputs=self._input_files())
+            n_columns = len(self._cat_keys) + len(self._cont_keys)
+            check_disk_space(filename, bytes_needed(n, self.adata.n_vars, n_columns))
+            check_backed_obs_fits(n, n_columns)
+        counts = self.scaling_["mode"] == "counts" and len(self.library_size_)
         module = self.module
         was_training = module.training
         module.eval()
@@ -805,27 +882,31 @@ class BaseGeneratorModel(SafeSaveMixin, UnsupervisedTrainingMixin, BaseModelClas
                 return [cut(v, start, stop) for v in value]
             return value[start:stop].to(device)
 
-        def fill(out) -> None:
-            """Generate every batch into ``out`` (an array, or an on-disk dataset)."""
-            gen = torch.Generator().manual_seed(seed)
-            for start in range(0, n, int(batch_size)):
-                stop = min(start + int(batch_size), n)
-                rows = slice(start, stop)
+        def as_tensor(values):
+            return None if values is None else torch.as_tensor(values, device=device)
+
+        def fill(sink) -> None:
+            """Generate every batch and pass it to ``sink``."""
+            noise = RowNoise(seed)
+            for start in range(0, n, batch_size):
+                stop = min(start + batch_size, n)
+                frame, rows = plan.block(start, stop, seed)
+                cat, cont = self._encode(frame)
+                library = None
+                if counts:
+                    library = plan.library_sizes(self.library_size_, rows, start, stop, seed)
+                noise.window(start, stop)
                 kw = {
-                    "cat": None if cat is None else torch.as_tensor(cat[rows], device=device),
-                    "cont": None if cont is None else torch.as_tensor(cont[rows], device=device),
+                    "cat": as_tensor(cat),
+                    "cont": as_tensor(cont),
                     "n": stop - start,
-                    "library_size": None
-                    if library is None
-                    else torch.as_tensor(library[rows], device=device),
-                    "generator": gen,
+                    "library_size": as_tensor(library),
+                    "generator": noise,
                     **(sample_kwargs or {}),
                     **{k: cut(v, start, stop) for k, v in (per_sample or {}).items()},
                 }
-                out[start:stop] = module.sample(**kw).cpu().numpy()
+                sink(start, module.sample(**kw).cpu().numpy(), frame)
 
-        obs = frame.copy()
-        obs.index = pd.Index([f"synth_{i}" for i in range(n)])
         info = {
             "model": type(self).__name__,
             "seed": seed,
@@ -834,16 +915,19 @@ class BaseGeneratorModel(SafeSaveMixin, UnsupervisedTrainingMixin, BaseModelClas
             "covariates": [*self._cat_keys, *self._cont_keys],
             **(uns or {}),
         }
+        var = self.adata.var.copy()
         try:
             if filename is not None:
-                return write_backed(filename, obs, self.adata.var.copy(), {"sgs": info}, fill)
-            out = np.empty((n, self.adata.n_vars), dtype=np.float32)
-            fill(out)
+                return write_backed(filename, n, var, {"sgs": info}, plan.columns(), fill)
+            return collect_in_memory(n, var, {"sgs": info}, plan.columns(), fill)
         finally:
             module.train(was_training)  # a later train() must not inherit eval mode
-        synth = ad.AnnData(X=out, obs=obs, var=self.adata.var.copy())
-        synth.uns["sgs"] = info
-        return synth
+
+    def _input_files(self) -> list[str]:
+        """Files the model reads its data from (a backed training AnnData)."""
+        X = self.adata_manager.get_from_registry(REGISTRY_KEYS.X_KEY)
+        name = getattr(getattr(X, "file", None), "filename", None)
+        return [name] if name else []
 
     # -- save / load --------------------------------------------------------------------------
     @classmethod
@@ -855,7 +939,7 @@ class BaseGeneratorModel(SafeSaveMixin, UnsupervisedTrainingMixin, BaseModelClas
             setup_args.get("continuous_covariate_keys"), "continuous_covariate_keys"
         )
         check_covariates(adata, cat, cont)
-        return proxy_anndata(adata, setup_args.get("layer"), cat, cont)
+        return proxy_anndata(adata, setup_args.get("layer"), cat, cont, warn_unused=False)
 
     def __repr__(self) -> str:
         keys = [*self._cat_keys, *self._cont_keys]

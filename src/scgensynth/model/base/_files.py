@@ -10,7 +10,9 @@ is a pickle (it is loaded with ``torch.load(weights_only=False)``); such files a
 never unpickled.
 
 The file is written beside its final path and moved into place with ``os.replace``, so a
-crash while saving leaves the previous model intact.
+crash while saving leaves the previous model intact; the next save removes the temporary
+file a killed process left. Files get the usual permissions (``0o666`` less the umask, or
+those of the file they replace).
 """
 
 from __future__ import annotations
@@ -18,7 +20,11 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
+import re
+import secrets
+import socket
+import stat
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -274,6 +280,203 @@ def check_versions(saved: str, installed: str, where: str) -> None:
         raise ModelFileError(msg)
 
 
+# -- folders and atomic writes ---------------------------------------------------------------
+#: a temporary of today's naming whose writer died is removed by the next write of its target;
+#: one of the earlier naming (``.{name}.XXXXXXXX.tmp``, no owner in the name) once this old
+LEGACY_TEMPORARY_AGE_S = 3600.0
+_LEGACY_TEMPORARY = re.compile(r"[a-z0-9_]{8}")
+_RANDOM = re.compile(r"[0-9a-f]{8}")
+
+
+def check_folder(dir_path: str | os.PathLike, what: str = "dir_path") -> Path:
+    """``dir_path`` as a Path, refused at once if it cannot be a folder written to.
+
+    A path that is a file, a path below a file, and a folder (or the nearest existing folder
+    it would be created in) that this user cannot write to give a clear error before any
+    work is done. The folder is not created here.
+    """
+    folder = Path(dir_path)
+    if folder.exists() and not folder.is_dir():
+        msg = f"{what} {str(folder)!r} is a file; give a folder (it is created if needed)."
+        raise NotADirectoryError(msg)
+    existing = folder
+    while not existing.exists():
+        if existing.is_symlink():
+            msg = f"{what} {str(folder)!r} cannot be created: {existing} is a broken link."
+            raise NotADirectoryError(msg)
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        msg = (
+            f"{what} {str(folder)!r} cannot be created: {existing} is a file, not a folder; "
+            "give a folder."
+        )
+        raise NotADirectoryError(msg)
+    if existing.exists() and not os.access(existing, os.W_OK | os.X_OK):
+        msg = (
+            f"Cannot write into {what} {str(folder)!r}: the folder {str(existing)!r} is not "
+            "writable by this user (permission denied). Choose a folder you can write to."
+        )
+        raise PermissionError(msg)
+    return folder
+
+
+def make_folder(folder: Path) -> None:
+    """Create ``folder`` (and its parents), with a clear error when that is not allowed."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except PermissionError as err:
+        msg = (
+            f"Cannot create the folder {str(folder)!r}: permission denied. Choose a folder you "
+            "can write to."
+        )
+        raise PermissionError(msg) from err
+    except (FileExistsError, NotADirectoryError) as err:
+        msg = f"Cannot create the folder {str(folder)!r}: a file is in the way ({err})."
+        raise NotADirectoryError(msg) from err
+
+
+def _owner_token() -> str:
+    """The machine (and PID namespace) as named in temporary files."""
+    host = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname()) or "host"
+    try:  # processes of another container with the same host name are not ours to judge
+        namespace = "".join(ch for ch in os.readlink("/proc/self/ns/pid") if ch.isdigit())
+    except OSError:
+        namespace = ""
+    return f"{host}-{namespace}" if namespace else host
+
+
+def _process_alive(pid: int) -> bool:
+    if pid <= 0:
+        return True  # not a process we can judge: keep its file
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. PermissionError: it exists, under another user
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: Path) -> list[Path]:
+    """Remove the temporary files an interrupted :func:`atomic_write` of ``path`` left.
+
+    A temporary is named ``.{name}.{host}.{pid}.{random}.tmp``; it is removed when it was
+    written on this machine by a process that no longer runs. Temporaries of the earlier
+    naming, ``.{name}.XXXXXXXX.tmp``, are removed once not modified for
+    :data:`LEGACY_TEMPORARY_AGE_S`. A temporary of a running process (a concurrent save) is
+    never touched. Returns the removed paths.
+    """
+    prefix, owner, now = f".{path.name}.", _owner_token(), time.time()
+    removed = []
+    try:
+        with os.scandir(path.parent) as listing:
+            entries = [e for e in listing if e.name.startswith(prefix)]
+    except OSError:
+        return removed
+    for entry in entries:
+        name = entry.name
+        if not (name.startswith(prefix) and name.endswith(".tmp")):
+            continue
+        rest = name[len(prefix) : -len(".tmp")]
+        parts = rest.rsplit(".", 2)
+        try:
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            if len(parts) == 3 and parts[0] == owner and parts[1].isdigit():
+                stale = _RANDOM.fullmatch(parts[2]) is not None and not _process_alive(
+                    int(parts[1])
+                )
+            elif _LEGACY_TEMPORARY.fullmatch(rest):
+                age = now - entry.stat(follow_symlinks=False).st_mtime
+                stale = age > LEGACY_TEMPORARY_AGE_S
+            else:
+                stale = False
+            if stale:
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+        except OSError:  # gone meanwhile, or not ours to remove: leave it
+            continue
+    return removed
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where the system says it."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _new_temporary(path: Path) -> Path:
+    owner, pid = _owner_token(), os.getpid()
+    for _ in range(100):
+        tmp = path.parent / f".{path.name}.{owner}.{pid}.{secrets.token_hex(4)}.tmp"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            continue
+        except PermissionError as err:
+            msg = (
+                f"Cannot write {path.name} into the folder {str(path.parent)!r}: permission "
+                "denied (the folder is not writable by this user). Choose a folder you can "
+                "write to."
+            )
+            raise PermissionError(msg) from err
+        os.close(fd)
+        return tmp
+    msg = f"Could not create a temporary file beside {path}."  # pragma: no cover
+    raise FileExistsError(msg)  # pragma: no cover
+
+
+def atomic_write(path: Path, write: Callable[[str], None]) -> None:
+    """``write(tmp)`` a file beside ``path``, flush it to disk, then move it into place.
+
+    A crash at any point leaves ``path`` as it was; an exception leaves no temporary file
+    behind, and the temporary of a killed process is removed by the next write of ``path``
+    (:func:`remove_stale_temporaries`). The file gets the permissions of a newly created
+    file (``0o666`` less the umask), or keeps those of the file it replaces.
+    """
+    path = Path(path)
+    if path.is_dir():
+        msg = f"{path} is a folder; remove or rename it, or choose another path."
+        raise IsADirectoryError(msg)
+    remove_stale_temporaries(path)
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        mode = 0o666 & ~_umask()
+    tmp = _new_temporary(path)
+    try:
+        write(str(tmp))
+        os.chmod(tmp, mode)
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    try:  # make the rename itself durable
+        fd = os.open(path.parent, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 # -- reading and writing ---------------------------------------------------------------------
 def model_file(dir_path: str | os.PathLike, prefix: str | None = None) -> Path:
     """Path of the model file in ``dir_path``."""
@@ -291,11 +494,14 @@ def write_model_file(
     """Write weights and JSON metadata to one safetensors file, atomically."""
     from safetensors.torch import save_file
 
-    path = model_file(dir_path, prefix)
-    if path.exists() and not overwrite:
+    folder = check_folder(dir_path)
+    path = model_file(folder, prefix)
+    if path.is_dir():
+        msg = f"{path} is a folder; remove or rename it, or save into another folder."
+        raise IsADirectoryError(msg)
+    if (path.exists() or path.is_symlink()) and not overwrite:
         msg = f"{path} already exists; pass overwrite=True to replace it."
         raise FileExistsError(msg)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {}
     for key, value in state_dict.items():
         if not isinstance(value, torch.Tensor):
@@ -304,35 +510,38 @@ def write_model_file(
         # a private contiguous copy: safetensors refuses tensors that share memory
         tensors[key] = value.detach().to("cpu", copy=True).contiguous()
     header = {"format": FORMAT, "sgs_metadata": json.dumps(metadata, allow_nan=False)}
+    make_folder(folder)
     atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=header))
     return path
 
 
-def atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    """``write(tmp)`` a file beside ``path``, flush it to disk, then move it into place.
-
-    A crash at any point leaves ``path`` as it was (and no temporary file behind).
-    """
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _unreadable(path: Path) -> PermissionError:
+    msg = (
+        f"{path} is not readable by this user (permission denied); the file itself may be "
+        "fine. Ask its owner for read access (e.g. `chmod a+r`) or load a copy you can read."
+    )
+    return PermissionError(msg)
 
 
 def read_model_file(
     dir_path: str | os.PathLike, prefix: str | None = None, *, weights: bool = True
 ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """Read ``(metadata, state_dict)`` of a saved model without running any of its content."""
+    """Read ``(metadata, state_dict)`` of a saved model without running any of its content.
+
+    With ``weights=False`` only the header is read and the state dict is empty.
+    """
     from safetensors import SafetensorError, safe_open
 
     path = model_file(dir_path, prefix)
     legacy = Path(dir_path) / f"{prefix or ''}{LEGACY_FILE}"
+    if Path(dir_path).exists() and not Path(dir_path).is_dir():
+        folder = Path(dir_path).parent if Path(dir_path).name.endswith(WEIGHTS_FILE) else None
+        hint = f" (here {str(folder)!r})" if folder is not None else ""
+        msg = (
+            f"{dir_path} is a file; give the folder model.save() wrote, which holds "
+            f"{WEIGHTS_FILE}{hint}."
+        )
+        raise NotADirectoryError(msg)
     if not path.exists():
         if legacy.exists():
             msg = (
@@ -345,10 +554,21 @@ def read_model_file(
             f"{dir_path} holds no saved model ({path.name} not found); save one with model.save()."
         )
         raise FileNotFoundError(msg)
+    if path.is_dir():
+        msg = f"{path} is a folder, not a model file."
+        raise ModelFileError(msg)
+    try:  # safetensors reports an unreadable file as "not found": ask the system first
+        with open(path, "rb"):
+            pass
+    except PermissionError as err:
+        raise _unreadable(path) from err
     try:
         with safe_open(str(path), framework="pt", device="cpu") as handle:
             header = handle.metadata() or {}
-            tensors = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118 if weights else {}
+            names = list(handle.keys()) if weights else []
+            tensors = {k: handle.get_tensor(k) for k in names}
+    except PermissionError as err:
+        raise _unreadable(path) from err
     except (SafetensorError, OSError, ValueError) as err:
         msg = f"{path} is not a readable model file (damaged or not a safetensors file): {err}"
         raise ModelFileError(msg) from err
@@ -360,11 +580,20 @@ def read_model_file(
     except json.JSONDecodeError as err:
         msg = f"{path}: the model's metadata is not valid JSON ({err})."
         raise ModelFileError(msg) from err
-    if not isinstance(metadata, dict) or metadata.get("format_version") != FORMAT_VERSION:
-        found = metadata.get("format_version") if isinstance(metadata, dict) else None
+    if not isinstance(metadata, dict):
+        msg = f"{path}: the model's metadata is not a JSON object."
+        raise ModelFileError(msg)
+    found = metadata.get("format_version")
+    if type(found) is not int:  # bool, float and str are damage, not another version
         msg = (
-            f"{path} has model-file format version {found!r}; this scgensynth reads version "
-            f"{FORMAT_VERSION}."
+            f"{path}: the model file's header field 'format_version' is damaged ({found!r} "
+            "is not a version number)."
+        )
+        raise ModelFileError(msg)
+    if found != FORMAT_VERSION:
+        msg = (
+            f"{path} has model-file format version {found!r} (header field 'format_version'); "
+            f"this scgensynth reads version {FORMAT_VERSION}."
         )
         raise ModelFileError(msg)
     return metadata, tensors

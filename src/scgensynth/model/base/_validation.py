@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -47,8 +47,17 @@ def check_covariates(
             f"{list(adata.obs.columns)}. Add them to adata.obs or fix the key names."
         )
         raise KeyError(msg)
+    keys = [*categorical_keys, *continuous_keys]
+    doubled = sorted({k for k in keys if (adata.obs.columns == k).sum() > 1})
+    if doubled:
+        msg = (
+            f"adata.obs has more than one column named {doubled}; rename or drop the copies "
+            "(e.g. `adata.obs = adata.obs.loc[:, ~adata.obs.columns.duplicated()]`)."
+        )
+        raise ValueError(msg)
     for key in categorical_keys:
         col = adata.obs[key]
+        check_value_kinds(col, key)
         n_na = int(col.isna().sum())
         if n_na:
             msg = (
@@ -76,6 +85,54 @@ def check_covariates(
                 "those samples."
             )
             raise ValueError(msg)
+        check_covariate_size(values, key)
+
+
+#: largest magnitude of a continuous covariate: the networks standardise covariates in
+#: float32, where larger values overflow
+MAX_COVARIATE = 1e30
+
+
+def check_covariate_size(values: np.ndarray, key: str) -> None:
+    """Refuse continuous covariate values too large for float32 arithmetic."""
+    with np.errstate(all="ignore"):
+        big = np.abs(np.asarray(values, dtype=float)) > MAX_COVARIATE
+    if big.any():
+        msg = (
+            f"Continuous covariate {key!r} has {int(big.sum())} value(s) beyond +-1e30 (e.g. "
+            f"{np.asarray(values)[big][0]!r}), too large for the networks' float32 arithmetic. "
+            "Rescale it (e.g. log-transform, or change its unit)."
+        )
+        raise ValueError(msg)
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool | np.bool_):
+        return "boolean"
+    if isinstance(value, int | float | np.integer | np.floating):
+        return "number"
+    return type(value).__name__
+
+
+def check_value_kinds(col: pd.Series, key: str) -> None:
+    """Refuse a categorical covariate whose labels mix kinds (numbers and strings, ...).
+
+    Such labels train, but a model file stores one kind of label per covariate, and
+    ``1`` and ``"1"`` would be two categories that print alike.
+    """
+    values = col.cat.categories if isinstance(col.dtype, pd.CategoricalDtype) else col.dropna()
+    if values.dtype != object:  # one NumPy dtype: one kind
+        return
+    kinds = {}
+    for value in pd.unique(np.asarray(values, dtype=object)):
+        kinds.setdefault(_kind(value), value)
+    if len(kinds) > 1:
+        shown = ", ".join(f"{k} {v!r}" for k, v in kinds.items())
+        msg = (
+            f"Categorical covariate {key!r} mixes kinds of labels ({shown}). Give it one kind, "
+            f"e.g. `adata.obs[{key!r}] = adata.obs[{key!r}].astype(str).astype('category')`."
+        )
+        raise TypeError(msg)
 
 
 def check_shape(adata: AnnData) -> None:
@@ -93,3 +150,127 @@ def check_shape(adata: AnnData) -> None:
             "or aggregate the duplicated genes first."
         )
         raise ValueError(msg)
+
+
+def check_count(
+    value: Any, name: str, *, minimum: int = 1, allow_none: bool = False, hint: str = ""
+) -> int | None:
+    """``value`` as an int if it is a whole number >= ``minimum``; else a clear error.
+
+    Booleans, floats (even ``2.0``), strings, NaN and ``None`` (unless ``allow_none``) are
+    refused, so that a typo never silently truncates or falls back to a default.
+
+    Examples
+    --------
+    >>> check_count(5, "n_steps")
+    5
+    >>> check_count(0, "n_steps")
+    Traceback (most recent call last):
+    ...
+    ValueError: n_steps must be a whole number >= 1, not 0.
+    """
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        msg = f"{name} must be a whole number >= {minimum}, not {value!r}.{hint}"
+        raise TypeError(msg)
+    if value < minimum:
+        msg = f"{name} must be a whole number >= {minimum}, not {value!r}.{hint}"
+        raise ValueError(msg)
+    return int(value)
+
+
+def check_fraction(value: Any, name: str) -> float:
+    """``value`` as a float in (0, 1]; else a clear error."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        msg = f"{name} must be a number in (0, 1], not {value!r}."
+        raise TypeError(msg)
+    if not 0 < value <= 1:  # also refuses NaN
+        msg = f"{name} must be in (0, 1], not {value!r}."
+        raise ValueError(msg)
+    return float(value)
+
+
+#: largest seed: seeds are stored in ``.h5ad`` files, whose integers are 64-bit signed
+MAX_SEED = 2**63 - 1
+
+
+def check_seed(seed: Any, name: str = "seed") -> int:
+    """A seed as an int in ``[0, 2**63 - 1]``; else a clear error."""
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
+        msg = f"{name} must be a whole number between 0 and 2**63 - 1 (or None), not {seed!r}."
+        raise TypeError(msg)
+    if not 0 <= seed <= MAX_SEED:
+        msg = f"{name} must be between 0 and 2**63 - 1, not {seed}."
+        raise ValueError(msg)
+    return int(seed)
+
+
+def check_training_lengths(
+    *,
+    n_steps: Any = None,
+    max_epochs: Any = None,
+    batch_size: Any = 32,
+    train_size: Any = 0.9,
+    **optional_counts: Any,
+) -> None:
+    """Refuse run lengths that would silently mean something else (0 steps, -5 epochs, ...).
+
+    ``optional_counts`` are further counts (``name=(value, minimum)``) that may be ``None``.
+    """
+    check_count(n_steps, "n_steps", allow_none=True)
+    check_count(max_epochs, "max_epochs", allow_none=True)
+    check_count(
+        batch_size, "batch_size", minimum=2, hint=" Mini-batch statistics need two samples."
+    )
+    check_fraction(train_size, "train_size")
+    for name, (value, minimum) in optional_counts.items():
+        check_count(value, name, minimum=minimum, allow_none=True)
+
+
+def covariate_frame_from_dict(
+    covariates: Mapping[str, Any], n_obs: int | None, keys: Sequence[str]
+) -> pd.DataFrame:
+    """A frame of covariates from ``{key: value or one value per sample}``.
+
+    A single value is repeated ``n_obs`` times; a sequence gives one value per sample.
+    Keys the model does not have are refused.
+
+    Examples
+    --------
+    >>> covariate_frame_from_dict({"tissue": "Liver", "age": [30, 40]}, None, ["tissue", "age"])
+      tissue  age
+    0  Liver   30
+    1  Liver   40
+    """
+    unknown = [k for k in covariates if k not in keys]
+    if unknown:
+        msg = f"Unknown covariate(s) {unknown}; the model was trained on {list(keys)}."
+        raise KeyError(msg)
+    lengths = {}
+    for key, value in covariates.items():
+        if isinstance(value, Mapping | set | frozenset):
+            msg = (
+                f"Covariate {key!r}: give one value, or a sequence of one value per sample, "
+                f"not a {type(value).__name__}."
+            )
+            raise TypeError(msg)
+        if not isinstance(value, str | bytes) and np.ndim(value) > 1:
+            msg = f"Covariate {key!r}: a sequence of values must be one-dimensional."
+            raise ValueError(msg)
+        if not isinstance(value, str | bytes) and np.ndim(value) == 1:
+            lengths[key] = len(value)
+    sizes = set(lengths.values()) | ({n_obs} if n_obs is not None else set())
+    if len(sizes) > 1:
+        shown = ", ".join(f"{k}: {v}" for k, v in lengths.items())
+        msg = (
+            f"The covariates' sequences must have one value per sample (n_obs={n_obs}); "
+            f"their lengths are {shown}."
+        )
+        raise ValueError(msg)
+    if not sizes:
+        msg = "Pass n_obs with a dict of covariates (each value is repeated n_obs times)."
+        raise ValueError(msg)
+    (n,) = sizes
+    columns = {k: (list(v) if k in lengths else [v] * n) for k, v in covariates.items()}
+    return pd.DataFrame(columns, index=pd.RangeIndex(n))
