@@ -74,7 +74,7 @@ def _n_parameters(model) -> int:
 
 def _networks_only(name: str, adata, key: str) -> int:
     import scgensynth as sgs
-    from scgensynth.model.base._base import proxy_anndata
+    from scgensynth.model.base._proxy import proxy_anndata
 
     cls = sgs.model.get_model_class(name)
     proxy = proxy_anndata(adata, None, [key], [])

@@ -92,7 +92,9 @@ def snapshot():
     return AnnDataSnapshot
 
 
-# -- log capture (the 'scgensynth' logger does not propagate, so caplog alone misses it) -------
+# -- log capture ------------------------------------------------------------------------------
+# The 'scgensynth' logger propagates (caplog sees its records too), but until
+# ``sgs.settings.verbosity`` is set it logs warnings only: the capture lowers it to INFO.
 class _ListHandler(logging.Handler):
     def __init__(self):
         super().__init__(level=logging.DEBUG)
@@ -104,14 +106,21 @@ class _ListHandler(logging.Handler):
 
 @contextlib.contextmanager
 def capture_sgs_logs() -> Iterator[list[logging.LogRecord]]:
-    """Collect the records of the 'scgensynth' logger (and its children) in a list."""
+    """Collect the records of the 'scgensynth' logger (and its children) in a list.
+
+    Records INFO and up (DEBUG too where a test asked for it), whatever the verbosity.
+    """
     handler = _ListHandler()
     logger = logging.getLogger("scgensynth")
+    level = logger.level
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
     logger.addHandler(handler)
     try:
         yield handler.records
     finally:
         logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 @pytest.fixture

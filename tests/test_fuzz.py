@@ -9,6 +9,8 @@ derandomised so CI runs the same ones every time.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -26,28 +28,6 @@ SETTINGS = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 TISSUES = ["Liver", "Lung", "Brain"]
-KINDS = [
-    "valid",
-    "nan",
-    "inf",
-    "empty_obs",
-    "empty_var",
-    "few_obs",
-    "few_var",
-    "dup_var",
-    "dup_obs",
-    "dtype",
-    "huge",
-    "sparse",
-    "constant",
-    "negative",
-    "nan_category",
-    "age_as_text",
-    "nan_age",
-    "one_class",
-    "no_X",
-    "missing_column",
-]
 
 
 def _base():
@@ -61,6 +41,96 @@ def _base():
 BASE = _base()
 
 
+# -- the malformations: kind -> (draw, adata, row, col) -> the malformed adata -----------------
+def _set_value(a, row, col, value):
+    a.X[row, col] = value
+    return a
+
+
+def _dup_var(draw, a, row, col):
+    names = list(a.var_names)
+    names[col] = names[(col + 1) % len(names)]
+    a.var_names = names
+    return a
+
+
+def _dup_obs(draw, a, row, col):
+    a.obs_names = [f"s{i % 3}" for i in range(a.n_obs)]
+    return a
+
+
+def _dtype(draw, a, row, col):
+    dtype = draw(st.sampled_from(["int64", "int8", "bool", "float16", "float64", "str", "c8"]))
+    X = np.round(a.X) if dtype.startswith("int") else a.X
+    a.X = X.astype(str).astype(object) if dtype == "str" else X.astype(dtype)
+    return a
+
+
+def _huge(draw, a, row, col):
+    value = draw(st.sampled_from([1e10, 1e20, 1e30, 3e38]))
+    a.X[:, col] = value * draw(st.sampled_from([1, -1]))
+    return a
+
+
+def _sparse(draw, a, row, col):
+    a.X = draw(st.sampled_from([sparse.csr_matrix, sparse.csc_matrix]))(a.X)
+    return a
+
+
+def _constant(draw, a, row, col):
+    a.X[:] = draw(st.sampled_from([0.0, 1.0]))
+    return a
+
+
+def _nan_category(draw, a, row, col):
+    tissue = a.obs["tissue"].astype(object)
+    tissue.iloc[row] = np.nan
+    a.obs["tissue"] = tissue.astype("category")
+    return a
+
+
+def _age_as_text(draw, a, row, col):
+    a.obs["age"] = a.obs["age"].astype(str)
+    return a
+
+
+def _nan_age(draw, a, row, col):
+    a.obs.iloc[row, a.obs.columns.get_loc("age")] = np.nan
+    return a
+
+
+def _missing_column(draw, a, row, col):
+    del a.obs[draw(st.sampled_from(["tissue", "age"]))]
+    return a
+
+
+MALFORMATIONS = {
+    "valid": lambda draw, a, row, col: a,
+    "nan": lambda draw, a, row, col: _set_value(a, row, col, np.nan),
+    "inf": lambda draw, a, row, col: _set_value(
+        a, row, col, draw(st.sampled_from([np.inf, -np.inf]))
+    ),
+    "empty_obs": lambda draw, a, row, col: a[:0].copy(),
+    "empty_var": lambda draw, a, row, col: a[:, :0].copy(),
+    "few_obs": lambda draw, a, row, col: a[: draw(st.integers(1, 4))].copy(),
+    "few_var": lambda draw, a, row, col: a[:, : draw(st.integers(1, 3))].copy(),
+    "dup_var": _dup_var,
+    "dup_obs": _dup_obs,
+    "dtype": _dtype,
+    "huge": _huge,
+    "sparse": _sparse,
+    "constant": _constant,
+    "negative": lambda draw, a, row, col: _set_value(a, row, col, -draw(st.floats(0.1, 1e3))),
+    "nan_category": _nan_category,
+    "age_as_text": _age_as_text,
+    "nan_age": _nan_age,
+    "one_class": lambda draw, a, row, col: a[a.obs["tissue"] == TISSUES[row % 3]].copy(),
+    "no_X": lambda draw, a, row, col: type(a)(obs=a.obs, var=a.var),
+    "missing_column": _missing_column,
+}
+KINDS = list(MALFORMATIONS)
+
+
 @st.composite
 def malformed(draw, kinds=KINDS):
     """``(kind, adata)``: the bundled GTEx subset (60 x 12) with one malformation."""
@@ -68,52 +138,7 @@ def malformed(draw, kinds=KINDS):
     a = BASE.copy()
     row = draw(st.integers(0, a.n_obs - 1))
     col = draw(st.integers(0, a.n_vars - 1))
-    if kind == "nan":
-        a.X[row, col] = np.nan
-    elif kind == "inf":
-        a.X[row, col] = draw(st.sampled_from([np.inf, -np.inf]))
-    elif kind == "empty_obs":
-        a = a[:0].copy()
-    elif kind == "empty_var":
-        a = a[:, :0].copy()
-    elif kind == "few_obs":
-        a = a[: draw(st.integers(1, 4))].copy()
-    elif kind == "few_var":
-        a = a[:, : draw(st.integers(1, 3))].copy()
-    elif kind == "dup_var":
-        names = list(a.var_names)
-        names[col] = names[(col + 1) % len(names)]
-        a.var_names = names
-    elif kind == "dup_obs":
-        a.obs_names = [f"s{i % 3}" for i in range(a.n_obs)]
-    elif kind == "dtype":
-        dtype = draw(st.sampled_from(["int64", "int8", "bool", "float16", "float64", "str", "c8"]))
-        X = np.round(a.X) if dtype.startswith("int") else a.X
-        a.X = X.astype(str).astype(object) if dtype == "str" else X.astype(dtype)
-    elif kind == "huge":
-        value = draw(st.sampled_from([1e10, 1e20, 1e30, 3e38]))
-        a.X[:, col] = value * draw(st.sampled_from([1, -1]))
-    elif kind == "sparse":
-        a.X = draw(st.sampled_from([sparse.csr_matrix, sparse.csc_matrix]))(a.X)
-    elif kind == "constant":
-        a.X[:] = draw(st.sampled_from([0.0, 1.0]))
-    elif kind == "negative":
-        a.X[row, col] = -draw(st.floats(0.1, 1e3))
-    elif kind == "nan_category":
-        tissue = a.obs["tissue"].astype(object)
-        tissue.iloc[row] = np.nan
-        a.obs["tissue"] = tissue.astype("category")
-    elif kind == "age_as_text":
-        a.obs["age"] = a.obs["age"].astype(str)
-    elif kind == "nan_age":
-        a.obs.iloc[row, a.obs.columns.get_loc("age")] = np.nan
-    elif kind == "one_class":
-        a = a[a.obs["tissue"] == TISSUES[row % 3]].copy()
-    elif kind == "no_X":
-        a = type(a)(obs=a.obs, var=a.var)
-    elif kind == "missing_column":
-        del a.obs[draw(st.sampled_from(["tissue", "age"]))]
-    return kind, a
+    return kind, MALFORMATIONS[kind](draw, a, row, col)
 
 
 def _message_is_a_sentence(err: Exception) -> None:
@@ -150,22 +175,27 @@ def _check_model(model, adata) -> None:
 
 
 QUICK = {"n_steps": 2, "batch_size": 8, "enable_progress_bar": False}
-TRAIN = {
-    "wgan": lambda a: sgs.tl.train_wgan(
-        a, categorical_covariate_keys=["tissue"], continuous_covariate_keys=["age"], **QUICK
-    ),
-    "gan": lambda a: sgs.tl.train_gan(a, categorical_covariate_keys=["tissue"], **QUICK),
-    "attgan": lambda a: sgs.tl.train_attgan(a, categorical_covariate_keys=["tissue"], **QUICK),
-    "ddpm": lambda a: sgs.tl.train_ddpm(
-        a, categorical_covariate_keys=["tissue"], continuous_covariate_keys=["age"], **QUICK
-    ),
-    "gmda": lambda a: sgs.tl.train_gmda(a, categorical_covariate_keys=["tissue"], **QUICK),
-    "cvae": lambda a: sgs.tl.train(a, "cvae", categorical_covariate_keys=["tissue"], **QUICK),
-    "noise": lambda a: sgs.tl.train(a, "noise", categorical_covariate_keys=["tissue"]),
-    "tspg": lambda a: sgs.tl.train_tspg(
-        a, "tissue", n_steps=2, classifier_steps=2, batch_size=8, enable_progress_bar=False
-    ),
-}
+
+
+def _train(name: str, a):
+    """``name`` ("tspg" or a registered generator) briefly trained on tissue (and age)."""
+    if name == "tspg":
+        return sgs.tl.train_tspg(
+            a, "tissue", n_steps=2, classifier_steps=2, batch_size=8, enable_progress_bar=False
+        )
+    cls = sgs.model.get_model_class(name)
+    run = {} if cls._training_plan_cls is None else QUICK  # the noise baseline learns nothing
+    train = getattr(sgs.tl, f"train_{name}")  # every registered generator's named tool
+    return train(
+        a,
+        categorical_covariate_keys=["tissue"],
+        continuous_covariate_keys=["age"],
+        **run,
+        **cls.quick_kwargs,
+    )
+
+
+TRAIN = {name: functools.partial(_train, name) for name in [*sgs.model.available().index, "tspg"]}
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -224,7 +254,7 @@ def test_evaluate(kind, side, models, snapshot):
 
         def evaluate(a):
             real, fake = (a, synth) if side == "real" else (BASE, a)
-            return sgs.metrics.evaluate(real, fake, label_key="tissue", k=3, key_added=None)
+            return sgs.metrics.evaluate(real, fake, labels_key="tissue", k=3, key_added=None)
 
         report = _call(evaluate, adata, snapshot)
         assert report is not None or kind != "valid"

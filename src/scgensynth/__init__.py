@@ -1,13 +1,13 @@
 """scgensynth: conditional generative models for synthetic transcriptomics.
 
 Submodules (``datasets``, ``metrics``, ``model``, ``pl``, ``pp``, ``tl``) are imported on
-first access, so the command line starts without loading torch or scvi-tools.
+first access, so the command line starts without loading torch or scvi-tools;
+``sgs.settings`` (the verbosity of the log) likewise.
 """
 
 from __future__ import annotations
 
 import importlib
-import logging
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING
 
@@ -16,25 +16,29 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
-_logger = logging.getLogger("scgensynth")
-if not _logger.handlers:
-    _handler = logging.StreamHandler()
-    _handler.setFormatter(logging.Formatter("%(levelname)s [scgensynth] %(message)s"))
-    _logger.addHandler(_handler)
-    _logger.setLevel(logging.INFO)
-    _logger.propagate = False
+# Logging: the 'scgensynth' logger propagates to the root logger and gets no handler here;
+# ``sgs.settings.verbosity`` sets its level (see scgensynth/_utils/_logging.py).
 
 _SUBMODULES = ("datasets", "io", "metrics", "model", "module", "nn", "pl", "pp", "tl", "train")
 
 if TYPE_CHECKING:
     from . import datasets, io, metrics, model, module, nn, pl, pp, tl, train
+    from ._settings import settings
 
 
 #: readers exposed at the top level, as ``sc.read_*``
-_READERS = {"read_gmt": "io", "read_gtex": "io", "read_tcga": "io"}
+_READERS = {
+    "read_gmt": "io",
+    "read_gtex": "io",
+    "read_tcga": "io",
+    "read_tcga_star": "io",
+    "read_tcga_xena": "io",
+}
 
 
 def __getattr__(name: str):
+    if name == "settings":
+        return importlib.import_module("._settings", __name__).settings
     if name in _SUBMODULES:
         return importlib.import_module(f".{name}", __name__)
     if name in _READERS:
@@ -44,7 +48,7 @@ def __getattr__(name: str):
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *_SUBMODULES, *_READERS])
+    return sorted([*globals(), *_SUBMODULES, *_READERS, "settings"])
 
 
 __all__ = [
@@ -60,6 +64,9 @@ __all__ = [
     "read_gmt",
     "read_gtex",
     "read_tcga",
+    "read_tcga_star",
+    "read_tcga_xena",
+    "settings",
     "tl",
     "train",
 ]

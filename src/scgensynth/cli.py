@@ -16,7 +16,10 @@ import contextlib
 import json
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+
+from scgensynth._utils._files import check_folder, check_output_path, make_folder
 
 #: key of ``results.json`` that marks a folder written by ``scgensynth demo`` (the version)
 DEMO_MARKER = "scgensynth_demo"
@@ -125,98 +128,44 @@ def _parser() -> argparse.ArgumentParser:
 
 
 # -- files: read inputs, check outputs before any work ---------------------------------------
-def _same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
-    """Whether two paths name one file (links and relative paths included)."""
-    try:
-        return os.path.samefile(a, b)
-    except OSError:  # one of them does not exist (yet)
-        return Path(a).resolve() == Path(b).resolve()
+def _check_out_file(args, inputs: dict[str, str | None], suffix: str | None = None) -> Path:
+    """Check ``--out``, a file to write, before any work (see :func:`check_output_path`).
 
-
-def _check_not_an_input(out: str | os.PathLike, inputs: dict[str, str | None]) -> None:
-    """Refuse an output path that is one of the inputs, even with --overwrite."""
-    for flag, path in inputs.items():
-        if path is not None and _same_file(out, path):
-            msg = (
-                f"--out {out} is the input {flag}; writing there would replace your data. "
-                "Choose another --out."
-            )
-            raise ValueError(msg)
-
-
-def _check_out_file(
-    out: str | os.PathLike, *, overwrite: bool, inputs: dict[str, str | None]
-) -> Path:
-    """Check an output file path before any work.
-
-    Refuses one of the inputs, a folder, a path in a missing or unwritable folder, and
-    (without ``overwrite``) an existing file.
+    Refuses one of the ``inputs`` (even with ``--overwrite``), a name not ending in
+    ``suffix``, a folder, a path in a missing or unwritable folder, and (without
+    ``--overwrite``) an existing file.
     """
-    path = Path(out)
-    _check_not_an_input(path, inputs)
-    if path.is_dir():
-        msg = f"--out {out} is a directory; give the path of a file."
-        raise IsADirectoryError(msg)
-    if path.exists() and not overwrite:
-        msg = f"{out} exists; pass --overwrite to replace it or choose another --out."
-        raise FileExistsError(msg)
-    folder = path.parent
-    _check_folder_exists(folder, out)
-    _check_writable(folder, out)
-    return path
+    return check_output_path(
+        args.out,
+        overwrite=args.overwrite,
+        inputs=inputs,
+        suffix=suffix,
+        what="--out",
+        overwrite_hint="--overwrite",
+        probe=True,
+    )
 
 
-def _check_folder_exists(folder: Path, out: str | os.PathLike) -> None:
-    if folder.exists() and not folder.is_dir():
-        msg = f"The folder of --out {out} does not exist: {folder} is a file."
-        raise NotADirectoryError(msg)
-    if not folder.is_dir():
-        msg = f"The folder of --out {out} does not exist; create it first."
-        raise FileNotFoundError(msg)
-
-
-def _check_writable(folder: Path, out: str | os.PathLike) -> None:
-    """Refuse a folder we could not write into: by its permissions, then by a test file."""
-    import tempfile
-
-    if not os.access(folder, os.W_OK | os.X_OK):
-        msg = f"Cannot write --out {out}: the folder {folder} is not writable."
-        raise PermissionError(msg)
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".scgensynth-write-test-", dir=folder)
-    except OSError as err:
-        msg = f"Cannot write --out {out}: creating a file in {folder} failed ({err})."
-        raise PermissionError(msg) from err
-    os.close(fd)
-    os.unlink(probe)
-
-
-def _prepare_out_folder(out: Path, *, parents: bool = False) -> bool:
+def _prepare_out_folder(out: Path, *, parents: bool = False, exist_ok: bool = True) -> bool:
     """Make ``out`` (a folder to write into) and check it is writable, before any work.
 
-    Refuses a path that is a file or whose parent folder is missing (unless ``parents``).
-    Returns whether the folder was created here (so a failed run can remove it again).
+    Refuses a path that is a file, whose parent folder is missing (unless ``parents``), or
+    (unless ``exist_ok``) that exists. Returns whether the folder was created here (so a
+    failed run can remove it again).
     """
-    if out.exists() and not out.is_dir():
-        msg = f"--out {out} is a file, not a folder; choose another --out."
-        raise NotADirectoryError(msg)
-    created = False
-    if not out.exists():
-        if not parents:
-            _check_folder_exists(out.parent, out)
-        first = out.parent
-        while parents and not first.is_dir():
-            first = first.parent
-        _check_writable(first, out)
-        out.mkdir(parents=parents)
-        created = True
+    if out.is_dir() and not exist_ok:
+        msg = f"{out} exists; pass --overwrite to replace it or choose another --out."
+        raise FileExistsError(msg)
+    check_folder(out, "--out", parents=parents, probe=True)
+    if out.is_dir():
+        return False
+    make_folder(out)
     try:
-        _check_writable(out, out)
+        check_folder(out, "--out", probe=True)
     except OSError:
-        if created:
-            _remove_if_empty(out)
+        _remove_if_empty(out)
         raise
-    return created
+    return True
 
 
 def _remove_if_empty(folder: Path) -> None:
@@ -265,23 +214,39 @@ def _read_covariates_csv(path: str):
     return table
 
 
-def _check_output_path_of_generate(args) -> None:
-    """The library's check of an .h5ad output path, told the inputs and --overwrite."""
-    from scgensynth.model.base._output import check_output_path
-
-    inputs = [p for p in (args.adata, args.model, args.covariates_csv) if p is not None]
-    check_output_path(args.out, overwrite=args.overwrite, inputs=inputs)
-
-
 # -- commands ---------------------------------------------------------------------------------
-def _quiet_lightning() -> None:
-    import logging
-    import warnings
+#: the running command's exit stack: :func:`_quiet_lightning` enters quiet training into it
+_command_stack: contextlib.ExitStack | None = None
 
-    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", module="lightning")
-    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+
+@contextlib.contextmanager
+def _command_logging() -> Iterator[None]:
+    """Log one line per step of work on stderr (info), for the time of one command.
+
+    The library's mechanism (``sgs.settings.verbosity``), restored after the command
+    (``main`` may be called in-process, as the tests do).
+    """
+    global _command_stack  # (one command runs at a time)
+    from scgensynth._settings import settings
+
+    with settings.override(verbosity="info"), contextlib.ExitStack() as stack:
+        _command_stack = stack
+        try:
+            yield
+        finally:
+            _command_stack = None
+
+
+def _quiet_lightning() -> None:
+    """From here to the end of the command: no Lightning tips, device lines or noise.
+
+    Called once the checks are done and the inputs read: it imports Lightning (seconds),
+    which a command refusing its arguments should not wait for.
+    """
+    from scgensynth._utils._logging import quiet_training
+
+    if _command_stack is not None:
+        _command_stack.enter_context(quiet_training())
 
 
 def _train_kwargs(args) -> dict:
@@ -320,7 +285,10 @@ def _check_demo_folder(out: Path, overwrite: bool) -> None:
 
 
 def run_demo(args) -> dict:
-    """Train on a stratified 70/30 split of the bundled GTEx set, generate and evaluate."""
+    """Train on a stratified 70/30 split of the bundled GTEx set, generate and evaluate.
+
+    Checks and marks ``--out`` here; the demo itself is :func:`scgensynth._demo.run`.
+    """
     from importlib.metadata import version
 
     out = Path(args.out)
@@ -333,97 +301,9 @@ def run_demo(args) -> dict:
         results_file.write_text(json.dumps(marker, indent=2))
 
     _quiet_lightning()
-    import matplotlib
+    from scgensynth import _demo
 
-    matplotlib.use("Agg")
-    import anndata as ad
-    import numpy as np
-    import scanpy as sc
-    from sklearn.model_selection import train_test_split
-
-    import scgensynth as sgs
-
-    adata = sgs.datasets.gtex_tissues()
-    idx_train, idx_test = train_test_split(
-        np.arange(adata.n_obs), test_size=0.3, stratify=adata.obs["tissue"], random_state=0
-    )
-    train, test = adata[idx_train].copy(), adata[idx_test].copy()
-    print(f"Training a conditional WGAN-GP on {train.n_obs} GTEx samples x {train.n_vars} genes")
-    model = sgs.tl.train_wgan(
-        train, categorical_covariate_keys=["tissue"], seed=args.seed, **_train_kwargs(args)
-    )
-    model.save(str(out / "model"), overwrite=True)
-    synth = sgs.tl.generate(model, n_obs=train.n_obs, seed=args.seed)
-    synth.write_h5ad(out / "synthetic.h5ad")
-
-    report = sgs.metrics.evaluate(
-        train, synth, label_key="tissue", holdout=test, k=5, seed=args.seed
-    )
-    report.to_csv(out / "metrics.csv", index=False)
-    values = {
-        m if g == "all" else f"{m}[{g}]": float(v)
-        for m, g, v in zip(report["metric"], report["group"], report["value"], strict=True)
-    }
-    results = {
-        **marker,
-        "n_train": int(train.n_obs),
-        "n_test": int(test.n_obs),
-        "n_synthetic": int(synth.n_obs),
-        "metrics": values,
-    }
-    results_file.write_text(json.dumps(results, indent=2))
-
-    both = ad.concat({"real": adata, "synthetic": synth}, label="sgs_source", index_unique="-")
-    sc.pp.pca(both, n_comps=30, random_state=args.seed)
-    sc.pp.neighbors(both, random_state=args.seed)
-    sc.tl.umap(both, random_state=args.seed)
-    fig = sc.pl.umap(
-        both, color=["sgs_source", "tissue"], show=False, return_fig=True, wspace=0.6, size=20
-    )
-    fig.savefig(out / "umap_real_vs_synthetic.png", dpi=120, bbox_inches="tight")
-    fig = sgs.pl.training_history(model, return_fig=True)
-    fig.savefig(out / "training_history.png", dpi=120, bbox_inches="tight")
-
-    # in silico: the same synthetic individuals as Lung and as Liver; which genes move?
-    cf = sgs.tl.counterfactual(model, "tissue", "Lung", "Liver", n=1000, seed=args.seed)
-    ranking = sc.get.rank_genes_groups_df(cf, "Liver")
-    ranking.to_csv(out / "counterfactual_lung_to_liver.csv", index=False)
-    fig = sgs.pl.ranked_genes(cf, n_genes=10, return_fig=True)
-    fig.savefig(out / "counterfactual_lung_to_liver.png", dpi=120, bbox_inches="tight")
-    real_diff = np.asarray(adata[adata.obs["tissue"] == "Liver"].X).mean(0) - np.asarray(
-        adata[adata.obs["tissue"] == "Lung"].X
-    ).mean(0)
-    top_real = set(adata.var_names[np.argsort(-real_diff)[:50]])
-    results["counterfactual_top50_overlap"] = len(top_real & set(ranking["names"][:50]))
-    results_file.write_text(json.dumps(results, indent=2))
-
-    v = values
-    print("\nQuality (sgs.metrics.evaluate; every value in metrics.csv):")
-    print(
-        f"  tissue classifier trained on synthetic, tested on held-out real: macro-F1 "
-        f"{v['tstr_macro_f1']:.3f} (trained on real: {v['trtr_macro_f1']:.3f})"
-    )
-    print(
-        f"  precision {v['precision']:.3f}, recall {v['recall']:.3f}, coverage "
-        f"{v['coverage']:.3f}; tissues never recalled: {v['zero_recall_share']:.0%}"
-    )
-    print(
-        f"  adversarial accuracy {v['adversarial_accuracy']:.3f} (0.5 ideal), two-sample AUC "
-        f"{v['c2st_auc']:.3f} (0.5 ideal), correlation score {v['correlation_score']:.3f}"
-    )
-    print(f"  privacy: DCR ratio {v['dcr_ratio']:.3f} (~1 ideal, << 1 copies)")
-    print(
-        "\nIn silico, Lung -> Liver (sgs.tl.counterfactual, 1,000 synthetic individuals): "
-        f"most increased {', '.join(ranking['names'][:5])}; "
-        f"{results['counterfactual_top50_overlap']} of its top 50 genes are among the 50 with "
-        "the largest real Liver - Lung mean difference."
-    )
-    print(
-        f"\nWrote {out}/synthetic.h5ad, results.json, metrics.csv, "
-        "umap_real_vs_synthetic.png, training_history.png, "
-        "counterfactual_lung_to_liver.csv/.png, model/"
-    )
-    return results
+    return _demo.run(out, seed=args.seed, train_kwargs=_train_kwargs(args), marker=marker)
 
 
 def _save_model(model, out: Path) -> None:
@@ -450,19 +330,13 @@ def run_train(args) -> None:
     """Train a generator on an .h5ad file and save it."""
     out = Path(args.out)
     # --out is checked before the data are read and the model trained, not after
-    if out.exists() and not out.is_dir():
-        msg = f"--out {out} is a file, not a folder; choose another --out."
-        raise NotADirectoryError(msg)
-    if out.exists() and not args.overwrite:
-        msg = f"{out} exists; pass --overwrite to replace it or choose another --out."
-        raise FileExistsError(msg)
-    created = _prepare_out_folder(out)
+    created = _prepare_out_folder(out, exist_ok=args.overwrite)
     saved = False
     try:
-        _quiet_lightning()
         import scgensynth as sgs
 
         adata = _read_h5ad(args.adata)
+        _quiet_lightning()
         model = sgs.tl.train(
             adata,
             args.model,
@@ -502,11 +376,11 @@ def _write_table(table, out: str) -> str:
 
 def run_compare(args) -> None:
     """Compare generators on an .h5ad file; write the tidy table as CSV."""
-    _check_out_file(args.out, overwrite=args.overwrite, inputs={"adata": args.adata})
-    _quiet_lightning()
+    _check_out_file(args, {"adata": args.adata})
     import scgensynth as sgs
 
     adata = _read_h5ad(args.adata)
+    _quiet_lightning()
     table = sgs.tl.compare_generators(
         adata,
         args.label,
@@ -579,17 +453,16 @@ def _check_csv_columns(model, table, path: str) -> None:
 def run_generate(args) -> None:
     """Generate samples from a saved model into an .h5ad file."""
     # before the (slow) loading: a wrong --out fails at once
-    inputs = {"--adata": args.adata, "--covariates-csv": args.covariates_csv}
-    _check_out_file(args.out, overwrite=args.overwrite, inputs=inputs)
-    _check_output_path_of_generate(args)
+    inputs = {"--adata": args.adata, "model": args.model, "--covariates-csv": args.covariates_csv}
+    _check_out_file(args, inputs, suffix=".h5ad")
     if args.covariates and args.n_obs is None:
         raise ValueError("--covariates KEY=VALUE needs --n-obs.")
     table = _read_covariates_csv(args.covariates_csv) if args.covariates_csv else None
 
-    _quiet_lightning()
     import scgensynth as sgs
 
     adata = _read_h5ad(args.adata, "--adata")  # in memory: --out is written with it closed
+    _quiet_lightning()
     model = sgs.model.load_model(args.model, adata=adata)
     covariates = None
     if table is not None:
@@ -640,7 +513,8 @@ def main(argv: list[str] | None = None) -> int:
         "compare": run_compare,
     }
     try:
-        commands[args.command](args)
+        with _command_logging():
+            commands[args.command](args)
     # errors of the user's input and files (ModelFileError is a ValueError; OSError covers
     # FileExistsError, PermissionError, IsADirectoryError, NotADirectoryError, ...)
     except (ValueError, KeyError, TypeError, OSError, MemoryError) as err:

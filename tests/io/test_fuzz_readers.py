@@ -47,42 +47,69 @@ XENA = (
 GMT = "SET_A\thttp://a\tTP53\tEGFR\tMYC\nSET_B\tna\tKRAS\tTP53\n"
 
 
+# -- damages: kind -> (draw, lines, i) -> the damaged lines (i: a line drawn for it) --------------
+def _drop(draw, lines, i):
+    del lines[i]
+    return lines
+
+
+def _duplicate(draw, lines, i):
+    lines.insert(i, lines[i])
+    return lines
+
+
+def _truncate(draw, lines, i):
+    lines[i] = lines[i][: draw(st.integers(0, len(lines[i])))]
+    return lines
+
+
+def _change_field(draw, lines, i, *, remove: bool):
+    fields = lines[i].rstrip("\n").split("\t")
+    j = draw(st.integers(0, len(fields) - 1))
+    if remove:
+        del fields[j]
+    else:
+        fields[j] = draw(st.sampled_from(["nan", "inf", "-1", "1e300", "x", "", "1,5"]))
+    lines[i] = "\t".join(fields) + "\n"
+    return lines
+
+
+def _flip(draw, lines, i):
+    blob = "".join(lines).encode()
+    if blob:
+        k = draw(st.integers(0, len(blob) - 1))
+        blob = blob[:k] + bytes([draw(st.integers(0, 255))]) + blob[k + 1 :]
+    return blob.decode("latin-1").splitlines(keepends=True)
+
+
+def _cut(draw, lines, i):
+    blob = "".join(lines)
+    return [blob[: draw(st.integers(0, len(blob)))]]
+
+
+DAMAGES = {
+    "drop": _drop,
+    "duplicate": _duplicate,
+    "truncate": _truncate,
+    "field": lambda draw, lines, i: _change_field(draw, lines, i, remove=True),
+    "value": lambda draw, lines, i: _change_field(draw, lines, i, remove=False),
+    "flip": _flip,
+    "cut": _cut,
+    "empty": lambda draw, lines, i: [],
+}
+#: the damages of one line, which need a line to damage
+LINE_DAMAGES = {"drop", "duplicate", "truncate", "field", "value"}
+
+
 @st.composite
 def damaged(draw, text: str) -> bytes:
     """``text`` with one to three damages, as bytes (gzipped or not)."""
     lines = text.splitlines(keepends=True)
     for _ in range(draw(st.integers(1, 3))):
-        kind = draw(
-            st.sampled_from(
-                ["drop", "duplicate", "truncate", "field", "value", "flip", "cut", "empty"]
-            )
-        )
+        kind = draw(st.sampled_from(list(DAMAGES)))
         i = draw(st.integers(0, max(len(lines) - 1, 0))) if lines else 0
-        if kind == "drop" and lines:
-            del lines[i]
-        elif kind == "duplicate" and lines:
-            lines.insert(i, lines[i])
-        elif kind == "truncate" and lines:
-            lines[i] = lines[i][: draw(st.integers(0, len(lines[i])))]
-        elif kind in ("field", "value") and lines:
-            fields = lines[i].rstrip("\n").split("\t")
-            j = draw(st.integers(0, len(fields) - 1))
-            if kind == "field":
-                del fields[j]
-            else:
-                fields[j] = draw(st.sampled_from(["nan", "inf", "-1", "1e300", "x", "", "1,5"]))
-            lines[i] = "\t".join(fields) + "\n"
-        elif kind == "flip":
-            blob = "".join(lines).encode()
-            if blob:
-                k = draw(st.integers(0, len(blob) - 1))
-                blob = blob[:k] + bytes([draw(st.integers(0, 255))]) + blob[k + 1 :]
-            lines = blob.decode("latin-1").splitlines(keepends=True)
-        elif kind == "cut":
-            blob = "".join(lines)
-            lines = [blob[: draw(st.integers(0, len(blob)))]]
-        elif kind == "empty":
-            lines = []
+        if lines or kind not in LINE_DAMAGES:
+            lines = DAMAGES[kind](draw, lines, i)
     data = "".join(lines).encode("latin-1", errors="replace")
     return gzip.compress(data) if draw(st.booleans()) else data
 

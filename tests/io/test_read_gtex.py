@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scgensynth.io._gtex import read_gtex
+from scgensynth.io import read_gtex
 
 SAMPLES = [
     "GTEX-1117F-0226-SM-5GZZ7",

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scgensynth.io._tcga import read_tcga
+from scgensynth.io import read_tcga, read_tcga_star, read_tcga_xena
 
 # -- GDC STAR gene counts ----------------------------------------------------------------------
 STAR_HEADER = (
@@ -781,3 +781,56 @@ def test_real_acc_aliquot_barcodes_with_gdc_clinical(tmp_path):
     assert adata.obs["project"].unique().tolist() == ["TCGA-ACC"]
     assert (adata.obs["cancer"] == "tumour").all()
     assert adata.obs["race"].isna().sum() == (real.obs["race"] == "NA").sum() == 11
+
+
+# -- the per-format readers --------------------------------------------------------------------
+def _same_result(left: ad.AnnData, right: ad.AnnData) -> None:
+    np.testing.assert_array_equal(left.X, right.X)
+    pd.testing.assert_frame_equal(left.obs, right.obs)
+    pd.testing.assert_frame_equal(left.var, right.var)
+    records = [{**a.uns["sgs_reader"], "reader": None} for a in (left, right)]
+    assert records[0] == records[1]
+
+
+def test_star_reader_reads_what_read_tcga_reads(gdc, tmp_path):
+    clinical = tmp_path / "clinical.tsv"
+    clinical.write_text(clinical_text())
+    options = {"sample_sheet": gdc["sheet"], "genes": ["TSPAN6", "ENSG00000000419"]}
+    star = read_tcga_star(gdc["folder"], clinical, **options)
+    _same_result(star, read_tcga(gdc["folder"], clinical, **options))
+    assert star.uns["sgs_reader"]["reader"] == "read_tcga_star"
+    assert star.var_names.tolist() == ["ENSG00000000003.15", "ENSG00000000419.13"]
+    one = read_tcga_star(gdc["files"]["TCGA-18-3406-11A"], sample_sheet=gdc["sheet"])
+    assert one.obs_names.tolist() == ["TCGA-18-3406-11A"]
+
+
+def test_xena_reader_reads_what_read_tcga_reads(xena):
+    xena_only = read_tcga_xena(xena["matrix"], xena["phenotype"], missing="drop", unlog=True)
+    both = read_tcga(xena["matrix"], xena["phenotype"], missing="drop", unlog=True)
+    _same_result(xena_only, both)
+    assert xena_only.uns["sgs_reader"]["reader"] == "read_tcga_xena"
+    assert xena_only.uns["sgs_reader"]["values"] == "unlogged (2**x - 1)"
+
+
+def test_each_reader_refuses_the_other_kind_of_file(gdc, xena):
+    star_file = gdc["files"]["TCGA-18-3406-01A"]
+    with pytest.raises(ValueError, match="is a GDC STAR gene-count file, not a Xena matrix"):
+        read_tcga_xena(star_file)
+    with pytest.raises(ValueError, match="is not a GDC STAR gene-count file"):
+        read_tcga_star(xena["matrix"], sample_sheet=gdc["sheet"])
+    with pytest.raises(ValueError, match="must be GDC STAR gene-count files"):
+        read_tcga_star([star_file, xena["matrix"]], sample_sheet=gdc["sheet"])
+    with pytest.raises(ValueError, match="pass the sample sheet of the same GDC cart"):
+        read_tcga_star(gdc["folder"], sample_sheet=None)
+    with pytest.raises(TypeError, match="sample_sheet"):
+        read_tcga_star(gdc["folder"])  # a required keyword: no STAR file reads without it
+    with pytest.raises(ValueError, match="missing must be"):
+        read_tcga_xena(xena["matrix"], missing="ignore")
+
+
+def test_per_format_readers_are_public():
+    import scgensynth as sgs
+
+    assert sgs.io.read_tcga_star is read_tcga_star
+    assert sgs.io.read_tcga_xena is read_tcga_xena
+    assert {"read_tcga_star", "read_tcga_xena"} <= set(sgs.io.__all__)

@@ -13,16 +13,16 @@ import torch
 from sklearn.metrics import f1_score
 
 import scgensynth as sgs
-from scgensynth.metrics import _classifier
-from scgensynth.metrics._classifier import (
-    _stratified_draw,
+from scgensynth.metrics import (
+    _classifier,
+    _mlp,
     augmentation_gain,
     classifier_two_sample_auc,
-    fit_classifier,
     label_preservation,
     nearest_centroid_agreement,
     reverse_validation,
 )
+from scgensynth.metrics._classifier import _stratified_draw, fit_classifier
 
 CHANCE = 1 / 26  # GTEx: 26 tissues, 20 samples each
 
@@ -104,7 +104,7 @@ def test_fit_classifier_standardises_predicts_in_chunks_and_embeds(monkeypatch):
     proba, emb = clf.predict_proba(X), clf.embed(X)
     assert emb.shape == (60, 8)
     assert (emb >= 0).all()
-    monkeypatch.setattr(_classifier, "_CHUNK", 7)
+    monkeypatch.setattr(_mlp, "_CHUNK", 7)
     np.testing.assert_allclose(clf.predict_proba(X), proba, rtol=1e-6)
     np.testing.assert_allclose(clf.embed(X), emb, rtol=1e-6)
     logistic = fit_classifier(X, y, kind="logistic")
@@ -362,13 +362,13 @@ def test_classifier_two_sample_auc_fits_the_pca_inside_each_fold(monkeypatch):
     synth = rng.normal(size=(40, 6))
     synth[:, 0] += 100.0  # tells the classes apart in the rows the spy sees
     fits = []
-    original = _classifier._standardised_pca
+    original = _classifier.standardized_pca
 
     def spy(fit, others, n_components, seed):
         fits.append((fit.copy(), [o.copy() for o in others]))
         return original(fit, others, n_components, seed)
 
-    monkeypatch.setattr(_classifier, "_standardised_pca", spy)
+    monkeypatch.setattr(_classifier, "standardized_pca", spy)
     classifier_two_sample_auc(real, synth, n_components=3, n_splits=4)
     assert len(fits) == 4
     test_rows = []

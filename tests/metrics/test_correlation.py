@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from scgensynth.metrics._correlation import (
+import scgensynth as sgs
+from scgensynth.metrics import (
     correlation_score,
     gene_cluster_agreement,
     mean_correlation,
@@ -399,3 +400,53 @@ def test_bad_input(fn, split, snapshot):
     _value(fn, train, test)
     before_train.assert_unchanged(train)
     before_test.assert_unchanged(test)
+
+
+# -- the matrices themselves -------------------------------------------------------------------
+def test_correlation_matrices_by_hand(split, snapshot):
+    train, test = split
+    snaps = snapshot(train), snapshot(test)
+    variance = np.asarray(train.X, dtype=np.float64).var(axis=0)
+    top = list(train.var_names[np.argsort(-variance, kind="stable")[:12]])
+    out = sgs.metrics.correlation_matrices(train, test, max_genes=12)
+    assert list(out["real"].index) == list(out["real"].columns) == top  # most variable first
+    for key, data in (("real", train), ("synthetic", test)):
+        expected = np.corrcoef(np.asarray(data[:, top].X, dtype=np.float64), rowvar=False)
+        np.testing.assert_allclose(out[key].to_numpy(), expected, atol=1e-12)
+    assert out["score"] == pytest.approx(
+        correlation_score(train[:, top], test[:, top], max_genes=None), abs=1e-12
+    )
+    # synth needs only the genes used, in any order; arrays give column positions
+    shuffled = test[:, test.var_names[::-1][:-5]].copy()
+    again = sgs.metrics.correlation_matrices(train, shuffled, top)
+    pd.testing.assert_frame_equal(again["synthetic"], out["synthetic"])
+    arrays = sgs.metrics.correlation_matrices(
+        np.asarray(train.X), np.asarray(test.X), max_genes=12
+    )
+    assert list(arrays["real"].index) == list(np.argsort(-variance, kind="stable")[:12])
+    np.testing.assert_allclose(arrays["synthetic"].to_numpy(), out["synthetic"].to_numpy())
+    snaps[0].assert_unchanged(train)
+    snaps[1].assert_unchanged(test)
+
+
+def test_correlation_matrices_spearman_and_constant_genes(split, sgs_logs):
+    train, test = split
+    constant = train.var_names[np.ptp(np.asarray(train.X), axis=0) == 0][0]
+    genes = [train.var_names[3], constant, *train.var_names[[10, 5, 7]]]
+    with sgs_logs() as logs:
+        out = sgs.metrics.correlation_matrices(train, test, genes, method="spearman")
+    kept = [g for g in genes if g != constant]
+    assert list(out["synthetic"].index) == kept
+    rho = stats.spearmanr(np.asarray(test[:, kept].X)).statistic
+    np.testing.assert_allclose(out["synthetic"].to_numpy(), rho, atol=1e-12)
+    assert any("left out 1 genes with zero variance" in r.getMessage() for r in logs)
+    with pytest.raises(ValueError, match="method must be one of"):
+        sgs.metrics.correlation_matrices(train, test, method="kendall")
+    with pytest.raises(ValueError, match=r"not in real\.var_names"):
+        sgs.metrics.correlation_matrices(train, test, ["nope", *kept])
+    with pytest.raises(ValueError, match=r"not in synth\.var_names"):
+        sgs.metrics.correlation_matrices(train, test[:, test.var_names != kept[0]], kept)
+    with pytest.raises(ValueError, match="more than once"):
+        sgs.metrics.correlation_matrices(train, test, [*kept, kept[0]])
+    with pytest.raises(ValueError, match="at least 3 genes that vary"):
+        sgs.metrics.correlation_matrices(train, test, [constant, *kept[:2]])

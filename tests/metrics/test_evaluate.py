@@ -44,7 +44,7 @@ def sets():
 @pytest.fixture(scope="module")
 def reports(sets):
     train, good, bad, holdout = sets
-    kw = {"label_key": "tissue", "holdout": holdout, "k": 5}
+    kw = {"labels_key": "tissue", "holdout": holdout, "k": 5}
     return metrics.evaluate(train, good.copy(), **kw), metrics.evaluate(train, bad.copy(), **kw)
 
 
@@ -161,7 +161,7 @@ def test_choosing_metrics(sets):
     assert list(one["metric"]) == ["c2st_auc"]
     with pytest.raises(ValueError, match="needs holdout"):
         metrics.evaluate(train, good, metrics=["distance_to_closest_record"])
-    with pytest.raises(ValueError, match="needs label_key"):
+    with pytest.raises(ValueError, match="needs labels_key"):
         metrics.evaluate(train, good, metrics="reverse_validation")
     with pytest.raises(ValueError, match="Unknown metrics"):
         metrics.evaluate(train, good, metrics=["precision"])
@@ -194,7 +194,7 @@ def test_bad_input_fails_before_any_metric_runs(sets, snapshot):
     with pytest.raises(ValueError, match="different genes"):
         metrics.evaluate(train, good[:, 1:])
     with pytest.raises(KeyError, match="not a column"):
-        metrics.evaluate(train, good, label_key="tisue")
+        metrics.evaluate(train, good, labels_key="tisue")
     nan = holdout.copy()
     nan.X[0, 0] = np.nan
     with pytest.raises(ValueError, match=r"holdout: .*NaN"):

@@ -10,8 +10,7 @@ import pytest
 import scipy.linalg
 
 import scgensynth as sgs
-from scgensynth.metrics import _frechet
-from scgensynth.metrics._frechet import frechet_distance, frechet_distance_from_stats
+from scgensynth.metrics import _frechet, frechet_distance, frechet_distance_from_stats
 
 
 def scipy_reference(mu1, sigma1, mu2, sigma2) -> float:
@@ -98,7 +97,7 @@ def permuted(adata, seed: int):
     return adata[np.random.default_rng(seed).permutation(adata.shape[0])]
 
 
-CLASSIFIER = {"embedding": "classifier", "label_key": "tissue"}
+CLASSIFIER = {"embedding": "classifier", "labels_key": "tissue"}
 
 
 def test_raw_space_is_the_closed_form_on_sample_statistics():
@@ -200,15 +199,15 @@ def test_classifier_embedding_checks(split, snapshot):
     train, test = split
     snap = snapshot(test)
     with pytest.raises(KeyError, match="'tisue' is not a column"):
-        frechet_distance(test, train, embedding="classifier", label_key="tisue")
+        frechet_distance(test, train, embedding="classifier", labels_key="tisue")
     one = test.copy()
     one.obs["tissue"] = "Lung"
     with pytest.raises(ValueError, match="single class"):
         frechet_distance(one, train, **CLASSIFIER)
-    with pytest.raises(ValueError, match="needs label_key"):
+    with pytest.raises(ValueError, match="needs labels_key"):
         frechet_distance(test, train, embedding="classifier")
-    with pytest.raises(ValueError, match="label_key is only used with embedding='classifier'"):
-        frechet_distance(test, train, label_key="tissue")
+    with pytest.raises(ValueError, match="labels_key is only used with embedding='classifier'"):
+        frechet_distance(test, train, labels_key="tissue")
     with pytest.raises(ValueError, match="classifier_kwargs are only used"):
         frechet_distance(test, train, classifier_kwargs={"epochs": 3})
     with pytest.raises(ValueError, match="embedding must be one of"):

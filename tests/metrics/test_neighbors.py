@@ -111,7 +111,7 @@ def test_adversarial_accuracy_equals_brute_force(seed):
 def test_adversarial_accuracy_subsample_equals_brute_force_on_the_subsample():
     rng = np.random.default_rng(5)
     R, S = rng.normal(size=(150, 8)), rng.normal(size=(90, 8)) + 0.5
-    aa = metrics.adversarial_accuracy(R, S, n_samples=60, seed=3)
+    aa = metrics.adversarial_accuracy(R, S, n_obs=60, seed=3)
     from scgensynth.metrics._utils import canonical_order
 
     # the documented draw: rows in an order given by their contents, then a seeded choice
@@ -164,9 +164,9 @@ def test_results_do_not_depend_on_sample_order(split):
         (metrics.adversarial_accuracy, {}),
     ):
         assert fn(real, synth, **kw) == fn(real_p, synth_p, **kw)
-    by_group = metrics.precision_recall(real, synth, k=3, groupby="tissue")
+    by_group = metrics.precision_recall(real, synth, k=3, labels_key="tissue")
     pd.testing.assert_frame_equal(
-        by_group, metrics.precision_recall(real_p, synth_p, k=3, groupby="tissue")
+        by_group, metrics.precision_recall(real_p, synth_p, k=3, labels_key="tissue")
     )
     assert metrics.distance_to_closest_record(real, synth, synth) == (
         metrics.distance_to_closest_record(real_p, synth_p, synth_p)
@@ -229,7 +229,7 @@ def test_groupby_reports_blind_spots_in_one_space(split):
     synth = test[keep].copy()
     moved = (synth.obs["tissue"] == tissues[3]).to_numpy()
     synth.X[moved] += 50.0
-    out = metrics.precision_recall(train, synth, k=3, groupby="tissue")
+    out = metrics.precision_recall(train, synth, k=3, labels_key="tissue")
     assert list(out.columns) == [
         "precision",
         "recall",
@@ -253,7 +253,7 @@ def test_groupby_reports_blind_spots_in_one_space(split):
     )
     assert out.loc[t, ["precision", "recall", "f1"]].to_dict() == alone
     assert out.loc[t, ["k_real", "k_synthetic"]].tolist() == [3, 3]
-    dc = metrics.density_coverage(train, synth, k=3, groupby="tissue")
+    dc = metrics.density_coverage(train, synth, k=3, labels_key="tissue")
     assert (dc.loc[tissues[:3], "coverage"] == 0).all()
 
 
@@ -264,7 +264,7 @@ def test_groupby_lowers_k_for_small_groups(split):
     keep = np.r_[
         np.flatnonzero(test.obs["tissue"] == t0)[:1], np.flatnonzero(test.obs["tissue"] == t1)
     ]
-    out = metrics.precision_recall(train, test[keep], k=50, groupby="tissue")
+    out = metrics.precision_recall(train, test[keep], k=50, labels_key="tissue")
     assert out.loc[t0, "recall"] == 0.0  # a single synthetic sample
     assert out.loc[t0, ["k_real", "k_synthetic"]].tolist() == [9, 0]
     assert out.loc[t1, ["k_real", "k_synthetic"]].tolist() == [9, 9]
@@ -280,7 +280,7 @@ def test_groupby_in_a_shared_pca_space(split):
     from sklearn.decomposition import PCA
 
     train, test = split
-    out = metrics.precision_recall(train, test, k=3, groupby="tissue", n_components=10)
+    out = metrics.precision_recall(train, test, k=3, labels_key="tissue", n_components=10)
     pca = PCA(10, random_state=0).fit(np.asarray(train.X))
     t = test.obs["tissue"].cat.categories[2]
     r = pca.transform(np.asarray(train[train.obs["tissue"] == t].X))
@@ -342,7 +342,7 @@ def test_bad_input_gives_clear_errors_and_leaves_data_alone(split, snapshot):
     with pytest.raises(ValueError, match=r"too few for k=50: use k<=9"):
         metrics.precision_recall(train, test[:10], k=50)
     with pytest.raises(KeyError, match=r"not a column of \.obs"):
-        metrics.precision_recall(train, test, k=5, groupby="tisue")
+        metrics.precision_recall(train, test, k=5, labels_key="tisue")
     with pytest.raises(ValueError, match="k must be a positive integer"):
         metrics.density_coverage(train, test, k=0)
     for bad_value in (np.nan, np.inf):

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from sklearn.decomposition import PCA
 
-from scgensynth.metrics._pca import pca_variance, reconstruction_error
+from scgensynth.metrics import pca_variance, reconstruction_error
 
 # -- data --------------------------------------------------------------------------------------
 

@@ -39,7 +39,7 @@ STREAMED = {
     "frechet_pca": lambda r, s: M.frechet_distance(r, s),
     "frechet_genes": lambda r, s: M.frechet_distance(r, s, embedding=None),
     "frechet_classifier": lambda r, s: M.frechet_distance(
-        r, s, embedding="classifier", label_key="tissue", classifier_kwargs={"epochs": 3}
+        r, s, embedding="classifier", labels_key="tissue", classifier_kwargs={"epochs": 3}
     ),
     "rem_cv": lambda r, s: M.reconstruction_error(r, s, n_components=20)["synthetic"],
     "rem_no_cv": lambda r, s: M.reconstruction_error(r, s, n_components=20, cv=None)["synthetic"],
@@ -122,7 +122,7 @@ def test_streamed_metrics_need_memory_for_blocks_not_for_the_matrix(metric, grow
 def test_evaluate_on_a_backed_set_equals_evaluate_in_memory(pair, small_blocks):
     real, synth, path = pair
     backed = ad.read_h5ad(path, backed="r")
-    kw = {"label_key": "tissue", "metrics": "fast", "seed": 0, "key_added": None}
+    kw = {"labels_key": "tissue", "metrics": "fast", "seed": 0, "key_added": None}
     a = M.evaluate(real, backed, **kw)
     b = M.evaluate(real, synth, **kw)
     assert a[["metric", "group", "params"]].equals(b[["metric", "group", "params"]])

@@ -25,13 +25,14 @@ def files(tmp_path_factory):
 
 
 @pytest.mark.parametrize("kind", ["dense", "sparse"])
-@pytest.mark.parametrize("name", ["wgan", "gmda"])
+@pytest.mark.parametrize("name", list(sgs.model.available().index))
 def test_backed_training_equals_in_memory_training(name, kind, files):
     adata, folder = files
     torch.set_num_threads(1)
     backed = ad.read_h5ad(folder / f"{kind}.h5ad", backed="r")
-    on_disk = sgs.tl.train(backed, name, enable_progress_bar=False, **SETUP)
-    in_memory = sgs.tl.train(adata.copy(), name, enable_progress_bar=False, **SETUP)
+    small = {"enable_progress_bar": False, **sgs.model.get_model_class(name).quick_kwargs}
+    on_disk = sgs.tl.train(backed, name, **SETUP, **small)
+    in_memory = sgs.tl.train(adata.copy(), name, **SETUP, **small)
     # the model reads mini-batches from the file: its data were never loaded whole
     assert not isinstance(on_disk.adata.X, np.ndarray | sparse.spmatrix | sparse.sparray)
     assert backed.isbacked

@@ -12,9 +12,16 @@ import textwrap
 import numpy as np
 import pytest
 
-#: every generator trained with Lightning's engine (the noise baseline learns nothing), and
-#: the perturbation generator
-MODELS = ["wgan", "gan", "attgan", "ddpm", "gmda", "cvae", "tspg"]
+import scgensynth as sgs
+
+
+def _has_training_plan(name: str) -> bool:
+    return sgs.model.get_model_class(name)._training_plan_cls is not None
+
+
+#: every generator trained with Lightning's engine, i.e. with a training plan (the noise
+#: baseline learns nothing), and the perturbation generator
+MODELS = [*filter(_has_training_plan, sgs.model.available().index), "tspg"]
 
 SCRIPT = textwrap.dedent(
     """
@@ -49,9 +56,9 @@ SCRIPT = textwrap.dedent(
             model = sgs.tl.train_tspg(adata, "tissue", classifier_steps=24, **kw)
             samples = sgs.tl.perturb(adata[:30], model, target="Liver").X
         else:
-            extra = {"selection": None} if name == "ddpm" else {}
+            small = sgs.model.get_model_class(name).quick_kwargs
             model = sgs.tl.train(
-                adata, name, categorical_covariate_keys=["tissue"], **kw, **extra
+                adata, name, categorical_covariate_keys=["tissue"], **kw, **small
             )
             samples = sgs.tl.generate(model, n_obs=30, seed=1).X
         rank = int(os.environ.get("LOCAL_RANK", 0))
@@ -98,8 +105,6 @@ def test_two_cpu_processes_train_one_model(name, trained):
 @pytest.mark.parametrize("name", MODELS)
 def test_mixed_precision_trains_every_generator(name):
     # bf16 autocast runs on CPUs too; on a GPU pass precision="16-mixed" or "bf16-mixed"
-    import scgensynth as sgs
-
     adata = sgs.datasets.gtex_tissues()[:, :60].copy()
     kw = {"n_steps": 40, "precision": "bf16-mixed", "accelerator": "cpu"}
     kw["enable_progress_bar"] = False
@@ -107,7 +112,8 @@ def test_mixed_precision_trains_every_generator(name):
         model = sgs.tl.train_tspg(adata, "tissue", classifier_steps=20, **kw)
         synth = sgs.tl.perturb(adata[:20], model, target="Liver")
     else:
-        model = sgs.tl.train(adata, name, categorical_covariate_keys=["tissue"], **kw)
+        small = sgs.model.get_model_class(name).quick_kwargs
+        model = sgs.tl.train(adata, name, categorical_covariate_keys=["tissue"], **kw, **small)
         synth = sgs.tl.generate(model, n_obs=20, seed=0)
     assert model.trainer.precision == "bf16-mixed"
     assert synth.X.dtype == np.float32

@@ -15,10 +15,9 @@ import torch
 import torch.nn.functional as F
 
 import scgensynth as sgs
-from scgensynth.model._gan import GAN
-from scgensynth.model.base._base import proxy_anndata
-from scgensynth.module._gan import GANModule
-from scgensynth.train._gan_plan import GANTrainingPlan
+from scgensynth.model import GAN
+from scgensynth.module import GANModule
+from scgensynth.train import GANTrainingPlan
 
 BLADDER = Path("/work/shared/data/bladderbatch.h5ad")
 if not BLADDER.exists():
@@ -30,8 +29,7 @@ QUIET = {"enable_progress_bar": False}
 def _fit(adata, cat_keys, *, seed=0, n_hidden=(64, 64), n_latent=16, **train_kwargs):
     """Train a GAN on a private proxy of ``adata`` (which stays untouched)."""
     scvi.settings.seed = seed
-    proxy = proxy_anndata(adata, None, list(cat_keys), [])
-    GAN.setup_anndata(proxy, categorical_covariate_keys=list(cat_keys))
+    proxy = GAN.setup_proxy(adata, categorical_covariate_keys=list(cat_keys))
     model = GAN(proxy, n_hidden=n_hidden, n_latent=n_latent)
     model.train(**QUIET, **train_kwargs)
     return model

@@ -13,17 +13,16 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 import scgensynth as sgs
-from scgensynth.model._gmda import GMDA
-from scgensynth.model.base._base import proxy_anndata
+from scgensynth.model import GMDA
+from scgensynth.module import GMDAModule
 from scgensynth.module._gmda import (
     MIN_HALF_WIDTH,
-    GMDAModule,
     Probes,
     alignment_loss,
     distance_quantile,
     keep_hardest,
 )
-from scgensynth.train._gmda_plan import GMDATrainingPlan
+from scgensynth.train import GMDATrainingPlan
 
 QUIET = {"enable_progress_bar": False}
 
@@ -134,8 +133,7 @@ def test_persistence_keeps_exactly_the_highest_loss_probes():
 
 
 def test_plan_keeps_probes_between_steps(gtex):
-    proxy = proxy_anndata(gtex, None, ["tissue"], [])
-    GMDA.setup_anndata(proxy, categorical_covariate_keys=["tissue"])
+    proxy = GMDA.setup_proxy(gtex, categorical_covariate_keys=["tissue"])
     model = GMDA(proxy, n_probes=20, n_dark_probes=4, persistence=0.5)
     plan = GMDATrainingPlan(model.module)
     batch = {"X": torch.as_tensor(gtex.X[:64]), "extra_categorical_covs": torch.zeros(64, 1)}
@@ -248,8 +246,7 @@ def test_probe_genes_skip_constant_genes():
     ],
 )
 def test_bad_arguments_are_refused_with_a_fix(gtex, kwargs, match):
-    proxy = proxy_anndata(gtex, None, ["tissue"], [])
-    GMDA.setup_anndata(proxy, categorical_covariate_keys=["tissue"])
+    proxy = GMDA.setup_proxy(gtex, categorical_covariate_keys=["tissue"])
     with pytest.raises(ValueError, match=match):
         GMDA(proxy, **kwargs)
 
@@ -260,8 +257,7 @@ def test_train_gmda_forwards_and_checks_model_arguments(gtex):
 
 
 def test_bad_learning_rate_is_refused(gtex):
-    proxy = proxy_anndata(gtex, None, ["tissue"], [])
-    GMDA.setup_anndata(proxy, categorical_covariate_keys=["tissue"])
+    proxy = GMDA.setup_proxy(gtex, categorical_covariate_keys=["tissue"])
     model = GMDA(proxy)
     with pytest.raises(ValueError, match=r"lr must be > 0"):
         model.train(n_steps=2, lr=0.0, selection=None, **QUIET)

@@ -13,8 +13,7 @@ import scvi
 import torch
 
 import scgensynth as sgs
-from scgensynth.model._noise import NoiseAugmenter
-from scgensynth.model.base._base import proxy_anndata
+from scgensynth.model import NoiseAugmenter
 
 BLADDER = Path("/work/shared/data/bladderbatch.h5ad")
 if not BLADDER.exists():  # the package's copy of the shared data, if the layout differs
@@ -24,9 +23,8 @@ if not BLADDER.exists():  # the package's copy of the shared data, if the layout
 def _fit(adata, cat_keys=(), cont_keys=(), seed=0, train_kwargs=None, **model_kwargs):
     """Register a private proxy of ``adata`` (left untouched) and store its samples."""
     scvi.settings.seed = seed
-    proxy = proxy_anndata(adata, None, list(cat_keys), list(cont_keys))
-    NoiseAugmenter.setup_anndata(
-        proxy,
+    proxy = NoiseAugmenter.setup_proxy(
+        adata,
         categorical_covariate_keys=list(cat_keys) or None,
         continuous_covariate_keys=list(cont_keys) or None,
     )
@@ -80,8 +78,7 @@ def bladder_noise(bladder):
 # -- training ---------------------------------------------------------------------------------
 def test_train_stores_scaled_samples_and_learns_nothing(gtex_split, sgs_logs):
     train, _ = gtex_split
-    proxy = proxy_anndata(train, None, ["tissue"], [])
-    NoiseAugmenter.setup_anndata(proxy, categorical_covariate_keys=["tissue"])
+    proxy = NoiseAugmenter.setup_proxy(train, categorical_covariate_keys=["tissue"])
     model = NoiseAugmenter(proxy)
     assert not model.is_trained_
     with pytest.raises(RuntimeError, match="train the model first"):

@@ -10,7 +10,7 @@ import anndata as ad
 import pytest
 
 import scgensynth as sgs
-from scgensynth.model.base._output import (
+from scgensynth._utils._files import (
     NotEnoughDiskSpaceError,
     check_disk_space,
     check_output_path,

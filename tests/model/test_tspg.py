@@ -18,11 +18,11 @@ import torch
 from torch import nn
 
 import scgensynth as sgs
-from scgensynth.model._tspg import TSPG, resolve_gene_set
-from scgensynth.model.base._base import proxy_anndata
+from scgensynth.model import TSPG
+from scgensynth.model._tspg import resolve_gene_set
+from scgensynth.module import TSPGModule
 from scgensynth.module._tspg import (
     TargetDistribution,
-    TSPGModule,
     cw_margin_loss,
     lsgan_discriminator_loss,
     lsgan_generator_loss,
@@ -456,8 +456,7 @@ def test_parameter_counts():
 
 def test_settings_survive_construction():
     adata = sgs.datasets.gtex_tissues()
-    proxy = proxy_anndata(adata, None, ["tissue"], [])
-    TSPG.setup_anndata(proxy, labels_key="tissue")
+    proxy = TSPG.setup_proxy(adata, "tissue")
     model = TSPG(proxy, target_covariance="full", kappa=2.5, targets=("Liver", "Lung"))
     assert model.module.target_distribution.covariance == "full"
     assert model.module.kappa == 2.5

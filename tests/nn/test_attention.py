@@ -14,7 +14,7 @@ import torch
 from scipy import sparse
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from scgensynth.nn._attention import SparseGeneAttention, edge_index
+from scgensynth.nn import SparseGeneAttention, edge_index
 
 
 def _random_graph(n_genes: int, n_edges: int, seed: int, isolated: int = 0) -> sparse.csr_matrix:
@@ -179,7 +179,7 @@ def test_disabled_and_zero_gamma_are_identity():
 def test_learns_to_fill_masked_genes_from_coexpressed_neighbours(gtex):
     """On real GTEx data, attention over co-expressed genes predicts masked genes; a random
     graph with the same degrees does much worse (the graph's knowledge is used)."""
-    from scgensynth.pp._graph import coexpression_matrix, random_graph
+    from scgensynth.pp import coexpression_matrix, random_graph
 
     X = np.asarray(gtex.X, dtype=np.float64)
     X = X[:, X.std(0) > 0]
@@ -310,7 +310,7 @@ def test_22k_genes_100k_edges_batch_32_stays_far_below_a_dense_matrix():
     code = textwrap.dedent(
         """
         import json, numpy as np, torch
-        from scgensynth.nn._attention import SparseGeneAttention
+        from scgensynth.nn import SparseGeneAttention
 
         def status(key):
             with open("/proc/self/status") as fh:

@@ -33,7 +33,7 @@ def test_recall_by_group_bars_are_the_metric_sorted_with_blind_spots(pair, snaps
     fig, ax = plt.subplots()
     out = sgs.pl.recall_by_group(real, synth, "tissue", k=5, ax=ax, show=False)
     assert out is ax
-    expected = sgs.metrics.precision_recall(real, synth, k=5, groupby="tissue")
+    expected = sgs.metrics.precision_recall(real, synth, k=5, labels_key="tissue")
     labels = [t.get_text() for t in ax.get_yticklabels()]
     assert sorted(labels) == sorted(expected.index)
     recall = _bars(ax, "recall")
@@ -57,7 +57,7 @@ def test_recall_by_group_bars_are_the_metric_sorted_with_blind_spots(pair, snaps
 
 def test_recall_by_group_from_the_metrics_table(pair):
     real, synth = pair
-    table = sgs.metrics.precision_recall(real, synth, k=5, groupby="tissue")
+    table = sgs.metrics.precision_recall(real, synth, k=5, labels_key="tissue")
     before = table.copy()
     fig = sgs.pl.recall_by_group(table, return_fig=True)
     ax = fig.axes[0]
@@ -70,7 +70,7 @@ def test_recall_by_group_from_the_metrics_table(pair):
 def test_recall_by_group_from_an_evaluate_table_draws_recall_only(pair):
     real, synth = pair
     report = sgs.metrics.evaluate(
-        real, synth, label_key="tissue", metrics=["precision_recall"], k=5, key_added=None
+        real, synth, labels_key="tissue", metrics=["precision_recall"], k=5, key_added=None
     )
     per_group = report[(report["metric"] == "recall") & (report["group"] != "all")]
     _, ax = plt.subplots()
@@ -91,7 +91,7 @@ def test_recall_by_group_from_an_evaluate_table_draws_recall_only(pair):
 
 def test_recall_by_group_explains_bad_input(pair):
     real, synth = pair
-    with pytest.raises(ValueError, match="groupby"):
+    with pytest.raises(ValueError, match="labels_key"):
         sgs.pl.recall_by_group(real, synth)
     with pytest.raises(ValueError, match="pass it alone"):
         sgs.pl.recall_by_group(pd.DataFrame({"recall": [1.0]}), synth)

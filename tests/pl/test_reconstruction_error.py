@@ -28,7 +28,7 @@ def _by_gid(artists):
 def test_boxes_per_tissue(pair, snapshot):
     real, synth = pair
     snaps = [snapshot(real), snapshot(synth)]
-    ax = sgs.pl.reconstruction_error(real, synth, groupby="tissue", n_components=20, show=False)
+    ax = sgs.pl.reconstruction_error(real, synth, labels_key="tissue", n_components=20, show=False)
     for snap, a in zip(snaps, pair):
         snap.assert_unchanged(a)
     tissues = list(real.obs["tissue"].cat.categories)
@@ -65,7 +65,7 @@ def test_metric_output_palette_and_conventions(pair):
     real.obs["sgs_source"] = real.obs["sgs_source"].cat.set_categories(["real", "synthetic"])
     lone = synth[synth.obs["tissue"] != "Lung"].copy()
     fig = sgs.pl.reconstruction_error(
-        real, lone, groupby="tissue", n_components=20, return_fig=True
+        real, lone, labels_key="tissue", n_components=20, return_fig=True
     )
     assert isinstance(fig, matplotlib.figure.Figure)
     boxes = _by_gid(fig.axes[0].patches)
@@ -84,10 +84,10 @@ def test_errors(pair):
     with pytest.raises(ValueError, match="needs the real and the synthetic"):
         sgs.pl.reconstruction_error(real)
     with pytest.raises(KeyError, match=r"'batch' is not an \.obs column of real"):
-        sgs.pl.reconstruction_error(real, synth, groupby="batch")
+        sgs.pl.reconstruction_error(real, synth, labels_key="batch")
     with pytest.raises(TypeError, match="needs AnnData"):
-        sgs.pl.reconstruction_error(real, np.asarray(synth.X), groupby="tissue")
+        sgs.pl.reconstruction_error(real, np.asarray(synth.X), labels_key="tissue")
     result = sgs.metrics.reconstruction_error(real, synth, n_components=5)
     with pytest.raises(ValueError, match="pass it alone"):
-        sgs.pl.reconstruction_error(result, groupby="tissue")
+        sgs.pl.reconstruction_error(result, labels_key="tissue")
     plt.close("all")

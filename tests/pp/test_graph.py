@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from scipy import sparse
 
-from scgensynth.pp._graph import (
+from scgensynth.pp import (
     coexpression_graph,
     coexpression_matrix,
     graph_from_edges,
@@ -187,7 +187,7 @@ def test_bladderbatch_22k_genes_without_a_dense_matrix():
     code = textwrap.dedent(
         f"""
         import json, anndata as ad, numpy as np
-        from scgensynth.pp._graph import coexpression_graph
+        from scgensynth.pp import coexpression_graph
 
         def status(key):
             with open("/proc/self/status") as fh:

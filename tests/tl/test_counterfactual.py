@@ -63,7 +63,7 @@ def _slope(cf, real_diff: pd.Series) -> float:
 
 @pytest.mark.slow
 def test_finds_the_real_tumour_signal(lusc):
-    cf = sgs.tl.counterfactual(lusc.model, "cancer", "normal", "tumour", n=1000, seed=0)
+    cf = sgs.tl.counterfactual(lusc.model, "cancer", "normal", "tumour", n_obs=1000, seed=0)
     ranked = sc.get.rank_genes_groups_df(cf, "tumour")["names"].tolist()
     top = len(set(ranked[:50]) & set(lusc.wilcoxon[:50]))
     bottom = len(set(ranked[-50:]) & set(lusc.wilcoxon[-50:]))
@@ -95,7 +95,7 @@ def test_shuffled_labels_do_not_reproduce_the_signal():
     shuffled = np.random.default_rng(0).permutation(adata.obs["cancer"].to_numpy())
     adata.obs["cancer"] = pd.Categorical(shuffled)
     model = _train_lusc(adata)
-    cf = sgs.tl.counterfactual(model, "cancer", "normal", "tumour", n=1000, seed=0)
+    cf = sgs.tl.counterfactual(model, "cancer", "normal", "tumour", n_obs=1000, seed=0)
     slope = _slope(cf, real_diff)
     assert abs(slope) < 0.3, slope
     # what the shuffled model should find: the (small) difference of its own labels
@@ -108,7 +108,7 @@ def test_layout_pairing_and_scanpy_readers(lusc, tmp_path, snapshot):
     snap = snapshot(adata)
     weights = {k: v.clone() for k, v in model.module.state_dict().items()}
     covariates = model.covariates_.copy()
-    cf = sgs.tl.counterfactual(model, "cancer", "normal", "tumour", n=40, seed=3)
+    cf = sgs.tl.counterfactual(model, "cancer", "normal", "tumour", n_obs=40, seed=3)
     assert cf.shape == (80, adata.n_vars)
     assert cf.var_names.equals(adata.var_names)
     assert cf.obs_names.is_unique
@@ -140,7 +140,7 @@ def test_layout_pairing_and_scanpy_readers(lusc, tmp_path, snapshot):
     assert params["groupby"] == "cancer"
     assert params["reference"] == "normal"
     assert params["method"] == "counterfactual"
-    assert params["n"] == 40
+    assert params["n_obs"] == 40
     call = cf.uns["sgs"]["counterfactual"]
     assert (call["covariate"], call["reference"], call["target"]) == ("cancer", "normal", "tumour")
     sc.pl.rank_genes_groups(cf, n_genes=5, show=False)
@@ -150,9 +150,9 @@ def test_layout_pairing_and_scanpy_readers(lusc, tmp_path, snapshot):
     pd.testing.assert_frame_equal(sc.get.rank_genes_groups_df(back, "tumour"), df)
     np.testing.assert_array_equal(back.X, cf.X)
     # the same seed gives the same individuals, another seed others
-    again = sgs.tl.counterfactual(model, "cancer", "normal", "tumour", n=40, seed=3)
+    again = sgs.tl.counterfactual(model, "cancer", "normal", "tumour", n_obs=40, seed=3)
     np.testing.assert_array_equal(again.X, cf.X)
-    other = sgs.tl.counterfactual(model, "cancer", "normal", "tumour", n=40, seed=4)
+    other = sgs.tl.counterfactual(model, "cancer", "normal", "tumour", n_obs=40, seed=4)
     assert not np.allclose(other.X, cf.X)
     # nothing of the model or the user's AnnData changed
     snap.assert_unchanged(adata)
@@ -163,8 +163,8 @@ def test_layout_pairing_and_scanpy_readers(lusc, tmp_path, snapshot):
 
 def test_switching_the_other_way_swaps_the_arms(lusc):
     """Only the covariate switches: normal -> tumour and tumour -> normal are mirror images."""
-    forward = sgs.tl.counterfactual(lusc.model, "cancer", "normal", "tumour", n=30, seed=1)
-    backward = sgs.tl.counterfactual(lusc.model, "cancer", "tumour", "normal", n=30, seed=1)
+    forward = sgs.tl.counterfactual(lusc.model, "cancer", "normal", "tumour", n_obs=30, seed=1)
+    backward = sgs.tl.counterfactual(lusc.model, "cancer", "tumour", "normal", n_obs=30, seed=1)
     np.testing.assert_array_equal(forward.X[:30], backward.X[30:])
     np.testing.assert_array_equal(forward.X[30:], backward.X[:30])
     up = sc.get.rank_genes_groups_df(forward, "tumour").set_index("names")
@@ -208,7 +208,7 @@ def acc_model():
 
 def test_other_covariates_are_held_or_fixed(acc_model):
     model = acc_model
-    cf = sgs.tl.counterfactual(model, "vital_status", "0", "1", n=60, seed=2)
+    cf = sgs.tl.counterfactual(model, "vital_status", "0", "1", n_obs=60, seed=2)
     obs = cf.obs
     # each individual keeps its gender and age in both arms ...
     for key in ("gender", "years_to_birth"):
@@ -246,7 +246,7 @@ def test_reference_without_samples(acc_model, monkeypatch):
     fixed = {"gender": "male", "years_to_birth": 40}
     for reference, target in (("0", "1"), ("1", "0")):
         with pytest.raises(ValueError, match=r"\['0'\] of 'vital_status' had no training"):
-            sgs.tl.counterfactual(model, "vital_status", reference, target, n=10, fixed=fixed)
+            sgs.tl.counterfactual(model, "vital_status", reference, target, n_obs=10, fixed=fixed)
 
 
 def test_bad_input(lusc, acc_model):
@@ -256,17 +256,17 @@ def test_bad_input(lusc, acc_model):
         ({"reference": "healthy"}, ValueError, "healthy"),
         ({"target": "metastasis"}, ValueError, "metastasis"),
         ({"target": "normal"}, ValueError, "two different categories"),
-        ({"n": 0}, ValueError, "n "),
-        ({"n": 2.7}, TypeError, r"n \(the number of synthetic individuals\) must be a whole"),
-        ({"n": None}, TypeError, r"must be a whole number >= 1, not None"),
-        ({"seed": -1}, ValueError, r"seed must be between 0 and 2\*\*63 - 1"),
+        ({"n_obs": 0}, ValueError, "n_obs "),
+        ({"n_obs": 2.7}, TypeError, r"n_obs \(the number of synthetic individuals\) must be"),
+        ({"n_obs": None}, TypeError, r"must be a whole number >= 1, not None"),
+        ({"seed": -1}, ValueError, r"seed must be between 0 and 2\*\*32 - 1"),
         ({"rank_by": "pvalue"}, ValueError, "rank_by"),
         ({"fixed": {"cancer": "tumour"}}, ValueError, "being switched"),
         ({"fixed": {"tissue": "Lung"}}, ValueError, "does not know"),
-        ({"guidance_scale": 2.0}, TypeError, "only DDPM"),
+        ({"guidance_scale": 2.0}, TypeError, r"guidance_scale.*WGANGP\.generate"),
     ]
     for change, error, match in cases:
-        args = {"covariate": "cancer", "reference": "normal", "target": "tumour", "n": 10}
+        args = {"covariate": "cancer", "reference": "normal", "target": "tumour", "n_obs": 10}
         args.update(change)
         with pytest.raises(error, match=match):
             sgs.tl.counterfactual(model, **args)
@@ -276,15 +276,35 @@ def test_bad_input(lusc, acc_model):
         sgs.tl.counterfactual(lusc.adata, "cancer", "normal", "tumour")
 
 
+def _noise_input(name: str) -> str | None:
+    """The input a registered generator decodes a sample from (None: none to hold fixed)."""
+    return sgs.model.get_model_class(name)._module_cls.noise_input
+
+
+def _small(adata, name: str):
+    """A small ``name`` trained for one pass over ``adata``, conditioned on "cancer"."""
+    return sgs.tl.train(
+        adata,
+        name,
+        categorical_covariate_keys=["cancer"],
+        max_epochs=1,  # enough to pair the arms (GMDA's steps are slow)
+        selection=None,
+        enable_progress_bar=False,
+        **sgs.model.get_model_class(name).quick_kwargs,
+    )
+
+
 def test_untrained_and_unsupported_models(tcga_lusc):
     adata = tcga_lusc.copy()
     WGANGP.setup_anndata(adata, categorical_covariate_keys=["cancer"])
-    untrained = WGANGP(adata, n_hidden=(16,))
+    untrained = WGANGP(adata, **WGANGP.quick_kwargs)
     with pytest.raises(RuntimeError, match="not trained"):
         sgs.tl.counterfactual(untrained, "cancer", "normal", "tumour")
-    noise = sgs.tl.train(tcga_lusc, "noise", categorical_covariate_keys=["cancer"])
-    with pytest.raises(TypeError, match="latent input"):
-        sgs.tl.counterfactual(noise, "cancer", "normal", "tumour")
+    for name in sgs.model.available().index:  # the noise baseline: real samples plus noise
+        if _noise_input(name) is None:
+            model = _small(tcga_lusc, name)
+            with pytest.raises(TypeError, match="noise input that can be held fixed"):
+                sgs.tl.counterfactual(model, "cancer", "normal", "tumour")
 
 
 def test_cvae_shares_its_latent_and_noise(tcga_lusc):
@@ -294,13 +314,13 @@ def test_cvae_shares_its_latent_and_noise(tcga_lusc):
         "cvae",
         categorical_covariate_keys=["cancer"],
         sample_noise=True,
-        n_hidden=32,
         n_steps=60,
         selection=None,
         enable_progress_bar=False,
+        **sgs.model.CVAE.quick_kwargs,
     )
-    forward = sgs.tl.counterfactual(model, "cancer", "normal", "tumour", n=50, seed=0)
-    backward = sgs.tl.counterfactual(model, "cancer", "tumour", "normal", n=50, seed=0)
+    forward = sgs.tl.counterfactual(model, "cancer", "normal", "tumour", n_obs=50, seed=0)
+    backward = sgs.tl.counterfactual(model, "cancer", "tumour", "normal", n_obs=50, seed=0)
     np.testing.assert_array_equal(forward.X[:50], backward.X[50:])
     # the noise is the same in both arms: paired differences are those of the decoder means
     with torch.inference_mode():
@@ -314,21 +334,14 @@ def test_cvae_shares_its_latent_and_noise(tcga_lusc):
     np.testing.assert_allclose(forward.X[50:] - forward.X[:50], expected, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("name", ["gan", "attgan", "randattgan", "gmda"])
-def test_other_latent_generators(tcga_lusc, name):
-    """Every generator with a latent input gets the same z in both arms."""
-    length = {"max_epochs": 1} if name == "gmda" else {"n_steps": 30}  # GMDA's steps are slow
-    model = sgs.tl.train(
-        tcga_lusc,
-        name,
-        categorical_covariate_keys=["cancer"],
-        n_hidden=(32, 32),
-        selection=None,
-        enable_progress_bar=False,
-        **length,
-    )
-    forward = sgs.tl.counterfactual(model, "cancer", "normal", "tumour", n=20, seed=0)
-    backward = sgs.tl.counterfactual(model, "cancer", "tumour", "normal", n=20, seed=0)
+@pytest.mark.parametrize(
+    "name", [n for n in sgs.model.available().index if _noise_input(n) is not None]
+)
+def test_every_generator_with_a_noise_input(tcga_lusc, name):
+    """Every generator with a noise input (a latent z, DDPM's x_T) gets the same in both arms."""
+    model = _small(tcga_lusc, name)
+    forward = sgs.tl.counterfactual(model, "cancer", "normal", "tumour", n_obs=20, seed=0)
+    backward = sgs.tl.counterfactual(model, "cancer", "tumour", "normal", n_obs=20, seed=0)
     np.testing.assert_array_equal(forward.X[:20], backward.X[20:])
     np.testing.assert_array_equal(forward.X[20:], backward.X[:20])
     assert not np.allclose(forward.X[:20], forward.X[20:])  # the covariate acts
@@ -351,7 +364,7 @@ def ddpm():
 
 
 def test_ddpm_arms_share_the_starting_noise(ddpm):
-    kw = {"n": 100, "seed": 0, "n_sampling_steps": 10}
+    kw = {"n_obs": 100, "seed": 0, "n_sampling_steps": 10}
     cf = sgs.tl.counterfactual(ddpm, "cancer", "normal", "tumour", **kw)
     again = sgs.tl.counterfactual(ddpm, "cancer", "normal", "tumour", **kw)
     np.testing.assert_array_equal(cf.X, again.X)  # deterministic given the seed
@@ -369,17 +382,24 @@ def test_ddpm_arms_share_the_starting_noise(ddpm):
 def test_ddpm_refuses_stochastic_sampling(ddpm):
     args = ("cancer", "normal", "tumour")
     with pytest.raises(ValueError, match="eta=0"):
-        sgs.tl.counterfactual(ddpm, *args, n=5, eta=0.5)
+        sgs.tl.counterfactual(ddpm, *args, n_obs=5, eta=0.5)
     with pytest.raises(ValueError, match="sampler='ddim'"):
-        sgs.tl.counterfactual(ddpm, *args, n=5, sampler="ddpm")
+        sgs.tl.counterfactual(ddpm, *args, n_obs=5, sampler="ddpm")
     with pytest.raises(TypeError, match="temperature"):
-        sgs.tl.counterfactual(ddpm, *args, n=5, temperature=0.5)
+        sgs.tl.counterfactual(ddpm, *args, n_obs=5, temperature=0.5)
     # a model whose default sampler is stochastic is sampled deterministically anyway
     defaults = dict(ddpm.module.sampling_defaults)
     try:
         ddpm.module.sampling_defaults.update(sampler="ddpm")
-        one = sgs.tl.counterfactual(ddpm, *args, n=10, seed=1, n_sampling_steps=5)
-        two = sgs.tl.counterfactual(ddpm, *args, n=10, seed=1, n_sampling_steps=5)
+        one = sgs.tl.counterfactual(ddpm, *args, n_obs=10, seed=1, n_sampling_steps=5)
+        two = sgs.tl.counterfactual(ddpm, *args, n_obs=10, seed=1, n_sampling_steps=5)
     finally:
         ddpm.module.sampling_defaults.update(defaults)
     np.testing.assert_array_equal(one.X, two.X)
+
+
+def test_n_is_the_old_name_of_n_obs(lusc):
+    with pytest.warns(FutureWarning, match=r"argument n was renamed n_obs"):
+        old = sgs.tl.counterfactual(lusc.model, "cancer", "normal", "tumour", n=20, seed=5)
+    new = sgs.tl.counterfactual(lusc.model, "cancer", "normal", "tumour", n_obs=20, seed=5)
+    np.testing.assert_array_equal(old.X, new.X)

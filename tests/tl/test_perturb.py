@@ -128,7 +128,7 @@ def test_other_labels_key_and_layer(model, gtex):
         ({"source": "Lungs", "target": "Liver"}, ValueError,
          r"source='Lungs' is not a class of 'tissue' in adata"),
         ({"target": "Liver", "rank_by": "median"}, ValueError, "rank_by must be one of"),
-        ({"target": "Liver", "batch_size": 0}, ValueError, "batch_size must be >= 1"),
+        ({"target": "Liver", "batch_size": 0}, ValueError, "batch_size must be a whole"),
         ({"source": [], "target": "Liver"}, ValueError, r"source is empty; name the classes"),
     ],
 )  # fmt: skip
@@ -158,10 +158,8 @@ def test_genes_must_match(model, gtex):
 
 def test_untrained_or_wrong_model(gtex):
     from scgensynth.model import TSPG
-    from scgensynth.model.base._base import proxy_anndata
 
-    proxy = proxy_anndata(gtex, None, ["tissue"], [])
-    TSPG.setup_anndata(proxy, labels_key="tissue")
+    proxy = TSPG.setup_proxy(gtex, "tissue")
     with pytest.raises(ValueError, match=r"not trained; call model\.train\(\)"):
         sgs.tl.perturb(gtex, TSPG(proxy), target="Liver")
     with pytest.raises(TypeError, match=r"must be a trained sgs\.model\.TSPG"):

@@ -7,5 +7,7 @@ as ``sgs.read_*``.
 from ._gmt import read_gmt
 from ._gtex import read_gtex
 from ._tcga import read_tcga
+from ._tcga_star import read_tcga_star
+from ._tcga_xena import read_tcga_xena
 
-__all__ = ["read_gmt", "read_gtex", "read_tcga"]
+__all__ = ["read_gmt", "read_gtex", "read_tcga", "read_tcga_star", "read_tcga_xena"]

@@ -13,24 +13,25 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
+from scgensynth._utils._docs import doc_params
+
 from ._utils import (
+    READER_DOCS,
     FormatError,
+    GeneFilter,
     Missing,
     TableLike,
     add_columns,
     as_file,
     categorical,
-    check_dtype,
-    check_missing_option,
+    check_options,
     check_unique_columns,
-    check_var_names,
     compression_of,
-    gene_matcher,
+    gene_index,
     head_lines,
     no_overlap_hint,
     read_matrix,
     read_table,
-    report_genes,
     require_columns,
     resolve_missing,
     shown,
@@ -46,6 +47,7 @@ _SEX = {"1": "male", "2": "female", "male": "male", "female": "female"}
 _HARDY = {"0", "1", "2", "3", "4"}
 
 
+@doc_params(**READER_DOCS)
 def read_gtex(
     expression: str | PathLike,
     sample_attributes: TableLike | None = None,
@@ -93,21 +95,11 @@ def read_gtex(
         (``"Muscle - Skeletal"``). Needs ``sample_attributes``.
     samples
         Keep these samples (ids as in the GCT header).
-    genes
-        Keep these genes: Ensembl ids with or without version (``ENSG00000223972``) or
-        symbols. Requested genes that are absent are logged; none found is an error.
-    var_names
-        ``"gene_id"``: Ensembl ids (unique) as ``var_names``; ``"gene_symbol"``: symbols, made
-        unique as :meth:`anndata.AnnData.var_names_make_unique` does (``Y_RNA``,
-        ``Y_RNA-1``, ...). Both are in ``var`` either way.
-    missing
-        What to do with expression samples absent from an annotation table: ``"raise"``
-        (default: a sample without annotations usually means files of different releases,
-        which should not go unnoticed), ``"drop"`` them, or ``"keep"`` them with missing
-        covariates.
-    dtype
-        ``"float32"`` (default) or ``"float64"``. Counts above 2**24 (16.8 million) are only
-        exact in float64; a warning says when float32 rounds them.
+    {genes}
+    {var_names}
+        Both are in ``var`` either way.
+    {missing}
+    {dtype}
 
     Returns
     -------
@@ -168,60 +160,21 @@ def read_gtex(
     >>> sgs.io.read_gtex(folder / "tpm.gct", folder / "attributes.txt", tissues="Lung").shape
     (1, 2)
     """
-    check_missing_option(missing)
-    check_var_names(var_names)
-    dtype = check_dtype(dtype)
+    dtype = check_options(missing, var_names, dtype)
     path = as_file(expression, "GCT expression file")
     gct = _read_gct_header(path)
-    sample_ids = gct["samples"]
-
-    attributes = None
+    attributes = attr_name = None
     if sample_attributes is not None:
         attributes, attr_name = _read_attributes(sample_attributes)
-    if samples is not None:
-        sample_ids = _choose_samples(sample_ids, samples, path.name)
-    if tissues is not None:
-        if attributes is None:
-            msg = (
-                "tissues= needs the sample attributes table (sample_attributes=), which "
-                "names each sample's tissue."
-            )
-            raise ValueError(msg)
-        sample_ids = _choose_tissues(sample_ids, attributes, tissues, attr_name, path.name)
-    if attributes is not None:
-        sample_ids = _join_check(
-            sample_ids, attributes.index, attr_name, missing, noun="samples", what="SAMPID"
-        )
-
+    sample_ids = _choose(gct["samples"], samples, tissues, attributes, attr_name, missing, path)
     phenotypes = None
     if subject_phenotypes is not None:
-        phenotypes, pheno_name = _read_phenotypes(subject_phenotypes)
-        subjects = [_subject_of(s) for s in sample_ids]
-        absent = sorted({s for s in subjects if s not in phenotypes.index})
-        if absent and len(absent) == len(set(subjects)):
-            msg = (
-                f"None of the {len(set(subjects))} subjects of the expression samples is in "
-                f"{pheno_name} (SUBJID)."
-                + no_overlap_hint(sorted(set(subjects)), phenotypes.index.tolist())
-            )
-            raise ValueError(msg)
-        resolve_missing(absent, len(set(subjects)), missing, pheno_name, noun="subjects")
-        if missing == "drop" and absent:
-            gone = set(absent)
-            sample_ids = [s for s, subj in zip(sample_ids, subjects) if subj not in gone]
+        phenotypes, sample_ids = _join_phenotypes(sample_ids, subject_phenotypes, missing)
     if not sample_ids:
         msg = f"No sample of {path.name} is left to read after the choice of samples."
         raise ValueError(msg)
 
-    keep_rows, wanted, found = None, None, set()
-    if genes is not None:
-        wanted, match = gene_matcher(genes)
-
-        def keep_rows(chunk: pd.DataFrame) -> np.ndarray:
-            hits = [match(g, s) for g, s in zip(chunk["Name"], chunk["Description"])]
-            found.update(h for h in hits if h is not None)
-            return np.array([h is not None for h in hits], dtype=bool)
-
+    wanted = None if genes is None else GeneFilter(genes)
     ids, X, integer, largest = read_matrix(
         path,
         compression=gct["compression"],
@@ -229,29 +182,22 @@ def read_gtex(
         skiprows=3,
         id_columns=["Name", "Description"],
         value_columns=list(sample_ids),
-        keep_rows=keep_rows,
+        keep_rows=None if wanted is None else lambda c: wanted.keep(c["Name"], c["Description"]),
         n_rows=gct["n_genes"],
         dtype=dtype,
         name=path.name,
     )
     if wanted is not None:
-        report_genes(wanted, found, path.name)
+        wanted.report(path.name)
     warn_float32_counts(integer, largest, dtype, path.name)
 
     var = _gene_table(ids, var_names, path.name)
     obs = _obs(sample_ids, attributes, phenotypes)
     adata = ad.AnnData(X=X, obs=obs, var=var)
-    adata.uns["sgs_reader"] = {
-        "reader": "read_gtex",
-        "expression": path.name,
-        "values": "counts" if integer else "continuous",
-    }
+    values = "counts" if integer else "continuous"
+    adata.uns["sgs_reader"] = {"reader": "read_gtex", "expression": path.name, "values": values}
     logger.info(
-        "Read %d samples x %d genes from %s (%s).",
-        adata.n_obs,
-        adata.n_vars,
-        path.name,
-        adata.uns["sgs_reader"]["values"],
+        "Read %d samples x %d genes from %s (%s).", adata.n_obs, adata.n_vars, path.name, values
     )
     return adata
 
@@ -321,49 +267,56 @@ def _gene_table(ids: pd.DataFrame, var_names: str, name: str) -> pd.DataFrame:
     if var_names == "gene_symbol":
         var.index = unique_names(symbol)
     else:
-        if pd.Index(gene_id).has_duplicates:
-            twice = pd.Index(gene_id)[pd.Index(gene_id).duplicated()].unique().tolist()
-            logger.warning(
-                "%s lists %d gene ids more than once (%s); they are made unique with -1, -2.",
-                name,
-                len(twice),
-                shown(twice, 3),
-            )
-        var.index = unique_names(gene_id)
+        var.index = gene_index(gene_id, name, noun="gene ids")
     return var
 
 
 # -- the annotation tables ---------------------------------------------------------------------
+def _read_annotations(
+    source: TableLike, what: str, columns: list[str], hint: str
+) -> tuple[pd.DataFrame, str]:
+    """A GTEx annotation table indexed by its id column (``columns[0]``, each id once)."""
+    table, name = read_table(source, what)
+    require_columns(table, columns, name, f"{what} table", hint)
+    key = columns[0]
+    table[key] = text_ids(table[key])
+    table = table.dropna(subset=[key])
+    _no_duplicates(table[key], name, key)
+    return table.set_index(key), name
+
+
 def _read_attributes(source: TableLike) -> tuple[pd.DataFrame, str]:
-    table, name = read_table(source, "GTEx sample attributes")
-    require_columns(
-        table,
+    table, name = _read_annotations(
+        source,
+        "GTEx sample attributes",
         ["SAMPID", "SMTS", "SMTSD"],
-        name,
-        "GTEx sample attributes table",
         "Is it GTEx_Analysis_..._Annotations_SampleAttributesDS.txt?",
     )
-    table["SAMPID"] = text_ids(table["SAMPID"])
-    table = table.dropna(subset=["SAMPID"])
-    _no_duplicates(table["SAMPID"], name, "SAMPID")
     for column in ("SMTS", "SMTSD"):
-        table[column] = table[column].map(lambda v: v if pd.isna(v) else str(v).strip())
-    return table.set_index("SAMPID"), name
+        table[column] = text_ids(table[column])
+    return table, name
 
 
-def _read_phenotypes(source: TableLike) -> tuple[pd.DataFrame, str]:
-    table, name = read_table(source, "GTEx subject phenotypes")
-    require_columns(
-        table,
+def _join_phenotypes(
+    sample_ids: list[str], source: TableLike, missing: str
+) -> tuple[pd.DataFrame, list[str]]:
+    """The subject phenotypes table, and the samples kept (``missing="drop"``)."""
+    phenotypes, name = _read_annotations(
+        source,
+        "GTEx subject phenotypes",
         ["SUBJID"],
-        name,
-        "GTEx subject phenotypes table",
         "Is it GTEx_Analysis_..._Annotations_SubjectPhenotypesDS.txt?",
     )
-    table["SUBJID"] = text_ids(table["SUBJID"])
-    table = table.dropna(subset=["SUBJID"])
-    _no_duplicates(table["SUBJID"], name, "SUBJID")
-    return table.set_index("SUBJID"), name
+    subjects = [_subject_of(s) for s in sample_ids]
+    unique = sorted(set(subjects))
+    absent = [s for s in unique if s not in phenotypes.index]
+    none_found = f"None of the {len(unique)} subjects of the expression samples is in {name} "
+    none_found += "(SUBJID)." + no_overlap_hint(unique, phenotypes.index.tolist())
+    resolve_missing(absent, len(unique), missing, name, noun="subjects", none_found=none_found)
+    if missing == "drop" and absent:
+        gone = set(absent)
+        sample_ids = [s for s, subj in zip(sample_ids, subjects) if subj not in gone]
+    return phenotypes, sample_ids
 
 
 def _no_duplicates(ids: pd.Series, name: str, column: str) -> None:
@@ -378,6 +331,38 @@ def _no_duplicates(ids: pd.Series, name: str, column: str) -> None:
 
 def _subject_of(sample_id: str) -> str:
     return "-".join(sample_id.split("-")[:2])
+
+
+def _choose(
+    sample_ids: list[str],
+    samples: Sequence[str] | None,
+    tissues: str | Sequence[str] | None,
+    attributes: pd.DataFrame | None,
+    attr_name: str | None,
+    missing: str,
+    path: Path,
+) -> list[str]:
+    """The samples to read: those asked for, of the tissues asked for, in the attributes."""
+    if samples is not None:
+        sample_ids = _choose_samples(sample_ids, samples, path.name)
+    if tissues is not None:
+        if attributes is None:
+            msg = (
+                "tissues= needs the sample attributes table (sample_attributes=), which "
+                "names each sample's tissue."
+            )
+            raise ValueError(msg)
+        sample_ids = _choose_tissues(sample_ids, attributes, tissues, attr_name, path.name)
+    if attributes is None:
+        return sample_ids
+    absent = [s for s in sample_ids if s not in attributes.index]
+    none_found = f"None of the {len(sample_ids)} expression samples is in {attr_name} (SAMPID)."
+    none_found += no_overlap_hint(sample_ids, attributes.index.tolist())
+    resolve_missing(absent, len(sample_ids), missing, attr_name, none_found=none_found)
+    if missing == "drop" and absent:
+        gone = set(absent)
+        return [s for s in sample_ids if s not in gone]
+    return sample_ids
 
 
 def _choose_samples(sample_ids: list[str], samples: Sequence[str], name: str) -> list[str]:
@@ -415,24 +400,6 @@ def _choose_tissues(
         msg = f"No sample of {name} is of tissue {shown(wanted)} according to {attr_name}."
         raise ValueError(msg)
     return chosen
-
-
-def _join_check(
-    sample_ids: list[str], table_ids: pd.Index, name: str, missing: str, noun: str, what: str
-) -> list[str]:
-    present = set(table_ids)
-    absent = [s for s in sample_ids if s not in present]
-    if absent and len(absent) == len(sample_ids):
-        msg = (
-            f"None of the {len(sample_ids)} expression {noun} is in {name} ({what})."
-            + no_overlap_hint(sample_ids, table_ids.tolist())
-        )
-        raise ValueError(msg)
-    resolve_missing(absent, len(sample_ids), missing, name, noun=noun)
-    if missing == "drop" and absent:
-        gone = set(absent)
-        return [s for s in sample_ids if s not in gone]
-    return sample_ids
 
 
 # -- obs ---------------------------------------------------------------------------------------
@@ -493,7 +460,7 @@ def _sex(values: pd.Series) -> pd.Series:
 
 
 def _age(values: pd.Series) -> pd.Series:
-    text = values.map(lambda v: v if pd.isna(v) else str(v).strip())
+    text = text_ids(values)
 
     def lower(bracket: str) -> tuple[float, str]:
         found = re.match(r"\d+", bracket)

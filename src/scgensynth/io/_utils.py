@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bz2
+import csv
 import gzip
 import logging
 import lzma
@@ -39,6 +40,39 @@ _OPENERS = {"gzip": gzip.open, "bz2": bz2.open, "xz": lzma.open}
 
 #: largest integer a float32 holds exactly
 FLOAT32_EXACT = 2**24
+
+#: pandas.read_csv options for the readers' tab-separated data files: fields taken as they are
+#: (csv.QUOTE_NONE: GDC/GTEx fields are not quoted) and only the missing markers named
+#: by each call (``na_values``) read as missing
+TSV_AS_IS = {"sep": "\t", "quoting": csv.QUOTE_NONE, "keep_default_na": False}
+
+
+#: docstring paragraphs that every expression reader shares (see ``_utils._docs.doc_params``)
+READER_DOCS = {
+    "genes": """
+        genes
+            Keep these genes: Ensembl ids with or without version (``ENSG00000223972``) or
+            symbols. Requested genes that are absent are logged; none found is an error.
+    """,
+    "var_names": """
+        var_names
+            ``"gene_id"``: Ensembl ids as ``var_names`` (an id listed twice is made unique,
+            with a warning); ``"gene_symbol"``: symbols, made unique as
+            :meth:`anndata.AnnData.var_names_make_unique` does (``Y_RNA``, ``Y_RNA-1``, ...).
+    """,
+    "missing": """
+        missing
+            What to do with expression samples absent from an annotation table: ``"raise"``
+            (default: a sample without annotations usually means that files of different
+            projects or releases were mixed, which should not go unnoticed), ``"drop"`` them,
+            or ``"keep"`` them with missing covariates.
+    """,
+    "dtype": """
+        dtype
+            ``"float32"`` (default) or ``"float64"``. Counts above 2**24 (16.8 million) are
+            only exact in float64; a warning says when float32 rounds them.
+    """,
+}
 
 
 class FormatError(ValueError):
@@ -195,19 +229,24 @@ def shown(items: Sequence, n: int = 5) -> str:
     return text + (f" (and {len(items) - n} more)" if len(items) > n else "")
 
 
-def check_missing_option(missing: str) -> None:
-    """Validate the ``missing`` option."""
-    if missing not in ("raise", "drop", "keep"):
-        msg = f"missing must be 'raise', 'drop' or 'keep', not {missing!r}."
-        raise ValueError(msg)
-
-
 def resolve_missing(
-    absent: Sequence[str], total: int, missing: Missing, where: str, noun: str = "samples"
+    absent: Sequence[str],
+    total: int,
+    missing: Missing,
+    where: str,
+    noun: str = "samples",
+    *,
+    none_found: str,
 ) -> None:
-    """Apply the ``missing`` policy to the ``absent`` ids (raise, or log what happens)."""
+    """Apply the ``missing`` policy to the ``absent`` ids (raise, or log what happens).
+
+    When all ``total`` ids are absent, raise ``ValueError(none_found)`` whatever ``missing``
+    says: nothing joined is a sign of the wrong table, not of a few missing rows.
+    """
     if not absent:
         return
+    if len(absent) == total:
+        raise ValueError(none_found)
     count = f"{len(absent)} of the {total} {noun}"
     if missing == "raise":
         msg = (
@@ -266,6 +305,21 @@ def unique_names(names: Sequence[str]) -> pd.Index:
     return ad.utils.make_index_unique(pd.Index([str(n) for n in names]))
 
 
+def gene_index(names: Sequence[str], where: str, noun: str = "genes") -> pd.Index:
+    """Gene names as a unique index (:func:`unique_names`), logging the names listed twice."""
+    names = pd.Index([str(n) for n in names])
+    if names.has_duplicates:
+        twice = names[names.duplicated()].unique().tolist()
+        logger.warning(
+            "%s lists %d %s more than once (%s); they are made unique with -1, -2.",
+            where,
+            len(twice),
+            noun,
+            shown(twice, 3),
+        )
+    return unique_names(names)
+
+
 def unversioned(gene_id: str) -> str:
     """An Ensembl id without its version: 'ENSG00000223972.5' -> 'ENSG00000223972'.
 
@@ -274,42 +328,56 @@ def unversioned(gene_id: str) -> str:
     return re.sub(r"\.\d+(?=$|_PAR_Y$)", "", gene_id)
 
 
-def gene_matcher(genes: Iterable[str]) -> tuple[set[str], Callable[[str, str | None], str | None]]:
-    """A function telling which of ``genes`` a row (gene id, symbol) matches, if any.
+class GeneFilter:
+    """Which rows of a gene table hold requested genes, and which requested genes were seen.
 
-    A requested gene matches an Ensembl id with or without its version, or a symbol.
+    A requested gene matches an Ensembl id with or without its version, or a symbol. Call
+    :meth:`keep` on each block of rows, then :meth:`report` once all rows were seen.
+
+    Parameters
+    ----------
+    genes
+        The requested genes (the readers' ``genes=``).
     """
-    wanted = {str(g).strip() for g in genes}
-    if not wanted:
-        msg = "genes is empty; pass gene ids or symbols to keep, or None to keep all genes."
-        raise ValueError(msg)
 
-    def match(gene_id: str, symbol: str | None) -> str | None:
+    def __init__(self, genes: Iterable[str]) -> None:
+        self.wanted = {str(g).strip() for g in genes}
+        if not self.wanted:
+            msg = "genes is empty; pass gene ids or symbols to keep, or None to keep all genes."
+            raise ValueError(msg)
+        self.found: set[str] = set()
+
+    def match(self, gene_id: str, symbol: str | None) -> str | None:
+        """The requested gene a row (gene id, symbol) matches, if any."""
         for key in (gene_id, unversioned(gene_id), symbol):
-            if key is not None and key in wanted:
+            if key is not None and key in self.wanted:
                 return key
         return None
 
-    return wanted, match
+    def keep(self, gene_ids: Iterable[str], symbols: Iterable[str | None]) -> np.ndarray:
+        """A boolean mask of the rows that match a requested gene (remembered as found)."""
+        hits = [self.match(g, s) for g, s in zip(gene_ids, symbols)]
+        self.found.update(h for h in hits if h is not None)
+        return np.array([h is not None for h in hits], dtype=bool)
 
-
-def report_genes(wanted: set[str], found: set[str], where: str) -> None:
-    """Log the requested genes that were not found; raise if none was."""
-    absent = sorted(wanted - found)
-    if len(absent) == len(wanted):
-        msg = (
-            f"None of the {len(wanted)} requested genes is in {where} ({shown(absent)}); "
-            "genes are matched to Ensembl ids (with or without version) and gene symbols."
-        )
-        raise ValueError(msg)
-    if absent:
-        logger.warning(
-            "%d of the %d requested genes are not in %s: %s.",
-            len(absent),
-            len(wanted),
-            where,
-            shown(absent),
-        )
+    def report(self, where: str) -> None:
+        """Log the requested genes that were not found; raise if none was."""
+        absent = sorted(self.wanted - self.found)
+        if len(absent) == len(self.wanted):
+            msg = (
+                f"None of the {len(self.wanted)} requested genes is in {where} "
+                f"({shown(absent)}); genes are matched to Ensembl ids (with or without "
+                "version) and gene symbols."
+            )
+            raise ValueError(msg)
+        if absent:
+            logger.warning(
+                "%d of the %d requested genes are not in %s: %s.",
+                len(absent),
+                len(self.wanted),
+                where,
+                shown(absent),
+            )
 
 
 def check_unique_columns(names: Sequence[str], name: str, noun: str = "sample") -> None:
@@ -356,7 +424,7 @@ def read_matrix(
     converters.update(dict.fromkeys(value_columns, np.float64))
     reader = pd.read_csv(
         path,
-        sep="\t",
+        **TSV_AS_IS,
         compression=compression,
         header=None,
         names=names,
@@ -365,16 +433,12 @@ def read_matrix(
         usecols=id_columns + value_columns,
         dtype=converters,
         chunksize=chunksize,
-        quoting=3,
-        keep_default_na=False,
         na_values={c: ["NA", "NaN", "nan", ""] for c in value_columns},
         encoding_errors="replace",  # as the header is read: a stray byte is not a crash
     )
-    preallocated = n_rows is not None and keep_rows is None
-    out = np.empty((len(value_columns), n_rows), dtype=dtype) if preallocated else None
-    blocks: list[np.ndarray] = []
+    into = _Columns(len(value_columns), None if keep_rows is not None else n_rows, dtype, name)
     ids: list[pd.DataFrame] = []
-    integer, largest, filled = True, 0.0, 0
+    integer, largest = True, 0.0
     try:
         for chunk in reader:
             if keep_rows is not None:
@@ -384,18 +448,7 @@ def read_matrix(
                 largest = max(largest, float(np.nanmax(np.abs(values), initial=0.0)))
                 integer = integer and is_counts(values)
             ids.append(chunk[id_columns])
-            if preallocated:
-                stop = filled + len(chunk)
-                if stop > n_rows:
-                    msg = (
-                        f"{name} has more data rows than the {n_rows} its header declares; "
-                        "the file is malformed."
-                    )
-                    raise FormatError(msg)
-                out[:, filled:stop] = values.T
-                filled = stop
-            else:
-                blocks.append(values.astype(dtype))
+            into.add(values)
     except FormatError:
         raise
     except ValueError as err:
@@ -409,17 +462,53 @@ def read_matrix(
         if ids
         else pd.DataFrame({c: pd.Series(dtype=str) for c in id_columns})
     )
-    if preallocated:
-        if filled != n_rows:
+    return table, into.result(), integer, largest
+
+
+class _Columns:
+    """Genes x samples chunks gathered into one samples x genes array.
+
+    With ``n_rows`` (the rows the file declares) the result is allocated once and filled,
+    and a file with more or fewer rows is a :class:`FormatError`; without, the chunks are
+    kept (as ``dtype``) and joined at the end.
+    """
+
+    def __init__(self, n_values: int, n_rows: int | None, dtype: np.dtype, name: str) -> None:
+        self.n_values, self.n_rows, self.dtype, self.name = n_values, n_rows, dtype, name
+        self.out = None if n_rows is None else np.empty((n_values, n_rows), dtype=dtype)
+        self.blocks: list[np.ndarray] = []
+        self.filled = 0
+
+    def add(self, values: np.ndarray) -> None:
+        if self.out is None:
+            self.blocks.append(values.astype(self.dtype))
+            return
+        stop = self.filled + len(values)
+        if stop > self.n_rows:
             msg = (
-                f"{name} has {filled} data rows but its header declares {n_rows}; the file "
-                "is truncated or malformed."
+                f"{self.name} has more data rows than the {self.n_rows} its header declares; "
+                "the file is malformed."
             )
             raise FormatError(msg)
-        return table, out, integer, largest
-    values = np.concatenate(blocks) if blocks else np.empty((0, len(value_columns)), dtype)
-    del blocks
-    return table, np.ascontiguousarray(values.T), integer, largest
+        self.out[:, self.filled : stop] = values.T
+        self.filled = stop
+
+    def result(self) -> np.ndarray:
+        if self.out is not None:
+            if self.filled != self.n_rows:
+                msg = (
+                    f"{self.name} has {self.filled} data rows but its header declares "
+                    f"{self.n_rows}; the file is truncated or malformed."
+                )
+                raise FormatError(msg)
+            return self.out
+        values = (
+            np.concatenate(self.blocks)
+            if self.blocks
+            else np.empty((0, self.n_values), self.dtype)
+        )
+        self.blocks = []
+        return np.ascontiguousarray(values.T)
 
 
 def is_counts(values: np.ndarray) -> bool:
@@ -442,17 +531,16 @@ def warn_float32_counts(integer: bool, largest: float, dtype: np.dtype, name: st
         )
 
 
-def check_dtype(dtype) -> np.dtype:
-    """Validate the ``dtype`` option (float32 or float64)."""
+def check_options(missing: str, var_names: str, dtype) -> np.dtype:
+    """Validate the options every expression reader takes; the ``dtype`` as a numpy dtype."""
+    if missing not in ("raise", "drop", "keep"):
+        msg = f"missing must be 'raise', 'drop' or 'keep', not {missing!r}."
+        raise ValueError(msg)
+    if var_names not in ("gene_id", "gene_symbol"):
+        msg = f"var_names must be 'gene_id' or 'gene_symbol', not {var_names!r}."
+        raise ValueError(msg)
     dt = np.dtype(dtype)
     if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
         msg = f"dtype must be 'float32' or 'float64', not {dtype!r}."
         raise ValueError(msg)
     return dt
-
-
-def check_var_names(var_names: str) -> None:
-    """Validate the ``var_names`` option."""
-    if var_names not in ("gene_id", "gene_symbol"):
-        msg = f"var_names must be 'gene_id' or 'gene_symbol', not {var_names!r}."
-        raise ValueError(msg)

@@ -14,6 +14,7 @@ from ._classifier import (
     reverse_validation,
 )
 from ._correlation import (
+    correlation_matrices,
     correlation_score,
     gene_cluster_agreement,
     mean_correlation,
@@ -37,6 +38,7 @@ __all__ = [
     "augmentation_gain",
     "available",
     "classifier_two_sample_auc",
+    "correlation_matrices",
     "correlation_score",
     "density_coverage",
     "distance_to_closest_record",

@@ -19,18 +19,21 @@ from __future__ import annotations
 
 import itertools
 import logging
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from scipy.cluster.hierarchy import cophenet, linkage
 from scipy.optimize import linear_sum_assignment
+from scipy.stats import rankdata
 from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 from sklearn.metrics import adjusted_rand_score
 from sklearn.metrics.cluster import contingency_matrix
 
-from ._utils import Streamed, is_anndata, paired, paired_values
+from ._docs import fill_doc
+from ._utils import Streamed, get_values, is_anndata, paired, paired_values
 
 if TYPE_CHECKING:
     from ._utils import ArrayOrAnnData
@@ -39,6 +42,8 @@ logger = logging.getLogger(__name__)
 
 #: linkages that are defined for an arbitrary dissimilarity (not only Euclidean distances)
 _LINKAGES = ("complete", "average", "single", "weighted")
+#: correlations of correlation_matrices
+_METHODS = ("pearson", "spearman")
 
 
 # -- shared numerics ---------------------------------------------------------------------------
@@ -47,8 +52,11 @@ def _constant_genes(X: np.ndarray) -> np.ndarray:
     return np.ptp(X, axis=0) == 0
 
 
-def _standardise(X: np.ndarray) -> np.ndarray:
-    """Columns centred and scaled to unit (population) standard deviation, in float64."""
+def _standardize_columns(X: np.ndarray) -> np.ndarray:
+    """Columns centred and scaled to unit (population) standard deviation, in float64.
+
+    Every column must vary (see :func:`_constant_genes`); the statistics are ``X``'s own.
+    """
     Z = X - X.mean(axis=0)
     Z /= np.sqrt((Z**2).mean(axis=0))
     return Z
@@ -56,7 +64,7 @@ def _standardise(X: np.ndarray) -> np.ndarray:
 
 def _correlation_matrix(X: np.ndarray) -> np.ndarray:
     """Gene-gene Pearson correlations of a samples x genes matrix of non-constant genes."""
-    Z = _standardise(X)
+    Z = _standardize_columns(X)
     C = Z.T @ Z / X.shape[0]
     np.clip(C, -1.0, 1.0, out=C)
     np.fill_diagonal(C, 1.0)
@@ -185,7 +193,21 @@ def _upper(C: np.ndarray) -> np.ndarray:
     return C[np.triu_indices(C.shape[0], k=1)]
 
 
+def _paired_structure(
+    real: ArrayOrAnnData,
+    synth: ArrayOrAnnData,
+    layer: str | None,
+    max_genes: int | None,
+    what: str,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Real and synthetic correlation matrices over the genes of :func:`_structure_genes`."""
+    r, s = paired(real, synth, layer=layer)
+    r, c_synth = _streamed_structure(r, s, max_genes, what)
+    return _correlation_matrix(r), c_synth
+
+
 # -- whole-matrix scores -----------------------------------------------------------------------
+@fill_doc
 def correlation_score(
     real: ArrayOrAnnData,
     synth: ArrayOrAnnData,
@@ -207,13 +229,10 @@ def correlation_score(
 
     Parameters
     ----------
-    real, synth
-        AnnData (genes matched by ``var_names``) or samples x genes arrays with the same
-        columns. The numbers of samples may differ.
-    layer
-        AnnData layer to read instead of ``.X``.
-    max_genes
-        Use at most this many genes, the most variable in ``real``; ``None`` uses all.
+    {real_synth}
+        The numbers of samples may differ.
+    {layer}
+    {max_genes}
 
     Returns
     -------
@@ -232,11 +251,11 @@ def correlation_score(
     >>> round(sgs.metrics.correlation_score(real, rng.normal(size=(300, 6))), 2)
     0.13
     """
-    r, s = paired(real, synth, layer=layer)
-    r, c_synth = _streamed_structure(r, s, max_genes, "correlation_score")
-    return _pearson(_upper(_correlation_matrix(r)), _upper(c_synth), "correlation_score")
+    c_real, c_synth = _paired_structure(real, synth, layer, max_genes, "correlation_score")
+    return _pearson(_upper(c_real), _upper(c_synth), "correlation_score")
 
 
+@fill_doc
 def s_dist(
     real: ArrayOrAnnData,
     synth: ArrayOrAnnData,
@@ -260,14 +279,9 @@ def s_dist(
 
     Parameters
     ----------
-    real, synth
-        AnnData (genes matched by ``var_names``) or samples x genes arrays with the same
-        columns.
-    layer
-        AnnData layer to read instead of ``.X``.
-    max_genes
-        Use at most this many genes, the most variable in ``real``; ``None`` uses all (the
-        cost is quadratic in the number of genes).
+    {real_synth}
+    {layer}
+    {max_genes}
 
     Returns
     -------
@@ -284,13 +298,11 @@ def s_dist(
     >>> round(sgs.metrics.s_dist(real, synth), 2)
     0.99
     """
-    r, s = paired(real, synth, layer=layer)
-    r, c_synth = _streamed_structure(r, s, max_genes, "s_dist")
-    d_real = 1.0 - _upper(_correlation_matrix(r))
-    d_synth = 1.0 - _upper(c_synth)
-    return _pearson(d_real, d_synth, "s_dist")
+    c_real, c_synth = _paired_structure(real, synth, layer, max_genes, "s_dist")
+    return _pearson(1.0 - _upper(c_real), 1.0 - _upper(c_synth), "s_dist")
 
 
+@fill_doc
 def s_dend(
     real: ArrayOrAnnData,
     synth: ArrayOrAnnData,
@@ -315,14 +327,9 @@ def s_dend(
 
     Parameters
     ----------
-    real, synth
-        AnnData (genes matched by ``var_names``) or samples x genes arrays with the same
-        columns.
-    layer
-        AnnData layer to read instead of ``.X``.
-    max_genes
-        Use at most this many genes, the most variable in ``real``; ``None`` uses all (memory
-        and time grow with the square of the number of genes).
+    {real_synth}
+    {layer}
+    {max_genes}
     method
         Linkage: ``"complete"`` (the paper's), ``"average"``, ``"single"`` or ``"weighted"``
         (the linkages defined for a dissimilarity that is not a Euclidean distance).
@@ -347,15 +354,14 @@ def s_dend(
             "ward linkages need Euclidean distances, and 1 - correlation is not one)."
         )
         raise ValueError(msg)
-    r, s = paired(real, synth, layer=layer)
-    r, c_synth = _streamed_structure(r, s, max_genes, "s_dend")
     heights = []
-    for C in (_correlation_matrix(r), c_synth):
+    for C in _paired_structure(real, synth, layer, max_genes, "s_dend"):
         dissimilarity = np.clip(1.0 - _upper(C), 0.0, 2.0)
         heights.append(cophenet(linkage(dissimilarity, method=method)))
     return _pearson(heights[0], heights[1], "s_dend")
 
 
+@fill_doc
 def mean_correlation(
     real: ArrayOrAnnData, synth: ArrayOrAnnData, *, layer: str | None = None
 ) -> float:
@@ -366,11 +372,8 @@ def mean_correlation(
 
     Parameters
     ----------
-    real, synth
-        AnnData (genes matched by ``var_names``) or samples x genes arrays with the same
-        columns.
-    layer
-        AnnData layer to read instead of ``.X``.
+    {real_synth}
+    {layer}
 
     Returns
     -------
@@ -393,7 +396,171 @@ def mean_correlation(
     return _pearson(r.mean(axis=0), s_mean, "mean_correlation")
 
 
+# -- the matrices themselves ------------------------------------------------------------------
+def _gene_index(data: ArrayOrAnnData) -> pd.Index:
+    """The labels of the columns: ``var_names``, or positions for arrays."""
+    return data.var_names if is_anndata(data) else pd.RangeIndex(np.shape(data)[1])
+
+
+def _matrix_genes(
+    real: ArrayOrAnnData,
+    synth: ArrayOrAnnData,
+    genes: Sequence | None,
+    max_genes: int | None,
+    layer: str | None,
+) -> list:
+    """The genes of :func:`correlation_matrices`, checked against both datasets."""
+    if genes is None:
+        _check_max_genes(max_genes)
+        variance = get_values(real, layer=layer, name="real").var(axis=0)
+        top = np.argsort(-variance, kind="stable")[:max_genes]
+        names = _gene_index(real)[top].tolist()
+    else:
+        names = [genes] if isinstance(genes, str) else list(genes)
+        if len(set(names)) != len(names):
+            msg = "genes lists a gene more than once."
+            raise ValueError(msg)
+        missing = [g for g in names if g not in _gene_index(real)]
+        if missing:
+            msg = (
+                f"{len(missing)} of the requested genes are not in real.var_names "
+                f"(e.g. {missing[:3]})."
+            )
+            raise ValueError(msg)
+    missing = [g for g in names if g not in _gene_index(synth)]
+    if missing:
+        msg = (
+            f"{len(missing)} of the genes are not in synth.var_names (e.g. {missing[:3]}); "
+            "genes are matched by name. Pass genes= present in both, e.g. "
+            "real.var_names.intersection(synth.var_names)."
+        )
+        raise ValueError(msg)
+    return names
+
+
+def _columns(data: ArrayOrAnnData, names: list, layer: str | None, what: str) -> np.ndarray:
+    """The values of the genes ``names`` (labels of :func:`_gene_index`), in that order."""
+    if is_anndata(data):
+        return get_values(data[:, names], layer=layer, name=what)
+    columns = np.asarray(names, dtype=np.int64)
+    return get_values(data, layer=layer, name=what, columns=columns)
+
+
+@fill_doc
+def correlation_matrices(
+    real: ArrayOrAnnData,
+    synth: ArrayOrAnnData,
+    genes: Sequence[str] | None = None,
+    *,
+    max_genes: int | None = 2000,
+    layer: str | None = None,
+    method: str = "pearson",
+) -> dict[str, pd.DataFrame | float]:
+    """Gene-gene correlation matrices of real and synthetic data over the same genes.
+
+    The matrices that :func:`correlation_score` compares (and
+    :func:`scgensynth.pl.correlation` draws): the gene-gene correlation matrix of each
+    dataset over ``genes`` (default: the ``max_genes`` most variable genes of ``real``, most
+    variable first), and the correlation score between them, the Pearson correlation of
+    their upper triangles (for ``method="pearson"``, :func:`correlation_score` on these
+    genes). Genes with zero variance in either dataset have undefined correlations and are
+    left out, with a warning.
+
+    Parameters
+    ----------
+    real, synth
+        AnnData (genes matched by ``var_names``; ``synth`` needs only the genes used) or
+        samples x genes arrays with the same columns.
+    genes
+        Genes to use, in this order: names in ``var_names`` (column positions for arrays).
+    max_genes
+        Without ``genes``: use this many genes, the most variable in ``real``; ``None`` uses
+        all (the cost grows with the square of the number of genes).
+    {layer}
+    method
+        ``"pearson"``, or ``"spearman"`` (Pearson correlation of the ranks in each dataset).
+
+    Returns
+    -------
+    ``{"real": DataFrame, "synthetic": DataFrame, "score": float}``: the genes x genes
+    matrices (indexed by gene, in the order used) and the score, in [-1, 1].
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import scgensynth as sgs
+    >>> rng = np.random.default_rng(0)
+    >>> mixing = rng.normal(size=(6, 6))
+    >>> real = rng.normal(size=(300, 6)) @ mixing
+    >>> synth = rng.normal(size=(300, 6)) @ mixing
+    >>> matrices = sgs.metrics.correlation_matrices(real, synth)
+    >>> matrices["real"].shape, round(matrices["score"], 2)
+    ((6, 6), 0.99)
+    >>> bool(np.isclose(matrices["score"], sgs.metrics.correlation_score(real, synth)))
+    True
+    """
+    if method not in _METHODS:
+        msg = f"method must be one of {list(_METHODS)}, not {method!r}."
+        raise ValueError(msg)
+    names = _matrix_genes(real, synth, genes, max_genes, layer)
+    r = _columns(real, names, layer, "real")
+    s = _columns(synth, names, layer, "synthetic")
+    constant = _constant_genes(r) | _constant_genes(s)
+    if constant.any():
+        logger.warning(
+            "correlation_matrices: left out %d genes with zero variance in real or synthetic "
+            "data (e.g. %s); their correlations are undefined.",
+            int(constant.sum()),
+            [g for g, c in zip(names, constant) if c][:3],
+        )
+        names = [g for g, c in zip(names, constant) if not c]
+        r, s = r[:, ~constant], s[:, ~constant]
+    if len(names) < 3:
+        msg = (
+            f"correlation_matrices needs at least 3 genes that vary in both datasets; "
+            f"{len(names)} do. Pass more genes."
+        )
+        raise ValueError(msg)
+    if method == "spearman":
+        r, s = rankdata(r, axis=0), rankdata(s, axis=0)
+    c_real, c_synth = _correlation_matrix(r), _correlation_matrix(s)
+    return {
+        "real": pd.DataFrame(c_real, index=names, columns=names),
+        "synthetic": pd.DataFrame(c_synth, index=names, columns=names),
+        "score": _pearson(_upper(c_real), _upper(c_synth), "correlation_matrices"),
+    }
+
+
 # -- regulatory networks -----------------------------------------------------------------------
+def _check_enough(n: int, what: str, metric: str) -> None:
+    """A network score needs 3 correlations (``what``) at least."""
+    if n < 3:
+        msg = (
+            f"{metric}: only {n} {what} remain (fewer than 3) after dropping edges with genes "
+            "missing from the data or with zero variance; check that the network's gene "
+            "names match var_names."
+        )
+        raise ValueError(msg)
+
+
+def _mean_cosine(
+    r: np.ndarray,
+    s: np.ndarray,
+    correlations: Callable[[np.ndarray], Iterator[tuple[int, np.ndarray]]],
+) -> float:
+    """Weighted mean cosine similarity of the real and the synthetic correlation vectors.
+
+    ``correlations(z)`` yields ``(weight, vector)`` for the standardized columns ``z`` of
+    either dataset, in the same order for both.
+    """
+    total, weights = 0.0, 0
+    pairs = zip(correlations(_standardize_columns(r)), correlations(_standardize_columns(s)))
+    for (weight, corr_r), (_, corr_s) in pairs:
+        total += weight * _cosine(corr_r, corr_s)
+        weights += weight
+    return float(total / weights)
+
+
 def _check_network(network: pd.DataFrame, tf_col: str, target_col: str) -> None:
     if not isinstance(network, pd.DataFrame):
         msg = (
@@ -504,6 +671,7 @@ def _network_groups(
     return r[:, genes], s[:, genes], tfs, targets
 
 
+@fill_doc
 def s_tf_tg(
     real: ArrayOrAnnData,
     synth: ArrayOrAnnData,
@@ -528,16 +696,10 @@ def s_tf_tg(
 
     Parameters
     ----------
-    real, synth
-        AnnData (genes matched by ``var_names``) or samples x genes arrays with the same
-        columns.
-    network
-        One row per TF -> target edge. With AnnData input the columns hold gene names matching
-        ``var_names``; with arrays, integer column indices.
-    layer
-        AnnData layer to read instead of ``.X``.
-    tf_col, target_col
-        Columns of ``network`` holding the TFs and the targets.
+    {real_synth}
+    {network}
+    {layer}
+    {tf_target_cols}
 
     Returns
     -------
@@ -560,24 +722,16 @@ def s_tf_tg(
     r, s, tfs, targets = _network_groups(
         real, synth, network, layer, tf_col, target_col, "s_tf_tg", need_tf=True
     )
-    n_usable = sum(len(t) for t in targets)
-    if n_usable < 3:
-        msg = (
-            f"s_tf_tg: only {n_usable} usable TF -> target edges remain (fewer than 3) after "
-            "dropping edges with genes missing from the data or with zero variance; check "
-            "that the network's gene names match var_names."
-        )
-        raise ValueError(msg)
-    zr, zs = _standardise(r), _standardise(s)
-    total, weights = 0.0, 0
-    for tf, tg in zip(tfs, targets):
-        corr_r = zr[:, tf] @ zr[:, tg] / zr.shape[0]
-        corr_s = zs[:, tf] @ zs[:, tg] / zs.shape[0]
-        total += len(tg) * _cosine(corr_r, corr_s)
-        weights += len(tg)
-    return float(total / weights)
+    _check_enough(sum(len(t) for t in targets), "usable TF -> target edges", "s_tf_tg")
+
+    def tf_target_correlations(z: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+        for tf, tg in zip(tfs, targets):
+            yield len(tg), z[:, tf] @ z[:, tg] / z.shape[0]
+
+    return _mean_cosine(r, s, tf_target_correlations)
 
 
+@fill_doc
 def s_tg_tg(
     real: ArrayOrAnnData,
     synth: ArrayOrAnnData,
@@ -603,17 +757,11 @@ def s_tg_tg(
 
     Parameters
     ----------
-    real, synth
-        AnnData (genes matched by ``var_names``) or samples x genes arrays with the same
-        columns.
-    network
-        One row per TF -> target edge. With AnnData input the columns hold gene names matching
-        ``var_names``; with arrays, integer column indices (the TF column may then hold any
-        label).
-    layer
-        AnnData layer to read instead of ``.X``.
-    tf_col, target_col
-        Columns of ``network`` holding the TFs and the targets.
+    {real_synth}
+    {network}
+        (The TF column may then hold any label.)
+    {layer}
+    {tf_target_cols}
 
     Returns
     -------
@@ -625,11 +773,10 @@ def s_tg_tg(
     >>> import pandas as pd
     >>> import scgensynth as sgs
     >>> rng = np.random.default_rng(0)
-    >>> def sample(n):
-    ...     tf = rng.normal(size=(n, 1))
-    ...     targets = tf * [1.0, 0.5, -1.0, 2.0] + rng.normal(size=(n, 4))
-    ...     return np.hstack([tf, targets])
-    >>> network = pd.DataFrame({"tf": [0, 0, 0, 0], "target": [1, 2, 3, 4]})
+    >>> def sample(n):  # four targets of a regulator that is not measured
+    ...     regulator = rng.normal(size=(n, 1))
+    ...     return regulator * [1.0, 0.5, -1.0, 2.0] + rng.normal(size=(n, 4))
+    >>> network = pd.DataFrame({"tf": ["A"] * 4, "target": [0, 1, 2, 3]})
     >>> round(sgs.metrics.s_tg_tg(sample(200), sample(150), network), 2)
     1.0
     """
@@ -637,30 +784,20 @@ def s_tg_tg(
         real, synth, network, layer, tf_col, target_col, "s_tg_tg", need_tf=False
     )
     n_pairs = sum(len(t) * (len(t) - 1) // 2 for t in targets)
-    if n_pairs < 3:
-        msg = (
-            f"s_tg_tg: only {n_pairs} pairs of targets sharing a TF remain (fewer than 3) "
-            "after dropping edges with genes missing from the data or with zero variance; "
-            "check that the network's gene names match var_names."
-        )
-        raise ValueError(msg)
-    zr, zs = _standardise(r), _standardise(s)
-    total, weights = 0.0, 0
-    for tg in targets:
-        if len(tg) < 2:
-            continue
-        corr_r = _upper(zr[:, tg].T @ zr[:, tg]) / zr.shape[0]
-        corr_s = _upper(zs[:, tg].T @ zs[:, tg]) / zs.shape[0]
-        weight = len(tg) - 1
-        total += weight * _cosine(corr_r, corr_s)
-        weights += weight
-    return float(total / weights)
+    _check_enough(n_pairs, "pairs of targets sharing a TF", "s_tg_tg")
+
+    def target_pair_correlations(z: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+        for tg in targets:
+            if len(tg) >= 2:
+                yield len(tg) - 1, _upper(z[:, tg].T @ z[:, tg]) / z.shape[0]
+
+    return _mean_cosine(r, s, target_pair_correlations)
 
 
 # -- gene clusters -----------------------------------------------------------------------------
 def _gene_embedding(X: np.ndarray, n_components: int, seed: int) -> np.ndarray:
     """Genes as points: z-scored expression profiles, reduced by PCA to ``n_components``."""
-    genes = _standardise(X).T  # genes x samples; squared distances are 2 n (1 - r)
+    genes = _standardize_columns(X).T  # genes x samples; squared distances are 2 n (1 - r)
     d = min(n_components, genes.shape[0], genes.shape[1])
     if d >= min(genes.shape):
         return genes  # a full PCA would only rotate the points
@@ -669,6 +806,7 @@ def _gene_embedding(X: np.ndarray, n_components: int, seed: int) -> np.ndarray:
     return PCA(d, svd_solver=solver, random_state=seed).fit_transform(genes)
 
 
+@fill_doc
 def gene_cluster_agreement(
     real: ArrayOrAnnData,
     synth: ArrayOrAnnData,
@@ -694,13 +832,10 @@ def gene_cluster_agreement(
 
     Parameters
     ----------
-    real, synth
-        AnnData (genes matched by ``var_names``) or samples x genes arrays with the same
-        columns.
+    {real_synth}
     k
         Number of gene clusters (at least 2, at most the number of usable genes).
-    layer
-        AnnData layer to read instead of ``.X``.
+    {layer}
     seed
         Random state of k-means (and of the PCA on very large data).
     n_components
@@ -753,6 +888,7 @@ def gene_cluster_agreement(
 
 
 __all__ = [
+    "correlation_matrices",
     "correlation_score",
     "gene_cluster_agreement",
     "mean_correlation",

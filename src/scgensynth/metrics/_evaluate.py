@@ -11,9 +11,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from scgensynth._keys import check_new_key
+from scgensynth._utils._checks import check_count, check_seed
+from scgensynth._utils._deprecation import renamed_arguments
+from scgensynth._utils._keys import check_new_key
 
 from . import _classifier, _correlation, _frechet, _neighbors, _pca
+from ._mlp import check_kind
 from ._utils import (
     ArrayOrAnnData,
     canonical_order,
@@ -26,7 +29,7 @@ from ._utils import (
 logger = logging.getLogger(__name__)
 
 #: needs of a metric: what evaluate() must have been given for it to run
-LABELS, HOLDOUT, NETWORK = "label_key", "holdout", "network"
+LABELS, HOLDOUT, NETWORK = "labels_key", "holdout", "network"
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,7 @@ class _Context:
     real: ArrayOrAnnData
     synth: ArrayOrAnnData
     holdout: ArrayOrAnnData | None
-    label_key: str | None
+    labels_key: str | None
     network: pd.DataFrame | None
     layer: str | None
     k: int
@@ -70,16 +73,16 @@ def _row(metric, value, higher_is_better=None, optimum=np.nan, group="all", para
 def _precision_recall(c: _Context):
     pr = _neighbors.precision_recall(c.real, c.synth, k=c.k, layer=c.layer, device=c.device)
     rows = [_row(m, pr[m], True, 1.0, params=f"k={c.k}") for m in ("precision", "recall", "f1")]
-    if c.label_key is not None:
+    if c.labels_key is not None:
         by = _neighbors.precision_recall(
-            c.real, c.synth, k=c.k, groupby=c.label_key, layer=c.layer, device=c.device
+            c.real, c.synth, k=c.k, labels_key=c.labels_key, layer=c.layer, device=c.device
         )
         for g, rec in by.iterrows():
             if rec["n_real"] == 0:
                 continue
-            params = f"k={min(rec['k_real'], rec['k_synthetic'])}, groupby={c.label_key}"
+            params = f"k={min(rec['k_real'], rec['k_synthetic'])}, groupby={c.labels_key}"
             rows.append(_row("recall", rec["recall"], True, 1.0, group=str(g), params=params))
-        params = f"groupby={c.label_key}"
+        params = f"groupby={c.labels_key}"
         rows += [
             _row("zero_recall_share", by.attrs["zero_recall_share"], False, 0.0, params=params),
             _row(
@@ -97,16 +100,16 @@ def _density_coverage(c: _Context):
         _row("density", dc["density"], None, 1.0, params=f"k={k}"),
         _row("coverage", dc["coverage"], True, 1.0, params=f"k={k}"),
     ]
-    if c.label_key is not None:
+    if c.labels_key is not None:
         # per label, coverage is the robust blind-spot measure: only real balls count, so a
         # few scattered synthetic samples (whose own balls are huge) cannot fake it
         by = _neighbors.density_coverage(
-            c.real, c.synth, k=k, groupby=c.label_key, layer=c.layer, device=c.device
+            c.real, c.synth, k=k, labels_key=c.labels_key, layer=c.layer, device=c.device
         )
         for g, rec in by.iterrows():
             if rec["n_real"] == 0 or np.isnan(rec["coverage"]):
                 continue
-            params = f"k={rec['k_real']}, groupby={c.label_key}"
+            params = f"k={rec['k_real']}, groupby={c.labels_key}"
             rows.append(_row("coverage", rec["coverage"], True, 1.0, group=str(g), params=params))
     return rows
 
@@ -130,10 +133,10 @@ def _frechet_pca(c: _Context):
 
 def _frechet_classifier(c: _Context):
     fd = _frechet.frechet_distance(
-        c.real, c.synth, embedding="classifier", label_key=c.label_key, layer=c.layer,
+        c.real, c.synth, embedding="classifier", labels_key=c.labels_key, layer=c.layer,
         seed=c.seed,
     )  # fmt: skip
-    return [_row("frechet_distance_classifier", fd, False, 0.0, params=f"label={c.label_key}")]
+    return [_row("frechet_distance_classifier", fd, False, 0.0, params=f"label={c.labels_key}")]
 
 
 def _correlations(c: _Context):
@@ -181,12 +184,20 @@ def _rows(data, layer, n, rng) -> np.ndarray:
     return np.sort(order[rng.choice(len(order), n, replace=False)])
 
 
+def _in_memory_view(data):
+    """A backed view read into memory (anndata cannot take a view of a backed view)."""
+    if is_anndata(data) and data.is_view and data.isbacked:
+        return data.to_memory()
+    return data
+
+
 def _pca_variance(c: _Context):
     # the components needed grow with the number of samples: compare equal numbers
     n = min(c.real.shape[0], c.synth.shape[0])
     rng = np.random.default_rng(c.seed)
     real, synth = (
-        x if x.shape[0] == n else x[_rows(x, c.layer, n, rng)] for x in (c.real, c.synth)
+        x if x.shape[0] == n else _in_memory_view(x)[_rows(x, c.layer, n, rng)]
+        for x in (c.real, c.synth)
     )
     comps = _pca.pca_variance(real, synth, layer=c.layer)["components"]
     rows = []
@@ -214,12 +225,12 @@ def _c2st(c: _Context):
 def _reverse_validation(c: _Context):
     if c.holdout is not None:
         rv = _classifier.reverse_validation(
-            c.holdout, c.synth, c.label_key, reference=c.real, classifier=c.classifier,
+            c.holdout, c.synth, c.labels_key, reference=c.real, classifier=c.classifier,
             layer=c.layer, seed=c.seed,
         )  # fmt: skip
     else:
         rv = _classifier.reverse_validation(
-            c.real, c.synth, c.label_key, classifier=c.classifier, layer=c.layer, seed=c.seed
+            c.real, c.synth, c.labels_key, classifier=c.classifier, layer=c.layer, seed=c.seed
         )
     params = f"{c.classifier}, tested on {'holdout' if c.holdout is not None else 'real'}"
     rows = [
@@ -238,7 +249,7 @@ def _reverse_validation(c: _Context):
 
 def _label_preservation(c: _Context):
     lp = _classifier.label_preservation(
-        c.real, c.synth, c.label_key, classifier=c.classifier, layer=c.layer, seed=c.seed
+        c.real, c.synth, c.labels_key, classifier=c.classifier, layer=c.layer, seed=c.seed
     )
     return [
         _row("trts_accuracy", lp["accuracy"], True, 1.0, params=c.classifier),
@@ -247,7 +258,7 @@ def _label_preservation(c: _Context):
 
 
 def _centroids(c: _Context):
-    v = _classifier.nearest_centroid_agreement(c.real, c.synth, c.label_key, layer=c.layer)
+    v = _classifier.nearest_centroid_agreement(c.real, c.synth, c.labels_key, layer=c.layer)
     return [_row("nearest_centroid_agreement", v, True, 1.0)]
 
 
@@ -257,7 +268,7 @@ def _augmentation(c: _Context):
     n_real = tuple(n for n in (50, 100) if n <= n_train) or (n_train,)
     m = tuple(x for x in (0, 100, 500, 1000, 3000) if x <= n_synth)
     table = _classifier.augmentation_gain(
-        c.real, c.holdout, c.synth, c.label_key, n_real=n_real, n_synth=m, layer=c.layer,
+        c.real, c.holdout, c.synth, c.labels_key, n_real=n_real, n_synth=m, layer=c.layer,
         seed=c.seed,
     )  # fmt: skip
     rows = []
@@ -333,7 +344,7 @@ def available() -> pd.DataFrame:
     >>> import scgensynth as sgs
     >>> table = sgs.metrics.available()
     >>> "precision_recall" in table.index, table.loc["augmentation_gain", "needs"]
-    (True, 'label_key, holdout')
+    (True, 'labels_key, holdout')
     """
     return pd.DataFrame(
         {
@@ -369,11 +380,12 @@ def _select(metrics, given: set[str]) -> list[_Metric]:
     return out
 
 
+@renamed_arguments({"label_key": "labels_key"})
 def evaluate(
     real: ArrayOrAnnData,
     synth: ArrayOrAnnData,
     *,
-    label_key: str | None = None,
+    labels_key: str | None = None,
     holdout: ArrayOrAnnData | None = None,
     metrics: str | Sequence[str] = "all",
     network: pd.DataFrame | None = None,
@@ -398,9 +410,9 @@ def evaluate(
         (``generate(..., filename=...)`` or ``read_h5ad(..., backed="r")``): it is checked
         and, by the Fréchet distance, the correlation metrics and the reconstruction error,
         read in blocks of rows; the other metrics load it.
-    label_key
-        ``.obs`` column of both (e.g. ``"tissue"``), for per-label recall and the
-        classifier-based metrics.
+    labels_key
+        ``.obs`` column of both (e.g. ``"tissue"``) holding the labels, for per-label recall
+        and the classifier-based metrics.
     holdout
         Real samples the generator never saw: the test set of reverse validation and of
         the augmentation gain, and the yardstick of the privacy check (DCR).
@@ -448,29 +460,70 @@ def evaluate(
     >>> report = sgs.metrics.evaluate(real, synth, metrics=["precision_recall", "c2st_auc"])
     >>> report[["metric", "value"]].round(2).to_string(index=False)  # doctest: +SKIP
     """
-    # validate every input once, up front: genes, finite values, labels (the synthetic and
-    # holdout sets in blocks, without loading them)
-    for data, name in ((synth, "synthetic"), (holdout, "holdout")):
-        if data is not None:
-            for _ in paired(real, data, layer=layer, names=("real", name))[1].blocks():
-                pass
+    k = check_count(k, "k")
+    n_components = check_count(n_components, "n_components", allow_none=True)
+    rem_components = _pca._check_n_components(rem_components)
+    seed = check_seed(seed)
+    given = _check_inputs(real, synth, holdout, labels_key, network, layer)
+    chosen = _select(metrics, given)
+    _check_report_key(synth, key_added, overwrite)
+    check_kind(classifier)
+    k_used = _neighbourhood_size(real, synth, layer, k)
+    ctx = _Context(
+        real, synth, holdout, labels_key, network, layer, k_used,
+        n_components, rem_components, device, seed, classifier,
+    )  # fmt: skip
+    explicit = not (isinstance(metrics, str) and metrics in ("all", "fast"))
+    report = pd.DataFrame(
+        _run(chosen, ctx, explicit),
+        columns=["metric", "value", "higher_is_better", "optimum", "group", "params"],
+    )
+    report["higher_is_better"] = pd.array(report["higher_is_better"].tolist(), dtype="boolean")
+    if key_added is not None and is_anndata(synth):
+        if synth.is_view and synth.isbacked:
+            logger.warning(
+                "evaluate: synth is a view of a backed AnnData, whose .uns cannot be written; "
+                "the report was not stored in synth.uns[%r] (it is returned).",
+                key_added,
+            )
+        else:
+            synth.uns[key_added] = report
+    return report
+
+
+def _check_inputs(
+    real: ArrayOrAnnData,
+    synth: ArrayOrAnnData,
+    holdout: ArrayOrAnnData | None,
+    labels_key: str | None,
+    network: pd.DataFrame | None,
+    layer: str | None,
+) -> set[str]:
+    """Every input checked once, up front; the needs of metrics that they meet.
+
+    Genes, finite values and labels are checked (the synthetic and holdout sets in blocks,
+    without loading them).
+    """
+    others = [(synth, "synthetic")] + ([(holdout, "holdout")] if holdout is not None else [])
+    for data, name in others:
+        for _ in paired(real, data, layer=layer, names=("real", name))[1].blocks():
+            pass
     given = set()
-    if label_key is not None:
-        for data, name in ((real, "real"), (synth, "synthetic")) + (
-            ((holdout, "holdout"),) if holdout is not None else ()
-        ):
-            get_labels(data, label_key, name)
+    if labels_key is not None:
+        for data, name in [(real, "real"), *others]:
+            get_labels(data, labels_key, name)
         given.add(LABELS)
     if holdout is not None:
         given.add(HOLDOUT)
     if network is not None:
         given.add(NETWORK)
-    chosen = _select(metrics, given)
-    _check_report_key(synth, key_added, overwrite)
-    if classifier not in ("mlp", "logistic"):
-        msg = f"classifier must be 'mlp' or 'logistic', not {classifier!r}."
-        raise ValueError(msg)
+    return given
 
+
+def _neighbourhood_size(
+    real: ArrayOrAnnData, synth: ArrayOrAnnData, layer: str | None, k: int
+) -> int:
+    """``k`` lowered to what the sample counts allow (real must not be constant)."""
     real_values = get_values(real, layer=layer, dtype=None)
     n_real, n_synth = real_values.shape[0], synth.shape[0]
     if n_real > 1 and not (real_values != real_values[:1]).any():
@@ -485,13 +538,12 @@ def evaluate(
         raise ValueError(msg)
     if k_used < k:
         logger.info("evaluate: k lowered from %d to %d (sample counts)", k, k_used)
-    ctx = _Context(
-        real, synth, holdout, label_key, network, layer, k_used,
-        n_components, rem_components, device, seed, classifier,
-    )  # fmt: skip
+    return k_used
 
+
+def _run(chosen: list[_Metric], ctx: _Context, explicit: bool) -> list[dict[str, Any]]:
+    """The rows of every chosen metric; one that cannot run is skipped unless ``explicit``."""
     rows: list[dict[str, Any]] = []
-    explicit = not (isinstance(metrics, str) and metrics in ("all", "fast"))
     for m in chosen:
         t = time.perf_counter()
         try:
@@ -502,13 +554,7 @@ def evaluate(
             logger.warning("evaluate: %s could not run: %s", m.name, err)
             continue
         logger.info("evaluate: %s done in %.1f s", m.name, time.perf_counter() - t)
-    report = pd.DataFrame(
-        rows, columns=["metric", "value", "higher_is_better", "optimum", "group", "params"]
-    )
-    report["higher_is_better"] = pd.array(report["higher_is_better"].tolist(), dtype="boolean")
-    if key_added is not None and is_anndata(synth):
-        synth.uns[key_added] = report
-    return report
+    return rows
 
 
 def _check_report_key(synth: ArrayOrAnnData, key_added: str | None, overwrite: bool) -> None:

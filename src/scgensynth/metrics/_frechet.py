@@ -7,8 +7,12 @@ from typing import Any
 
 import numpy as np
 
-from ._classifier import _fit_standardised_pca, fit_classifier
-from ._utils import ArrayOrAnnData, check_two_classes, get_labels, paired
+from scgensynth._utils._deprecation import renamed_arguments
+
+from ._docs import fill_doc
+from ._mlp import fit_classifier
+from ._standardize import fit_standardized_pca
+from ._utils import ArrayOrAnnData, Streamed, check_two_classes, get_labels, paired
 
 logger = logging.getLogger(__name__)
 
@@ -116,12 +120,78 @@ def _streamed_stats(blocks) -> tuple[np.ndarray, np.ndarray]:
     return shift + mean, np.atleast_2d(cov)
 
 
+def _check_embedding(
+    embedding: str | None,
+    labels_key: str | None,
+    obsm: str | None,
+    classifier_kwargs: dict[str, Any] | None,
+) -> str | None:
+    """The embedding used (``None`` with ``obsm``), once the options are checked together."""
+    if embedding not in _EMBEDDINGS:
+        msg = f"embedding must be one of {_EMBEDDINGS}, not {embedding!r}."
+        raise ValueError(msg)
+    if obsm is not None:
+        if embedding == "classifier":
+            msg = (
+                f"With obsm={obsm!r} the distance is measured in that representation as it is; "
+                "pass embedding=None, or obsm=None to embed the genes with a classifier."
+            )
+            raise ValueError(msg)
+        embedding = None
+    if embedding == "classifier":
+        if labels_key is None:
+            msg = (
+                "embedding='classifier' needs labels_key: the .obs column the classifier "
+                "learns on the real samples."
+            )
+            raise ValueError(msg)
+    elif labels_key is not None:
+        msg = f"labels_key is only used with embedding='classifier', not {embedding!r}."
+        raise ValueError(msg)
+    if classifier_kwargs is not None and embedding != "classifier":
+        msg = "classifier_kwargs are only used with embedding='classifier'."
+        raise ValueError(msg)
+    return embedding
+
+
+def _embedded_stats(
+    real: ArrayOrAnnData,
+    r: np.ndarray,
+    s: Streamed,
+    embedding: str | None,
+    *,
+    labels_key: str | None,
+    n_components: int | None,
+    seed: int,
+    classifier_kwargs: dict[str, Any] | None,
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Mean and covariance of the real and of the synthetic samples in the embedding.
+
+    The synthetic samples are read and embedded a block at a time.
+    """
+    if embedding == "pca":
+        r, embed = fit_standardized_pca(r, n_components, seed)
+        s_stats = _streamed_stats((i, embed(block)) for i, block in s.blocks())
+    elif embedding == "classifier":
+        labels = get_labels(real, labels_key, "real")
+        check_two_classes(labels, "real", labels_key)
+        options = {**_CLASSIFIER_DEFAULTS, **(classifier_kwargs or {})}
+        clf = fit_classifier(r, labels, kind="mlp", seed=seed, **options)
+        r = clf.embed(r)
+        s_stats = _streamed_stats((i, clf.embed(block)) for i, block in s.blocks())
+    else:
+        s_stats = _streamed_stats(s.blocks())
+    return _stats(r, "real"), s_stats
+
+
+@renamed_arguments({"label_key": "labels_key"})
+@fill_doc
 def frechet_distance(
     real: ArrayOrAnnData,
     synth: ArrayOrAnnData,
     *,
     embedding: str | None = "pca",
-    label_key: str | None = None,
+    labels_key: str | None = None,
     n_components: int | None = 50,
     layer: str | None = None,
     obsm: str | None = None,
@@ -138,19 +208,18 @@ def frechet_distance(
 
     Parameters
     ----------
-    real, synth
-        AnnData (genes matched by name) or samples x genes arrays.
+    {real_synth}
     embedding
         The space:
 
         - ``"pca"``: the first ``n_components`` principal components of the real samples
-          standardised with their own mean and standard deviation (zero-variance genes: 1);
-          the synthetic samples are standardised and projected the same way.
+          standardized with their own mean and standard deviation (zero-variance genes: 1);
+          the synthetic samples are standardized and projected the same way.
         - ``"classifier"``: the last hidden layer of an MLP trained on the **real** samples to
-          predict ``label_key`` (FD-binary / FD-tissue in Lacan et al. 2023), then
+          predict ``labels_key`` (FD-binary / FD-tissue in Lacan et al. 2023), then
           applied to both sets. The MLP has two hidden layers of 256 and 64 units (a 64-d
           space, whose covariance a few hundred samples estimate well), trained with Adam at
-          learning rate 1e-3 on minibatches of 32 for 35 epochs on standardised inputs;
+          learning rate 1e-3 on minibatches of 32 for 35 epochs on standardized inputs;
           change it with ``classifier_kwargs``. The real samples are embedded by a
           classifier trained on them (in-sample) and the synthetic samples out-of-sample,
           so their embeddings differ a little even for a perfect generator (a classifier
@@ -160,13 +229,12 @@ def frechet_distance(
           (``frechet_distance(real, real_test, ...)`` with the same options): a synthetic
           set is as good as real data when it comes close to that value, not to 0.
         - ``None``: the values as they are (genes, or the ``obsm`` representation).
-    label_key
+    labels_key
         Column of ``.obs`` with the labels the classifier learns (``"classifier"`` only).
     n_components
         PCA components (``"pca"`` only; capped at the number of real samples - 1 and of
-        genes; ``None``: the standardised genes).
-    layer
-        AnnData layer to read instead of ``.X``.
+        genes; ``None``: the standardized genes).
+    {layer}
     obsm
         Read a stored representation (e.g. ``"X_pca"``, computed the same way for both
         datasets) and measure the distance in it as it is: ``embedding`` must then be
@@ -192,31 +260,7 @@ def frechet_distance(
     >>> round(sgs.metrics.frechet_distance(real, real + 1.0, embedding=None), 2)  # ‖μ₁-μ₂‖²
     5.0
     """
-    if embedding not in _EMBEDDINGS:
-        msg = f"embedding must be one of {_EMBEDDINGS}, not {embedding!r}."
-        raise ValueError(msg)
-    if obsm is not None:
-        if embedding == "classifier":
-            msg = (
-                f"With obsm={obsm!r} the distance is measured in that representation as it is; "
-                "pass embedding=None, or obsm=None to embed the genes with a classifier."
-            )
-            raise ValueError(msg)
-        embedding = None
-    if embedding == "classifier":
-        if label_key is None:
-            msg = (
-                "embedding='classifier' needs label_key: the .obs column the classifier "
-                "learns on the real samples."
-            )
-            raise ValueError(msg)
-    elif label_key is not None:
-        msg = f"label_key is only used with embedding='classifier', not {embedding!r}."
-        raise ValueError(msg)
-    if classifier_kwargs is not None and embedding != "classifier":
-        msg = "classifier_kwargs are only used with embedding='classifier'."
-        raise ValueError(msg)
-
+    embedding = _check_embedding(embedding, labels_key, obsm, classifier_kwargs)
     # the synthetic set is read in blocks and only its running moments are kept (in the
     # embedding, or in the genes for embedding=None): a large or backed set is never loaded
     r, s = paired(real, synth, layer=layer, obsm=obsm)
@@ -224,20 +268,11 @@ def frechet_distance(
         if n < 2:
             msg = f"{name} has {n} sample(s); a covariance needs at least 2."
             raise ValueError(msg)
-    if embedding == "pca":
-        r, embed = _fit_standardised_pca(r, n_components, seed)
-        s_stats = _streamed_stats((i, embed(block)) for i, block in s.blocks())
-    elif embedding == "classifier":
-        labels = get_labels(real, label_key, "real")
-        check_two_classes(labels, "real", label_key)
-        options = {**_CLASSIFIER_DEFAULTS, **(classifier_kwargs or {})}
-        clf = fit_classifier(r, labels, kind="mlp", seed=seed, **options)
-        r = clf.embed(r)
-        s_stats = _streamed_stats((i, clf.embed(block)) for i, block in s.blocks())
-    else:
-        s_stats = _streamed_stats(s.blocks())
-    mu1, sigma1 = _stats(r, "real")
-    return frechet_distance_from_stats(mu1, sigma1, *s_stats)
+    r_stats, s_stats = _embedded_stats(
+        real, r, s, embedding, labels_key=labels_key, n_components=n_components, seed=seed,
+        classifier_kwargs=classifier_kwargs,
+    )  # fmt: skip
+    return frechet_distance_from_stats(*r_stats, *s_stats)
 
 
 __all__ = ["frechet_distance", "frechet_distance_from_stats"]

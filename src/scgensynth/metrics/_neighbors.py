@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from scgensynth._utils._deprecation import renamed_arguments
+
 from . import _knn
 from ._utils import ArrayOrAnnData, check_k, get_labels, paired, paired_values, subsample
 
@@ -53,10 +55,27 @@ def _space(
     return pca.transform(r), [s.map(pca.transform) for _, s in streamed]
 
 
-def _groups(real, synth, groupby, names=("real", "synthetic")):
-    if groupby is None:
-        return None
-    return get_labels(real, groupby, names[0]), get_labels(synth, groupby, names[1])
+def _pair_space(
+    real: ArrayOrAnnData,
+    synth: ArrayOrAnnData,
+    labels_key: str | None,
+    *,
+    layer: str | None,
+    obsm: str | None,
+    n_components: int | None,
+    seed: int,
+) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+    """Real and synthetic samples in one space (see :func:`_space`), and their labels.
+
+    The labels are ``None`` without ``labels_key``.
+    """
+    R, (S,) = _space(
+        real, [synth], layer=layer, obsm=obsm, n_components=n_components, seed=seed,
+        names=["real", "synthetic"],
+    )  # fmt: skip
+    if labels_key is None:
+        return R, S, None
+    return R, S, (get_labels(real, labels_key, "real"), get_labels(synth, labels_key, "synthetic"))
 
 
 def _f1(p: float, r: float) -> float:
@@ -111,12 +130,13 @@ def _per_group(fn, R, S, labels, k, columns) -> pd.DataFrame:
     return out
 
 
+@renamed_arguments({"groupby": "labels_key"})
 def precision_recall(
     real: ArrayOrAnnData,
     synth: ArrayOrAnnData,
     *,
     k: int = 50,
-    groupby: str | None = None,
+    labels_key: str | None = None,
     layer: str | None = None,
     obsm: str | None = None,
     n_components: int | None = None,
@@ -142,11 +162,12 @@ def precision_recall(
     real, synth
         AnnData or samples x genes arrays; AnnData genes are matched by name.
     k
-        Neighbourhood size; both sets need more than ``k`` samples (with ``groupby``, ``k``
-        is lowered per group instead).
-    groupby
+        Neighbourhood size; both sets need more than ``k`` samples (with ``labels_key``,
+        ``k`` is lowered per group instead).
+    labels_key
         ``.obs`` column present in both (e.g. ``"tissue"``): precision and recall within each
-        group, in the same space. A group without synthetic samples gets recall 0.
+        group of samples with the same label, in the same space. A group without synthetic
+        samples gets recall 0.
     layer, obsm
         Read a layer, or a representation in ``.obsm`` of both, instead of ``X``.
     n_components
@@ -158,7 +179,7 @@ def precision_recall(
 
     Returns
     -------
-    ``{"precision", "recall", "f1"}``; with ``groupby``, a DataFrame indexed by group with
+    ``{"precision", "recall", "f1"}``; with ``labels_key``, a DataFrame indexed by group with
     those columns and ``n_real``, ``n_synthetic``, ``k_real``, ``k_synthetic``: within a group,
     ``k`` is lowered to what its sample counts allow (a group with one synthetic sample has
     recall 0, one with no synthetic samples also precision NaN). Its
@@ -179,16 +200,9 @@ def precision_recall(
     >>> pr["precision"], pr["recall"]
     (0.0, 0.0)
     """
-    R, (S,) = _space(
-        real,
-        [synth],
-        layer=layer,
-        obsm=obsm,
-        n_components=n_components,
-        seed=seed,
-        names=["real", "synthetic"],
+    R, S, labels = _pair_space(
+        real, synth, labels_key, layer=layer, obsm=obsm, n_components=n_components, seed=seed
     )
-    labels = _groups(real, synth, groupby)
     if labels is None:
         return _precision_recall(R, S, k, device)
     if not isinstance(k, int | np.integer) or k < 1:
@@ -222,12 +236,13 @@ def _density_coverage(R, S, k, device, name="real") -> dict[str, float]:
     }
 
 
+@renamed_arguments({"groupby": "labels_key"})
 def density_coverage(
     real: ArrayOrAnnData,
     synth: ArrayOrAnnData,
     *,
     k: int = 5,
-    groupby: str | None = None,
+    labels_key: str | None = None,
     layer: str | None = None,
     obsm: str | None = None,
     n_components: int | None = None,
@@ -248,7 +263,7 @@ def density_coverage(
 
     Returns
     -------
-    ``{"density", "coverage"}``; with ``groupby``, a DataFrame indexed by group (``k``
+    ``{"density", "coverage"}``; with ``labels_key``, a DataFrame indexed by group (``k``
     lowered per group as for :func:`precision_recall`).
 
     Examples
@@ -261,16 +276,9 @@ def density_coverage(
     >>> 0.8 < dc["density"] < 1.2, dc["coverage"] > 0.9
     (True, True)
     """
-    R, (S,) = _space(
-        real,
-        [synth],
-        layer=layer,
-        obsm=obsm,
-        n_components=n_components,
-        seed=seed,
-        names=["real", "synthetic"],
+    R, S, labels = _pair_space(
+        real, synth, labels_key, layer=layer, obsm=obsm, n_components=n_components, seed=seed
     )
-    labels = _groups(real, synth, groupby)
     if labels is None:
         return _density_coverage(R, S, k, device)
 
@@ -284,11 +292,12 @@ def density_coverage(
     return _per_group(one, R, S, labels, k, ["density", "coverage"])
 
 
+@renamed_arguments({"n_samples": "n_obs"})
 def adversarial_accuracy(
     real: ArrayOrAnnData,
     synth: ArrayOrAnnData,
     *,
-    n_samples: int | None = None,
+    n_obs: int | None = None,
     layer: str | None = None,
     obsm: str | None = None,
     n_components: int | None = None,
@@ -311,12 +320,12 @@ def adversarial_accuracy(
     synthetic half near 0 (nearer to real samples than to each other).
 
     Both sets are subsampled (seeded, without replacement, independently of the sample
-    order) to the same size ``n = min(n_real, n_synthetic, n_samples)``, as the statistic
+    order) to the same size ``n = min(n_real, n_synthetic, n_obs)``, as the statistic
     assumes.
 
     Parameters
     ----------
-    n_samples
+    n_obs
         Cap on the samples used from each set (cost grows as its square).
     layer, obsm, n_components, device, seed
         As for :func:`precision_recall`; ``seed`` also draws the subsample.
@@ -337,23 +346,17 @@ def adversarial_accuracy(
     >>> sgs.metrics.adversarial_accuracy(real, real + 1e-3)["adversarial_accuracy"]
     0.0
     """
-    R, (S,) = _space(
-        real,
-        [synth],
-        layer=layer,
-        obsm=obsm,
-        n_components=n_components,
-        seed=seed,
-        names=["real", "synthetic"],
+    R, S, _ = _pair_space(
+        real, synth, None, layer=layer, obsm=obsm, n_components=n_components, seed=seed
     )
-    if n_samples is not None and n_samples < 2:
-        msg = f"n_samples must be at least 2, got {n_samples}."
+    if n_obs is not None and n_obs < 2:
+        msg = f"n_obs must be at least 2, got {n_obs}."
         raise ValueError(msg)
     for X, name in ((R, "real"), (S, "synthetic")):
         if len(X) < 2:
             msg = f"{name} has {len(X)} sample(s); a nearest other sample needs at least 2."
             raise ValueError(msg)
-    n = int(min(len(R), len(S), n_samples or np.inf))
+    n = int(min(len(R), len(S), n_obs or np.inf))
     rng = np.random.default_rng(seed)
     R, S = subsample(R, n, rng), subsample(S, n, rng)
     with _knn.exact_products():

@@ -11,12 +11,13 @@ import pandas as pd
 from scipy import stats
 from sklearn.utils.extmath import randomized_svd
 
-from scgensynth._keys import check_new_key
+from scgensynth._utils._keys import check_new_key
 
+from ._docs import fill_doc
 from ._utils import is_anndata, paired, paired_values
 
 if TYPE_CHECKING:
-    from ._utils import ArrayOrAnnData
+    from ._utils import ArrayOrAnnData, Streamed
 
 logger = logging.getLogger(__name__)
 
@@ -115,6 +116,112 @@ def _check_n_components(n_components: Any) -> int | float:
     raise ValueError(msg)
 
 
+def _check_key_added(
+    real: ArrayOrAnnData, synth: ArrayOrAnnData, key_added: str | None, overwrite: bool
+) -> None:
+    if key_added is None:
+        return
+    if not isinstance(key_added, str):
+        msg = f"key_added must be a string (an .obs column name), got {key_added!r}."
+        raise TypeError(msg)
+    if not (is_anndata(real) and is_anndata(synth)):
+        msg = (
+            "key_added writes the errors to .obs, which needs AnnData for both real and "
+            "synth; with arrays, leave key_added=None and use the returned arrays."
+        )
+        raise ValueError(msg)
+    check_new_key(real.obs, key_added, "real.obs", overwrite)
+    check_new_key(synth.obs, key_added, "synth.obs", overwrite)
+
+
+def _check_cv(cv: Any, n_obs: int) -> None:
+    if cv is None:
+        if n_obs < 2:
+            msg = f"real has {n_obs} sample; the PCA needs 2 at least."
+            raise ValueError(msg)
+        return
+    if not isinstance(cv, int | np.integer) or isinstance(cv, bool) or cv < 2:
+        msg = f"cv must be None or an integer >= 2, got {cv!r}."
+        raise ValueError(msg)
+    if cv > n_obs or n_obs - -(-n_obs // cv) < 2:
+        msg = (
+            f"real has {n_obs} samples, too few for cv={cv} (each PCA needs 2 samples at "
+            "least); use a smaller cv or cv=None."
+        )
+        raise ValueError(msg)
+
+
+#: per PCA fitted: the components used, and whether they reach the rank of the fitted data
+Fits = list[tuple[int, bool]]
+
+
+def _in_sample_errors(
+    r: np.ndarray, s: Streamed, n_components: int | float, seed: int
+) -> tuple[np.ndarray, np.ndarray, Fits]:
+    """Errors of both sets from one PCA fitted on all the real samples."""
+    mean, comps, q, full = _fit_pca(r, n_components, seed)
+    real_err = _residual_norms(r, mean, comps)
+    synth_err = s.map(lambda block: _residual_norms(block, mean, comps))
+    return real_err, np.asarray(synth_err, dtype=np.float64), [(q, full)]
+
+
+def _cross_validated_errors(
+    r: np.ndarray, s: Streamed, n_components: int, cv: int, seed: int
+) -> tuple[np.ndarray, np.ndarray, Fits]:
+    """Errors of each real sample out of fold, of each synthetic one from its fold's PCA."""
+    direction = np.random.default_rng(seed).standard_normal(r.shape[1])
+    real_fold = _folds(r @ direction, cv)
+    synth_fold = _folds(s.map(lambda block: block @ direction), cv)
+    real_err = np.empty(r.shape[0])
+    synth_err = np.empty(s.shape[0])
+    fits = []
+    for fold in range(cv):
+        mean, comps, q, full = _fit_pca(r[real_fold != fold], n_components, seed, overwrite=True)
+        held = real_fold == fold
+        real_err[held] = _residual_norms(r[held], mean, comps)
+        for start, block in s.blocks():
+            stop = start + block.shape[0]
+            judged = synth_fold[start:stop] == fold
+            errors = synth_err[start:stop]  # a view: filled in place
+            errors[judged] = _residual_norms(block[judged], mean, comps)
+        fits.append((q, full))
+    return real_err, synth_err, fits
+
+
+def _warn_if_exact(n_components: int | float, fits: Fits) -> None:
+    exact = [q for q, full in fits if full]
+    if exact:
+        logger.warning(
+            "reconstruction_error: n_components=%s reaches the rank (%d) of the real data the "
+            "PCA is fitted on, so the fitted samples are reconstructed exactly (in-sample errors "
+            "~0) and the errors only measure distances to the span of the fitted samples. Pass "
+            "a smaller number of components or a share of variance such as 0.9.",
+            n_components,
+            min(exact),
+        )
+
+
+def _median_ratio(real_median: float, synth_median: float) -> float:
+    if real_median > 0:
+        return synth_median / real_median
+    return 1.0 if synth_median == 0 else float("inf")
+
+
+def _compare_errors(real_err: np.ndarray, synth_err: np.ndarray) -> dict[str, float]:
+    """Medians, their ratio and the Kolmogorov-Smirnov test of the two error samples."""
+    real_median = float(np.median(real_err))
+    synth_median = float(np.median(synth_err))
+    ks = stats.ks_2samp(real_err, synth_err)
+    return {
+        "real_median": real_median,
+        "synthetic_median": synth_median,
+        "median_ratio": float(_median_ratio(real_median, synth_median)),
+        "ks_statistic": float(ks.statistic),
+        "ks_pvalue": float(ks.pvalue),
+    }
+
+
+@fill_doc
 def reconstruction_error(
     real: ArrayOrAnnData,
     synth: ArrayOrAnnData,
@@ -146,21 +253,17 @@ def reconstruction_error(
 
     Parameters
     ----------
-    real, synth
-        AnnData (genes matched by ``var_names``) or samples x genes arrays with the same
-        columns.
+    {real_synth}
     n_components
         Number of principal axes, or a float in (0, 1): the fewest axes explaining that share
         of the real variance (with ``cv``, counted on all the real data, then used by every
         fold). Capped at the rank of the data each PCA is fitted on (at most the number of
         fitted samples - 1 and the number of genes); when the cap is reached, the fitted
         samples are reconstructed exactly and a warning is logged.
-    layer
-        AnnData layer to read instead of ``.X``.
-    obsm
-        Key of ``.obsm`` to read instead of genes: a representation computed the same way
-        for both datasets, in which the PCA and the errors are then computed. Not together
-        with ``layer``; ``key_added`` still writes to ``.obs``.
+    {layer}
+    {obsm}
+        The PCA and the errors are then computed in it; ``key_added`` still writes to
+        ``.obs``.
     cv
         Number of folds (at least 2), or ``None`` for one in-sample fit.
     key_added
@@ -209,98 +312,32 @@ def reconstruction_error(
     (0.15, True)
     """
     n_components = _check_n_components(n_components)
-    if key_added is not None:
-        if not isinstance(key_added, str):
-            msg = f"key_added must be a string (an .obs column name), got {key_added!r}."
-            raise TypeError(msg)
-        if not (is_anndata(real) and is_anndata(synth)):
-            msg = (
-                "key_added writes the errors to .obs, which needs AnnData for both real and "
-                "synth; with arrays, leave key_added=None and use the returned arrays."
-            )
-            raise ValueError(msg)
-        check_new_key(real.obs, key_added, "real.obs", overwrite)
-        check_new_key(synth.obs, key_added, "synth.obs", overwrite)
+    _check_key_added(real, synth, key_added, overwrite)
     # the synthetic set is read in blocks (a backed one is never loaded whole); only its
     # per-sample errors and projections are kept
     r, s = paired(real, synth, layer=layer, obsm=obsm)
-    n = r.shape[0]
-    if cv is not None:
-        if not isinstance(cv, int | np.integer) or isinstance(cv, bool) or cv < 2:
-            msg = f"cv must be None or an integer >= 2, got {cv!r}."
-            raise ValueError(msg)
-        if cv > n or n - -(-n // cv) < 2:
-            msg = (
-                f"real has {n} samples, too few for cv={cv} (each PCA needs 2 samples at "
-                "least); use a smaller cv or cv=None."
-            )
-            raise ValueError(msg)
-    elif n < 2:
-        msg = f"real has {n} sample; the PCA needs 2 at least."
-        raise ValueError(msg)
-
-    if isinstance(n_components, float) and cv is not None:
-        sv = np.linalg.svd(r - r.mean(axis=0), compute_uv=False)
-        n_components = _components_for_share(sv, n_components) if _rank(sv, r.shape) else 1
-
-    real_err = np.empty(n)
-    synth_err = np.empty(s.shape[0])
-    used, exact = [], []
+    _check_cv(cv, r.shape[0])
     if cv is None:
-        mean, comps, q, full = _fit_pca(r, n_components, seed)
-        real_err[:] = _residual_norms(r, mean, comps)
-        synth_err[:] = s.map(lambda block: _residual_norms(block, mean, comps))
-        used.append(q)
-        exact.append(full)
+        real_err, synth_err, fits = _in_sample_errors(r, s, n_components, seed)
     else:
-        direction = np.random.default_rng(seed).standard_normal(r.shape[1])
-        real_fold = _folds(r @ direction, int(cv))
-        synth_fold = _folds(s.map(lambda block: block @ direction), int(cv))
-        for fold in range(int(cv)):
-            mean, comps, q, full = _fit_pca(
-                r[real_fold != fold], n_components, seed, overwrite=True
-            )
-            held = real_fold == fold
-            real_err[held] = _residual_norms(r[held], mean, comps)
-            for start, block in s.blocks():
-                stop = start + block.shape[0]
-                judged = synth_fold[start:stop] == fold
-                errors = synth_err[start:stop]  # a view: filled in place
-                errors[judged] = _residual_norms(block[judged], mean, comps)
-            used.append(q)
-            exact.append(full)
-    if any(exact):
-        logger.warning(
-            "reconstruction_error: n_components=%s reaches the rank (%d) of the real data the "
-            "PCA is fitted on, so the fitted samples are reconstructed exactly (in-sample errors "
-            "~0) and the errors only measure distances to the span of the fitted samples. Pass "
-            "a smaller number of components or a share of variance such as 0.9.",
-            n_components,
-            min(q for q, full in zip(used, exact) if full),
-        )
-
-    real_median = float(np.median(real_err))
-    synth_median = float(np.median(synth_err))
-    if real_median > 0:
-        ratio = synth_median / real_median
-    else:
-        ratio = 1.0 if synth_median == 0 else float("inf")
-    ks = stats.ks_2samp(real_err, synth_err)
-    collapse = bool(ratio < _COLLAPSE_RATIO and ks.pvalue < _COLLAPSE_PVALUE)
-
+        if isinstance(n_components, float):
+            sv = np.linalg.svd(r - r.mean(axis=0), compute_uv=False)
+            n_components = _components_for_share(sv, n_components) if _rank(sv, r.shape) else 1
+        real_err, synth_err, fits = _cross_validated_errors(r, s, n_components, int(cv), seed)
+    _warn_if_exact(n_components, fits)
+    summary = _compare_errors(real_err, synth_err)
     if key_added is not None:
         real.obs[key_added] = real_err
         synth.obs[key_added] = synth_err
     return {
         "real": real_err,
         "synthetic": synth_err,
-        "real_median": real_median,
-        "synthetic_median": synth_median,
-        "median_ratio": float(ratio),
-        "ks_statistic": float(ks.statistic),
-        "ks_pvalue": float(ks.pvalue),
-        "n_components": int(max(used)),
-        "collapse": collapse,
+        **summary,
+        "n_components": int(max(q for q, _ in fits)),
+        # much smaller synthetic errors than real ones, and significantly so
+        "collapse": bool(
+            summary["median_ratio"] < _COLLAPSE_RATIO and summary["ks_pvalue"] < _COLLAPSE_PVALUE
+        ),
     }
 
 
@@ -318,6 +355,7 @@ def _explained_variance_ratio(X: np.ndarray, max_components: int | None) -> np.n
     return sv**2 / total
 
 
+@fill_doc
 def pca_variance(
     real: ArrayOrAnnData,
     synth: ArrayOrAnnData,
@@ -336,14 +374,10 @@ def pca_variance(
 
     Parameters
     ----------
-    real, synth
-        AnnData (genes matched by ``var_names``) or samples x genes arrays with the same
-        columns.
-    layer
-        AnnData layer to read instead of ``.X``.
-    obsm
-        Key of ``.obsm`` to read instead of genes: a representation computed the same way
-        for both datasets, whose curves are then computed. Not together with ``layer``.
+    {real_synth}
+    {layer}
+    {obsm}
+        The curves are then computed in it.
     thresholds
         Shares of variance (in (0, 1]) for the ``"components"`` table.
     max_components

@@ -17,27 +17,29 @@ def is_anndata(data: Any) -> bool:
     return hasattr(data, "obs") and hasattr(data, "var_names") and hasattr(data, "X")
 
 
+#: what to do about a key missing from ``.obsm`` / ``.layers``
+_MISSING_KEY_HINTS = {
+    "obsm": "Compute the representation for both datasets first, or leave obsm=None.",
+    "layers": "Pass layer=None to use .X.",
+}
+
+
 def _matrix(data: ArrayOrAnnData, layer: str | None, obsm: str | None, name: str):
     if layer is not None and obsm is not None:
         msg = "Pass either `layer` or `obsm`, not both."
         raise ValueError(msg)
     if is_anndata(data):
-        if obsm is not None:
-            if obsm not in data.obsm:
+        for attr, key in (("obsm", obsm), ("layers", layer)):
+            if key is None:
+                continue
+            stored = getattr(data, attr)
+            if key not in stored:
                 msg = (
-                    f"{name}: {obsm!r} is not in .obsm (keys: {list(data.obsm.keys())}). "
-                    "Compute the representation for both datasets first, or leave obsm=None."
+                    f"{name}: {key!r} is not in .{attr} (keys: {list(stored.keys())}). "
+                    f"{_MISSING_KEY_HINTS[attr]}"
                 )
                 raise KeyError(msg)
-            return data.obsm[obsm]
-        if layer is not None:
-            if layer not in data.layers:
-                msg = (
-                    f"{name}: {layer!r} is not in .layers (keys: {list(data.layers.keys())}). "
-                    "Pass layer=None to use .X."
-                )
-                raise KeyError(msg)
-            return data.layers[layer]
+            return stored[key]
         if data.X is None:
             msg = f"{name}: the AnnData has no .X; pass `layer=` to read a layer."
             raise ValueError(msg)
@@ -302,7 +304,7 @@ def paired(
     return a, Streamed(synth, layer, obsm, names[1], dtype, columns, shape)
 
 
-def get_labels(data: ArrayOrAnnData, key, name: str = "data", *, n: int | None = None):
+def get_labels(data: ArrayOrAnnData, key, name: str = "data", *, n_obs: int | None = None):
     """Labels as a string array from an ``.obs`` column name or an array-like."""
     if isinstance(key, str):
         if not is_anndata(data):
@@ -322,7 +324,7 @@ def get_labels(data: ArrayOrAnnData, key, name: str = "data", *, n: int | None =
         )
         raise ValueError(msg)
     labels = np.asarray(values).astype(str)
-    expected = n if n is not None else (data.n_obs if is_anndata(data) else None)
+    expected = n_obs if n_obs is not None else (data.n_obs if is_anndata(data) else None)
     if expected is not None and len(labels) != expected:
         msg = f"{name}: {len(labels)} labels for {expected} samples."
         raise ValueError(msg)
@@ -352,15 +354,19 @@ def check_two_classes(labels: np.ndarray, name: str, key: str | None = None) -> 
         raise ValueError(msg)
 
 
-def canonical_order(X: np.ndarray) -> np.ndarray:
-    """A row order that depends on the rows' contents only (their bytes).
+def canonical_order(X: np.ndarray, codes: np.ndarray | None = None) -> np.ndarray:
+    """A row order that depends on the rows' contents only (their bytes, then ``codes``).
 
-    Drawing a random subsample from rows put in this order makes the draw independent of the
-    order in which the user passed the samples.
+    Drawing a random subsample from rows put in this order, or training on them in it, makes
+    the result independent of the order in which the user passed the samples. ``codes``
+    (e.g. integer label codes) break ties between identical rows.
     """
     Xc = np.ascontiguousarray(X)
     rows = Xc.view(np.dtype((np.void, Xc.dtype.itemsize * Xc.shape[1]))).ravel()
-    return np.argsort(rows, kind="stable")
+    if codes is None:
+        return np.argsort(rows, kind="stable")
+    first = np.argsort(codes, kind="stable")
+    return first[np.argsort(rows[first], kind="stable")]
 
 
 def subsample(X: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:

@@ -1,4 +1,6 @@
-"""Generative models (scvi-tools model classes)."""
+"""Generative models (scvi-tools model classes) and the registry of generators."""
+
+from scgensynth._utils._files import ModelFileError
 
 from ._attgan import AttGAN, RandAttGAN
 from ._cvae import CVAE
@@ -6,11 +8,28 @@ from ._ddpm import DDPM
 from ._gan import GAN
 from ._gmda import GMDA
 from ._noise import NoiseAugmenter
-from ._registry import available, get_model_class, load_model
+from ._registry import (
+    available,
+    get_model_class,
+    load_model,
+    register,
+    register_other,
+    unregister,
+)
 from ._tspg import TSPG
 from ._wgan import WGANGP
 from .base import BaseGeneratorModel
-from .base._files import ModelFileError
+
+# the built-in generators, by the names sgs.tl.train takes (a new one is one line here)
+register("wgan", WGANGP)
+register("gan", GAN)
+register("attgan", AttGAN)
+register("randattgan", RandAttGAN)
+register("cvae", CVAE)
+register("ddpm", DDPM)
+register("gmda", GMDA)
+register("noise", NoiseAugmenter)
+register_other(TSPG)
 
 __all__ = [
     "CVAE",
@@ -27,4 +46,6 @@ __all__ = [
     "available",
     "get_model_class",
     "load_model",
+    "register",
+    "unregister",
 ]

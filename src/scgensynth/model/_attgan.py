@@ -2,14 +2,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pandas as pd
 from lightning.pytorch.callbacks import Callback
 from scipy import sparse
 
-from scgensynth.module._attgan import AttGANModule
-from scgensynth.pp._graph import coexpression_matrix, graph_from_edges, random_graph
+from scgensynth._utils._docs import doctest_skip
+from scgensynth.module import AttGANModule
+from scgensynth.pp import coexpression_matrix, graph_from_edges, random_graph
 
 from ._wgan import WGANGP
 
@@ -40,6 +41,7 @@ class _PretrainWithoutAttention(Callback):
         pl_module.module.attention.enabled = True
 
 
+@doctest_skip("trains a generator (minutes)")
 class AttGAN(WGANGP):
     """WGAN-GP with sparse gene–gene self-attention on the generator's output (AttGAN).
 
@@ -54,7 +56,8 @@ class AttGAN(WGANGP):
     adata
         AnnData registered with :meth:`setup_anndata`.
     graph
-        The gene graph ``N``:
+        The gene graph ``N`` (default: the class's ``default_graph``, ``"coexpression"``;
+        :class:`RandAttGAN`'s is ``"random"``):
 
         - ``"coexpression"``: each gene's ``top_k`` most correlated genes (absolute Pearson,
           optionally above ``threshold``) over the samples of ``adata`` -- give the model
@@ -87,12 +90,17 @@ class AttGAN(WGANGP):
     4600
     """
 
+    description = "WGAN-GP refined by sparse gene-gene attention over a co-expression graph"
+    reference = "Lacan et al. 2023"
+    quick_kwargs: ClassVar[dict[str, Any]] = {"n_latent": 8, "n_hidden": (16, 16), "top_k": 4}
     _module_cls = AttGANModule
+    #: the gene graph when none is given
+    default_graph: ClassVar[str] = "coexpression"
 
     def __init__(
         self,
         adata: AnnData | None = None,
-        graph: Any = "coexpression",
+        graph: Any = None,
         top_k: int | None = 10,
         threshold: float | None = None,
         gamma: float = 1.0,
@@ -105,6 +113,7 @@ class AttGAN(WGANGP):
         gp_weight: float = 10.0,
         scaling: str = "auto",
     ):
+        graph = self.default_graph if graph is None else graph
         self._graph_args = {
             "graph": graph,
             "top_k": top_k,
@@ -128,7 +137,6 @@ class AttGAN(WGANGP):
             + f", graph {graph if isinstance(graph, str) else type(graph).__name__} "
             f"({n_edges} edges)"
         )
-        scaling = self.scaling_mode  # save/load must reproduce the resolved mode, not "auto"
         self.init_params_ = self._get_init_params(locals())
 
     def _build_graph(self) -> sparse.csr_matrix:
@@ -175,6 +183,7 @@ class AttGAN(WGANGP):
         return super().train(*args, callbacks=callbacks, **kwargs)
 
 
+@doctest_skip("trains a generator (minutes)")
 class RandAttGAN(AttGAN):
     """AttGAN over a random graph with the co-expression graph's degrees (the lesion).
 
@@ -191,8 +200,8 @@ class RandAttGAN(AttGAN):
     4600
     """
 
-    def __init__(self, adata: AnnData | None = None, graph: Any = "random", **kwargs):
-        super().__init__(adata, graph=graph, **kwargs)
+    description = "AttGAN over a degree-matched random graph (the lesion control)"
+    default_graph = "random"
 
 
 __all__ = ["AttGAN", "RandAttGAN"]

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from scvi.train import TrainingPlan
 
-from scgensynth.module._cvae import CVAEModule
+from scgensynth._utils._docs import doctest_skip
+from scgensynth.module import CVAEModule
 
 from .base import BaseGeneratorModel
 
@@ -15,13 +16,14 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+@doctest_skip("trains a generator (minutes)")
 class CVAE(BaseGeneratorModel):
     """Conditional variational autoencoder baseline (Lacan et al. 2023).
 
     An encoder and a decoder built from scvi-tools' :class:`~scvi.nn.Encoder` and
     :class:`~scvi.nn.FCLayers`, conditioned on the covariates (categorical ones injected
-    one-hot into every layer, continuous ones standardised and concatenated), trained on the
-    per-gene standardised values with a Gaussian likelihood (a learned variance per gene) and
+    one-hot into every layer, continuous ones standardized and concatenated), trained on the
+    per-gene standardized values with a Gaussian likelihood (a learned variance per gene) and
     scvi-tools' :class:`~scvi.train.TrainingPlan` (Adam, KL warm-up). Generation decodes
     ``z ~ N(0, I)`` with the requested covariates and inverts the scaling. Covariate handling,
     scaling, training length in steps, model selection, ``generate`` and save/load are those
@@ -53,9 +55,13 @@ class CVAE(BaseGeneratorModel):
     >>> synth = model.generate(500, seed=0)
     """
 
+    description = "conditional variational autoencoder (scvi-tools encoder/decoder blocks)"
+    reference = "Lacan et al. 2023 (VAE baseline)"
+    quick_kwargs: ClassVar[dict[str, Any]] = {"n_latent": 4, "n_hidden": 16}
+    #: scvi-tools' training plan logs the evidence lower bound
+    logged_losses = ("elbo_train", "elbo_validation")
     _module_cls = CVAEModule
     _training_plan_cls = TrainingPlan
-    _plan_arg_names = ("lr", "weight_decay", "n_epochs_kl_warmup", "n_steps_kl_warmup")
 
     def __init__(
         self,
@@ -68,22 +74,9 @@ class CVAE(BaseGeneratorModel):
         scaling: str = "auto",
     ):
         super().__init__(adata, scaling=scaling)
-        scaling = self.scaling_mode
-        self.module = self._module_cls(
-            n_input=self.summary_stats.n_vars,
-            n_cats_per_cov=self.n_cats_per_cov,
-            n_continuous_cov=len(self._cont_keys),
-            n_latent=n_latent,
-            n_hidden=n_hidden,
-            n_layers=n_layers,
-            dropout_rate=dropout_rate,
+        self._build_module(
+            f"latent {n_latent}, hidden {n_hidden} x {n_layers}", n_latent=n_latent,
+            n_hidden=n_hidden, n_layers=n_layers, dropout_rate=dropout_rate,
             sample_noise=sample_noise,
-            scaling=scaling,
-        )
-        self._init_module_statistics()
-        self._model_summary_string = (
-            f"CVAE: {self.summary_stats.n_vars} genes, covariates "
-            f"{[*self._cat_keys, *self._cont_keys]}, latent {n_latent}, hidden {n_hidden} x "
-            f"{n_layers}, scaling {scaling!r}"
-        )
+        )  # fmt: skip
         self.init_params_ = self._get_init_params(locals())

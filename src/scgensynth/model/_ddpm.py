@@ -1,31 +1,31 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import torch
+import numpy as np
 
+from scgensynth._utils._checks import check_count
+from scgensynth._utils._docs import doctest_skip
 from scgensynth.module import DDPMModule
 from scgensynth.train import DDPMTrainingPlan
 
 from .base import BaseGeneratorModel
-from .base._output import check_output_path
 
 if TYPE_CHECKING:
-    import pandas as pd
     from anndata import AnnData
 
 logger = logging.getLogger(__name__)
 
 
+@doctest_skip("trains a generator (minutes)")
 class DDPM(BaseGeneratorModel):
     """Conditional denoising diffusion model of expression profiles (Ho et al. 2020; Lacan).
 
     An MLP denoiser (:class:`~scgensynth.nn.ConditionalDenoiser`: residual blocks modulated by
     a sinusoidal time embedding and small learnable covariate embeddings) predicts the noise
-    ``ε`` added to per-gene standardised expression values, over ``T = n_timesteps`` steps of
+    ``ε`` added to per-gene standardized expression values, over ``T = n_timesteps`` steps of
     a linear or quadratic β schedule. An exponential moving average of the weights is used for
     sampling. Covariates are dropped at rate ``p_uncond`` during training so that
     classifier-free guidance (``guidance_scale``) can sharpen conditions at sampling.
@@ -78,9 +78,16 @@ class DDPM(BaseGeneratorModel):
     >>> sharp = model.generate(50, {"tissue": "Liver"}, guidance_scale=2.0)
     """
 
+    description = "conditional denoising diffusion (MLP denoiser, DDPM/DDIM samplers, guidance)"
+    reference = "Lacan's thesis; Ho et al. 2020; Song et al. 2021"
+    quick_kwargs: ClassVar[dict[str, Any]] = {
+        "n_hidden": 16,
+        "n_blocks": 1,
+        "n_time_embedding": 8,
+        "n_timesteps": 50,
+    }
     _module_cls = DDPMModule
     _training_plan_cls = DDPMTrainingPlan
-    _plan_arg_names = ("lr", "weight_decay", "lr_warmup_steps", "grad_clip")
     #: on the GTEx 70/30 split 10,000 steps give a synthetic-trained classifier 0.95-0.97 of the
     #: real-trained accuracy (two sampling seeds; 0.99 with guidance_scale=2), in ~6 minutes
     #: on one CPU thread
@@ -115,11 +122,9 @@ class DDPM(BaseGeneratorModel):
                     f"{len(self._cat_keys)} categorical covariates {self._cat_keys}."
                 )
                 raise ValueError(msg)
-        scaling = self.scaling_mode
-        self.module = self._module_cls(
-            n_input=self.summary_stats.n_vars,
-            n_cats_per_cov=self.n_cats_per_cov,
-            n_continuous_cov=len(self._cont_keys),
+        self._build_module(
+            f"denoiser {n_blocks} x {n_hidden}, T={n_timesteps} ({beta_schedule}), "
+            f"sampler {sampler}",
             n_hidden=n_hidden,
             n_blocks=n_blocks,
             n_time_embedding=n_time_embedding,
@@ -135,78 +140,73 @@ class DDPM(BaseGeneratorModel):
             n_sampling_steps=n_sampling_steps,
             eta=eta,
             guidance_scale=guidance_scale,
-            scaling=scaling,
-        )
-        self._init_module_statistics()
-        self._model_summary_string = (
-            f"DDPM: {self.summary_stats.n_vars} genes, covariates "
-            f"{[*self._cat_keys, *self._cont_keys]}, denoiser {n_blocks} x {n_hidden}, "
-            f"T={n_timesteps} ({beta_schedule}), sampler {sampler}, scaling {scaling!r}"
         )
         self.init_params_ = self._get_init_params(locals())
 
-    @torch.inference_mode()
-    def generate(
-        self,
-        n_obs: int | None = None,
-        covariates: pd.DataFrame | Mapping[str, Any] | None = None,
-        *,
-        seed: int | None = None,
-        batch_size: int = 4096,
-        sampler: str | None = None,
-        n_sampling_steps: int | None = None,
-        eta: float | None = None,
-        guidance_scale: float | None = None,
-        filename: str | os.PathLike | None = None,
-        overwrite: bool = False,
-    ) -> AnnData:
-        """Generate synthetic samples as a new AnnData.
+    @doctest_skip("needs a trained model")
+    def sampling_options(self) -> dict[str, Any]:
+        """DDPM's sampling options and their defaults (set at construction).
 
-        Parameters
-        ----------
-        n_obs, covariates, seed, batch_size, filename, overwrite
-            As for every generator (see
-            :meth:`~scgensynth.model.base.BaseGeneratorModel.generate`).
-        sampler
-            ``"ddim"`` or ``"ddpm"`` (ancestral, all ``n_timesteps`` steps).
-        n_sampling_steps
-            DDIM steps (ignored by ``"ddpm"``).
-        eta
-            DDIM stochasticity: 0 deterministic, 1 DDPM-like.
-        guidance_scale
-            Classifier-free guidance weight ``w`` (1: conditional, > 1: stronger conditions).
-
-        Unset sampling arguments take the values given at construction.
-
-        Returns
-        -------
-        AnnData as for every generator; ``uns["sgs"]`` also records the sampler settings.
+        ``sampler`` (``"ddim"``, or ``"ddpm"``: ancestral, all ``n_timesteps`` steps),
+        ``n_sampling_steps`` (DDIM steps), ``eta`` (DDIM stochasticity: 0 deterministic,
+        1 DDPM-like) and ``guidance_scale`` (classifier-free guidance weight ``w``: 1
+        conditional, > 1 stronger conditions); pass them to :meth:`generate`.
 
         Examples
         --------
         >>> synth = model.generate(1000, seed=0)
         >>> exact = model.generate(1000, seed=0, sampler="ddpm")
         """
-        self._check_if_trained(warn=False)
-        d = self.module.sampling_defaults
-        settings = {
-            "sampler": d["sampler"] if sampler is None else sampler,
-            "n_sampling_steps": d["n_sampling_steps"]
-            if n_sampling_steps is None
-            else int(n_sampling_steps),
-            "eta": d["eta"] if eta is None else float(eta),
-            "guidance_scale": d["guidance_scale"]
-            if guidance_scale is None
-            else float(guidance_scale),
-        }
+        return dict(self.module.sampling_defaults)
+
+    def _sampling_settings(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        settings = super()._sampling_settings(options)
+        settings["n_sampling_steps"] = check_count(
+            settings["n_sampling_steps"], "n_sampling_steps"
+        )
+        for key in ("eta", "guidance_scale"):
+            value = settings[key]
+            if isinstance(value, bool) or not isinstance(value, int | float | np.number):
+                msg = f"{key} must be a number, not {value!r}."
+                raise TypeError(msg)
+            settings[key] = float(value)
         self.module.check_sampling(**settings)
-        path = check_output_path(filename, overwrite=overwrite)
-        seed = self._generation_seed(seed)
-        plan = self._generation_covariates(n_obs, covariates)
-        uns = dict(settings)
-        if settings["sampler"] == "ddpm":
-            uns["n_sampling_steps"] = self.module.diffusion.n_timesteps
-        return self._generate(
-            plan, seed=seed, batch_size=batch_size, sample_kwargs=settings, uns=uns,
-            filename=path,
-        )  # fmt: skip
+        return settings
+
+    def _sampling_record(self, settings: dict[str, Any]) -> dict[str, Any]:
+        record = dict(settings)
+        if settings["sampler"] == "ddpm":  # the ancestral sampler takes every step
+            record["n_sampling_steps"] = self.module.diffusion.n_timesteps
+        return record
+
+    def deterministic_sampling(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        """Deterministic DDIM (``sampler="ddim"``, ``eta=0``).
+
+        A sample is then a function of its starting point ``x_T`` and covariates; other
+        samplers draw noise at every step.
+        """
+        options = dict(options)
+        if options.get("sampler", "ddim") != "ddim":
+            msg = (
+                f"sampler={options['sampler']!r} draws fresh noise at every step, so samples "
+                "that share their noise would not stay paired; this needs the deterministic "
+                "DDIM sampler: sampler='ddim' (the default) with eta=0."
+            )
+            raise ValueError(msg)
+        if float(options.get("eta", 0.0)) != 0.0:
+            msg = (
+                f"eta={options['eta']} adds fresh noise at every DDIM step, so samples that "
+                "share their noise would not stay paired; this needs eta=0 (the default, "
+                "deterministic given x_T)."
+            )
+            raise ValueError(msg)
+        defaults = self.module.sampling_defaults
+        if defaults["sampler"] != "ddim" or defaults["eta"] != 0.0:
+            logger.info(
+                "The model samples with sampler=%r, eta=%s by default; deterministic DDIM "
+                "(sampler='ddim', eta=0) is used so that samples sharing their noise stay "
+                "paired.",
+                defaults["sampler"],
+                defaults["eta"],
+            )
+        return self._sampling_settings({**options, "sampler": "ddim", "eta": 0.0})

@@ -2,10 +2,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from scgensynth.module._gan import GANModule
-from scgensynth.train._gan_plan import GANTrainingPlan
+from scgensynth._utils._docs import doctest_skip
+from scgensynth.module import GANModule
+from scgensynth.train import GANTrainingPlan
 
 from ._wgan import build_adversarial_module
 from .base import BaseGeneratorModel
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+@doctest_skip("trains a generator (minutes)")
 class GAN(BaseGeneratorModel):
     """Conditional vanilla GAN, the baseline of Lacan et al. (2023).
 
@@ -37,7 +39,7 @@ class GAN(BaseGeneratorModel):
     On small data the discriminator of a vanilla GAN wins at once (it separates real from
     generated samples almost perfectly and the generator stops learning). The defaults
     therefore add *instance noise* (Sønderby et al. 2017; Arjovsky & Bottou 2017): Gaussian
-    noise of standard deviation ``instance_noise`` (in standardised units) on every input of
+    noise of standard deviation ``instance_noise`` (in standardized units) on every input of
     the discriminator, real and generated alike, decayed linearly to 0 over training
     (``anneal_instance_noise``). It keeps the loss a plain cross-entropy and does not
     prevent mode collapse. One-sided label smoothing (``label_smoothing``, Salimans et al.
@@ -73,7 +75,7 @@ class GAN(BaseGeneratorModel):
         ``1 - label_smoothing``.
     instance_noise
         Standard deviation of the Gaussian noise added to the discriminator's inputs during
-        training (standardised units; 0 disables it).
+        training (standardized units; 0 disables it).
     dropout
         Dropout rate after each hidden layer of the discriminator.
 
@@ -88,12 +90,11 @@ class GAN(BaseGeneratorModel):
     >>> liver = model.generate(50, covariates={"tissue": "Liver"}, seed=0)
     """
 
+    description = "conditional vanilla GAN (non-saturating cross-entropy), WGAN-GP's conditioning"
+    reference = "Lacan et al. 2023"
+    quick_kwargs: ClassVar[dict[str, Any]] = {"n_latent": 8, "n_hidden": (16, 16)}
     _module_cls = GANModule
     _training_plan_cls = GANTrainingPlan
-    _plan_arg_names = (
-        "lr_generator", "lr_critic", "n_critic", "optimizer", "weight_decay",
-        "anneal_instance_noise",
-    )  # fmt: skip
 
     def __init__(
         self,
@@ -111,5 +112,4 @@ class GAN(BaseGeneratorModel):
             self, n_latent, n_hidden, n_hidden_critic,
             label_smoothing=label_smoothing, instance_noise=instance_noise, dropout=dropout,
         )  # fmt: skip
-        scaling = self.scaling_mode  # save/load must reproduce the resolved mode, not "auto"
         self.init_params_ = self._get_init_params(locals())

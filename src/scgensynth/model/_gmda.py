@@ -2,15 +2,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from scvi import settings
 
-from scgensynth.module._gmda import GMDAModule
-from scgensynth.train._gmda_plan import GMDATrainingPlan
+from scgensynth._utils._checks import check_fraction
+from scgensynth._utils._docs import doctest_skip
+from scgensynth.module import GMDAModule
+from scgensynth.train import GMDATrainingPlan
 
 from .base import BaseGeneratorModel
-from .base._validation import check_fraction
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+@doctest_skip("trains a generator (minutes)")
 class GMDA(BaseGeneratorModel):
     """Generative modelling by density alignment (Lacan, Hanczar & Sebag, ECML-PKDD 2024).
 
@@ -25,7 +27,7 @@ class GMDA(BaseGeneratorModel):
     categorical covariates]``, conditioned like :class:`~scgensynth.model.WGANGP`'s
     generator) trained without an adversary: at each step it aligns the mass of real and
     generated samples inside random *probes*, axis-aligned boxes over 2 or 3 random genes
-    centred on real samples of the mini-batch, in the model's standardised space:
+    centred on real samples of the mini-batch, in the model's standardized space:
 
     - a probe's half-width on each of its ``d`` dimensions is a quantile (at
       ``density ** (1 / d)``) of the distances of real samples to its centre: over the
@@ -94,9 +96,11 @@ class GMDA(BaseGeneratorModel):
     >>> liver = model.generate(50, covariates={"tissue": "Liver"}, seed=0)
     """
 
+    description = "small generator trained by aligning real and generated mass in random probes"
+    reference = "Lacan et al. 2024"
+    quick_kwargs: ClassVar[dict[str, Any]] = {"n_latent": 8, "n_hidden": (16,)}
     _module_cls = GMDAModule
     _training_plan_cls = GMDATrainingPlan
-    _plan_arg_names = ("lr", "lr_min_ratio", "weight_decay")
 
     #: default training length in mini-batches. On the bundled GTEx set (70/30 split, 328
     #: training samples) TSTR/TRTR was 0.47 after 1,000 steps, 0.79 after 2,000, 0.85 after
@@ -121,34 +125,17 @@ class GMDA(BaseGeneratorModel):
         scaling: str = "auto",
     ):
         super().__init__(adata, scaling=scaling)
-        scaling = self.scaling_mode  # save/load must reproduce the resolved mode, not "auto"
         n_hidden = [int(h) for h in n_hidden]
         if not isinstance(n_probe_genes, int):
             n_probe_genes = list(n_probe_genes)
-        self.module = self._module_cls(
-            n_input=self.summary_stats.n_vars,
-            n_cats_per_cov=self.n_cats_per_cov,
-            n_continuous_cov=len(self._cont_keys),
-            n_latent=n_latent,
-            n_hidden=n_hidden,
-            n_probes=n_probes,
-            n_probe_genes=n_probe_genes,
-            density=density,
-            steepness=steepness,
-            persistence=persistence,
-            n_dark_probes=n_dark_probes,
-            dark_weight=dark_weight,
+        self._build_module(
+            f"latent {n_latent}, hidden {n_hidden}, {n_probes} probes over {n_probe_genes} "
+            f"genes + {n_dark_probes} dark, density {density}",
+            n_latent=n_latent, n_hidden=n_hidden, n_probes=n_probes,
+            n_probe_genes=n_probe_genes, density=density, steepness=steepness,
+            persistence=persistence, n_dark_probes=n_dark_probes, dark_weight=dark_weight,
             n_generated_per_real=n_generated_per_real,
-            scaling=scaling,
-        )
-        self._init_module_statistics()
-        n_params = sum(p.numel() for p in self.module.parameters())
-        self._model_summary_string = (
-            f"GMDA: {self.summary_stats.n_vars} genes, covariates "
-            f"{[*self._cat_keys, *self._cont_keys]}, latent {n_latent}, hidden {n_hidden} "
-            f"({n_params:,} parameters), {n_probes} probes over {n_probe_genes} genes + "
-            f"{n_dark_probes} dark, density {density}, scaling {scaling!r}"
-        )
+        )  # fmt: skip
         self.init_params_ = self._get_init_params(locals())
 
     def train(

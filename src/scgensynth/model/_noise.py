@@ -3,19 +3,21 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
 import torch
 from scvi import settings
 
-from scgensynth.module._noise import NoiseModule
+from scgensynth._utils._checks import check_count
+from scgensynth._utils._docs import doctest_skip
+from scgensynth.module import NoiseModule
 
 from .base import BaseGeneratorModel
-from .base._base import _check_trainer_kwargs
 from .base._generation import GenerationRows
-from .base._validation import check_count, check_training_lengths
+from .base._run import _check_trainer_kwargs
+from .base._validation import check_training_lengths
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -29,7 +31,7 @@ def _training_argument_names() -> set[str]:
     stack = list(BaseGeneratorModel.__subclasses__())
     while stack:
         cls = stack.pop()
-        names |= set(getattr(cls, "_plan_arg_names", ()))
+        names |= set(cls.plan_arguments())
         stack.extend(cls.__subclasses__())
     return names
 
@@ -39,14 +41,14 @@ class NoiseAugmenter(BaseGeneratorModel):
 
     A synthetic sample is a real training sample with the requested covariates plus noise of
     variance ``noise_variance`` (default 0.1, the survey's) on every gene in the model's
-    standardised space (per-gene z-scores after the scaling's normalisation and ``log1p``),
+    standardized space (per-gene z-scores after the scaling's normalisation and ``log1p``),
     mapped back to the input's scale. Nothing is learned: :meth:`train` stores the (scaled)
     training samples and their covariates in the module, so they are saved and loaded with
     it -- note that a saved model therefore contains the training data.
 
     Which real sample: for each requested covariate row, one drawn uniformly among the
     training samples with exactly those categorical covariates; with continuous covariates,
-    among those of that categorical combination nearest in the (standardised) continuous
+    among those of that categorical combination nearest in the (standardized) continuous
     covariates, uniformly among ties. Asking for a categorical combination absent from the
     training samples is an error. :meth:`generate` without covariates resamples the covariate
     rows of the stored samples, so it resamples the training samples themselves.
@@ -56,7 +58,7 @@ class NoiseAugmenter(BaseGeneratorModel):
     adata
         AnnData registered with :meth:`setup_anndata`.
     noise_variance
-        Variance of the Gaussian noise in standardised space.
+        Variance of the Gaussian noise in standardized space.
     scaling
         How expression values are scaled (``"auto"`` detects it from the data and says which
         in the log); the noise is added after scaling.
@@ -71,6 +73,11 @@ class NoiseAugmenter(BaseGeneratorModel):
     >>> liver = model.generate(50, covariates={"tissue": "Liver"}, seed=0)
     """
 
+    description = (
+        "baseline: real training samples plus Gaussian noise (variance 0.1, scaled space)"
+    )
+    reference = "Lacan et al. 2023"
+    quick_kwargs: ClassVar[dict[str, Any]] = {}
     _module_cls = NoiseModule
     _training_plan_cls = None
 
@@ -81,23 +88,11 @@ class NoiseAugmenter(BaseGeneratorModel):
         scaling: str = "auto",
     ):
         super().__init__(adata, scaling=scaling)
-        scaling = self.scaling_mode  # the resolved mode is what save/load must reproduce
         noise_variance = float(noise_variance)
-        self.module = self._module_cls(
-            n_input=self.summary_stats.n_vars,
-            n_cats_per_cov=self.n_cats_per_cov,
-            n_continuous_cov=len(self._cont_keys),
-            noise_variance=noise_variance,
-            scaling=scaling,
-        )
-        self._init_module_statistics()
-        self._model_summary_string = (
-            f"NoiseAugmenter: {self.summary_stats.n_vars} genes, covariates "
-            f"{[*self._cat_keys, *self._cont_keys]}, noise variance {noise_variance}, "
-            f"scaling {scaling!r}"
-        )
+        self._build_module(f"noise variance {noise_variance}", noise_variance=noise_variance)
         self.init_params_ = self._get_init_params(locals())
 
+    @doctest_skip("trains a generator (minutes)")
     def train(
         self,
         max_epochs: int | None = None,
@@ -154,7 +149,7 @@ class NoiseAugmenter(BaseGeneratorModel):
         self.is_trained_ = True
         logger.info(
             "NoiseAugmenter stored %d training samples (%d held out); nothing is learned: "
-            "samples are real ones plus Gaussian noise of variance %g in standardised space.%s",
+            "samples are real ones plus Gaussian noise of variance %g in standardized space.%s",
             len(train_idx),
             len(val_idx),
             self.module.noise_variance,

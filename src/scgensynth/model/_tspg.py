@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Mapping, Sequence
 from os import PathLike
 from typing import TYPE_CHECKING, Any
@@ -11,29 +10,23 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 import torch
-from scvi import REGISTRY_KEYS, settings
+from scvi import REGISTRY_KEYS
 from scvi.data import AnnDataManager
 from scvi.data.fields import CategoricalObsField, LayerField
 from scvi.dataloaders import DataSplitter
-from scvi.model.base import BaseModelClass, UnsupervisedTrainingMixin
 from torch import nn
 
-from scgensynth.module._tspg import TSPGModule
-from scgensynth.pp import detect_scaling, iter_row_chunks
-from scgensynth.pp._scaling import get_matrix
-from scgensynth.train._tspg_plan import TSPGTrainingPlan
+from scgensynth._utils._anndata import get_matrix
+from scgensynth._utils._checks import check_count
+from scgensynth._utils._docs import doctest_skip
+from scgensynth.module import TSPGModule
+from scgensynth.pp import detect_scaling
+from scgensynth.train import TSPGTrainingPlan
 
-from .base._base import (
-    _check_checkpoint_args,
-    _check_trainer_kwargs,
-    _configure_run,
-    _data_parallel_world,
-    _finish_training,
-    _make_splitter,
-    proxy_anndata,
-)
-from .base._save import SafeSaveMixin
-from .base._validation import check_covariates, check_shape, check_training_lengths
+from .base._model import SgsModel
+from .base._proxy import proxy_anndata
+from .base._run import TrainingRun
+from .base._validation import check_covariates, check_shape
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -140,7 +133,8 @@ def _as_gene_sets(gene_sets) -> Mapping[str, Sequence[str]]:
 _USER_MODULE = "user module: "
 
 
-class TSPG(SafeSaveMixin, UnsupervisedTrainingMixin, BaseModelClass):
+@doctest_skip("trains a generator (minutes)")
+class TSPG(SgsModel):
     """Transcriptome State Perturbation Generator (Targonski et al. 2020), for any target.
 
     TSPG learns to move a sample to a target class with a small perturbation. A target
@@ -232,13 +226,6 @@ class TSPG(SafeSaveMixin, UnsupervisedTrainingMixin, BaseModelClass):
     _module_cls = TSPGModule
     _training_plan_cls = TSPGTrainingPlan
     _data_splitter_cls = DataSplitter
-    _plan_arg_names = (
-        "classifier_steps",
-        "lr_classifier",
-        "lr_generator",
-        "lr_discriminator",
-        "weight_decay_classifier",
-    )
 
     #: default training length of the adversarial phase, in mini-batches
     default_n_steps: int = 2000
@@ -304,7 +291,7 @@ class TSPG(SafeSaveMixin, UnsupervisedTrainingMixin, BaseModelClass):
                 "(gene_set=...)."
             )
             raise ValueError(msg)
-        x_layer = self._layer
+        x_layer = self.layer
         if detect_scaling(self.adata, layer=x_layer) == "counts":
             logger.warning(
                 "The expression values look like raw counts; TSPG works on log expression. "
@@ -378,10 +365,21 @@ class TSPG(SafeSaveMixin, UnsupervisedTrainingMixin, BaseModelClass):
         adata_manager.register_fields(adata, **kwargs)
         cls.register_manager(adata_manager)
 
-    @property
-    def _layer(self) -> str | None:
-        field = self.adata_manager.data_registry[REGISTRY_KEYS.X_KEY]
-        return field.attr_key if field.attr_name == "layers" else None
+    @classmethod
+    def setup_proxy(cls, adata: AnnData, labels_key: str, layer: str | None = None) -> AnnData:
+        """A private AnnData sharing ``adata``'s values, registered with :meth:`setup_anndata`.
+
+        What :func:`scgensynth.tl.train_tspg` trains on: ``adata`` is checked and never
+        written to (see :meth:`scgensynth.model.BaseGeneratorModel.setup_proxy`).
+        """
+        check_shape(adata)
+        if not isinstance(labels_key, str):
+            msg = f"labels_key must be the name of an .obs column, not {labels_key!r}."
+            raise TypeError(msg)
+        check_covariates(adata, [labels_key], [])
+        proxy = proxy_anndata(adata, layer, [labels_key], [])
+        cls.setup_anndata(proxy, labels_key=labels_key, layer=layer)
+        return proxy
 
     @property
     def labels_key(self) -> str:
@@ -453,9 +451,7 @@ class TSPG(SafeSaveMixin, UnsupervisedTrainingMixin, BaseModelClass):
     # -- statistics ---------------------------------------------------------------------------
     def _read_rows(self, rows: np.ndarray | None = None) -> np.ndarray:
         """Expression values of the model's genes (input scale, float64)."""
-        X = self.adata_manager.get_from_registry(REGISTRY_KEYS.X_KEY)
-        chunk = max(1, (64 * 2**20) // (8 * max(X.shape[1], 1)))
-        blocks = [b[:, self.gene_index_] for b in iter_row_chunks(X, chunk, rows)]
+        blocks = [b[:, self.gene_index_] for b in self._iter_rows(rows)]
         return np.concatenate(blocks) if blocks else np.zeros((0, len(self.gene_index_)))
 
     def _labels(self) -> np.ndarray:
@@ -464,14 +460,12 @@ class TSPG(SafeSaveMixin, UnsupervisedTrainingMixin, BaseModelClass):
 
     def _fit_statistics(self) -> None:
         """Per-gene minimum and maximum, and each class's mean, read in row blocks."""
-        X = self.adata_manager.get_from_registry(REGISTRY_KEYS.X_KEY)
         labels = self._labels()
         n_genes, n_classes = len(self.gene_index_), len(self.categories)
         x_min, x_max = np.full(n_genes, np.inf), np.full(n_genes, -np.inf)
         sums, counts = np.zeros((n_classes, n_genes)), np.bincount(labels, minlength=n_classes)
-        chunk = max(1, (64 * 2**20) // (8 * max(X.shape[1], 1)))
         start = 0
-        for block in iter_row_chunks(X, chunk):
+        for block in self._iter_rows():
             block = block[:, self.gene_index_]
             if not np.isfinite(block).all():
                 msg = (
@@ -504,20 +498,9 @@ class TSPG(SafeSaveMixin, UnsupervisedTrainingMixin, BaseModelClass):
         return out.astype(np.float32)
 
     # -- training -----------------------------------------------------------------------------
-    def _split(self, train_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-        """Train/validation indices stratified by class; every class keeps a training sample."""
-        labels = self._labels()
-        rng = np.random.default_rng(seed)
-        if train_size >= 1.0:
-            return rng.permutation(len(labels)), np.array([], dtype=int)
-        val = []
-        for c in np.unique(labels):
-            members = rng.permutation(np.flatnonzero(labels == c))
-            n_val = math.floor(len(members) * (1 - train_size) + rng.random())
-            val.append(members[: min(n_val, len(members) - 1)])
-        val_idx = np.sort(np.concatenate(val)).astype(int)
-        train_idx = np.setdiff1d(np.arange(len(labels)), val_idx)
-        return rng.permutation(train_idx), val_idx
+    def _strata(self) -> np.ndarray:
+        """The classes: the split keeps each class's share (and a training sample of it)."""
+        return self._labels()
 
     def train(
         self,
@@ -574,32 +557,37 @@ class TSPG(SafeSaveMixin, UnsupervisedTrainingMixin, BaseModelClass):
             parallelism, step counts are optimiser steps of each process, which takes its
             share of every epoch's batches.
         """
+        classifier_steps = check_count(
+            classifier_steps, "classifier_steps", minimum=0, allow_none=True
+        )
         plan_kwargs = dict(plan_kwargs or {})
-        for name in self._plan_arg_names:
-            if name in kwargs:
-                plan_kwargs[name] = kwargs.pop(name)
         if classifier_steps is not None:
             plan_kwargs["classifier_steps"] = classifier_steps
-        _check_trainer_kwargs(kwargs, self._plan_arg_names)
-        check_training_lengths(
-            n_steps=n_steps, max_epochs=max_epochs, batch_size=batch_size,
-            train_size=train_size, classifier_steps=(classifier_steps, 0),
-        )  # fmt: skip
         if self.module.user_classifier:
             plan_kwargs["classifier_steps"] = 0
         n_classifier = int(
             plan_kwargs.setdefault("classifier_steps", self.default_classifier_steps)
         )
-        seed = int(settings.seed or 0)
-        train_idx, val_idx = self._split(train_size, seed)
-        if len(train_idx) < batch_size:
-            msg = (
-                f"Only {len(train_idx)} training samples for a mini-batch of {batch_size}. "
-                f"Pass a smaller batch_size (e.g. batch_size={max(2, len(train_idx) // 4)})."
-            )
-            raise ValueError(msg)
-        labels = self._labels()
-        counts = np.bincount(labels[train_idx], minlength=len(self.categories))
+        run = TrainingRun.plan(
+            self, n_steps=n_steps, max_epochs=max_epochs, batch_size=batch_size,
+            train_size=train_size, devices=devices, plan_kwargs=plan_kwargs, kwargs=kwargs,
+            default_n_steps=self.default_n_steps, extra_steps=n_classifier,
+        )  # fmt: skip
+        self._check_target_samples(run.train_idx)
+        rows = np.sort(run.train_idx)
+        run.plan_kwargs["real_x"] = torch.as_tensor(self._scale(self._read_rows(rows)))
+        run.plan_kwargs["real_labels"] = torch.as_tensor(self._labels()[rows])
+        result = run.launch(
+            accelerator=accelerator, devices=devices, datasplitter_kwargs=datasplitter_kwargs,
+            checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every, resume=resume,
+            what=f" ({n_classifier} for the classifier)", classifier_steps=n_classifier,
+        )  # fmt: skip
+        self._report_classifier(run.val_idx)
+        return result
+
+    def _check_target_samples(self, train_idx: np.ndarray) -> None:
+        """Every target class needs training samples (the generator learns to reach them)."""
+        counts = np.bincount(self._labels()[train_idx], minlength=len(self.categories))
         empty = [self.categories[c] for c in np.flatnonzero(counts == 0) if c in self._codes()]
         if empty:
             msg = (
@@ -607,56 +595,19 @@ class TSPG(SafeSaveMixin, UnsupervisedTrainingMixin, BaseModelClass):
                 "without them, or add their samples."
             )
             raise ValueError(msg)
-        _check_checkpoint_args(checkpoint_dir, checkpoint_every, resume)
-        distributed, world = _data_parallel_world(kwargs, devices)
-        batches_per_epoch = math.ceil(len(train_idx) / (batch_size * world))
-        if max_epochs is None:
-            n_steps = int(self.default_n_steps if n_steps is None else n_steps)
-            max_epochs = max(1, math.ceil((n_steps + n_classifier) / batches_per_epoch))
-        splitter = _make_splitter(
-            self, train_idx, val_idx, batch_size, distributed, datasplitter_kwargs
-        )
-        plan_kwargs["real_x"] = torch.as_tensor(self._scale(self._read_rows(np.sort(train_idx))))
-        plan_kwargs["real_labels"] = torch.as_tensor(labels[np.sort(train_idx)])
-        callbacks = list(kwargs.pop("callbacks", []))
-        _configure_run(
-            self, callbacks, kwargs, train_idx=train_idx, val_idx=val_idx,
-            batch_size=batch_size, max_epochs=max_epochs, batches_per_epoch=batches_per_epoch,
-            train_size=train_size, seed=seed, checkpoint_dir=checkpoint_dir,
-            checkpoint_every=checkpoint_every, resume=resume, classifier_steps=n_classifier,
-        )  # fmt: skip
-        logger.info(
-            "Training TSPG on %d samples (%d held out) for %d epochs = %d steps of %d samples "
-            "(%d for the classifier)%s.",
-            len(train_idx),
-            len(val_idx),
-            max_epochs,
-            max_epochs * batches_per_epoch,
-            batch_size,
-            n_classifier,
-            f" in each of {world} processes" if world > 1 else "",
-        )
-        result = super().train(
-            max_epochs=max_epochs,
-            accelerator=accelerator,
-            devices=devices,
-            batch_size=batch_size,
-            datamodule=splitter,
-            plan_kwargs=plan_kwargs,
-            callbacks=callbacks,
-            **kwargs,
-        )
-        _finish_training(self, train_idx, val_idx)
+
+    def _report_classifier(self, val_idx: np.ndarray) -> None:
+        """The target classifier's accuracy on the held-out samples (NaN without any)."""
         self.classifier_accuracy_ = float("nan")
         if len(val_idx):
             probs = self._predict_proba(self._read_rows(val_idx))
-            self.classifier_accuracy_ = float((probs.argmax(1) == labels[val_idx]).mean())
+            labels = self._labels()[val_idx]
+            self.classifier_accuracy_ = float((probs.argmax(1) == labels).mean())
             logger.info(
                 "Target classifier: accuracy %.3f on %d held-out samples.",
                 self.classifier_accuracy_,
                 len(val_idx),
             )
-        return result
 
     def _codes(self) -> list[int]:
         return np.flatnonzero(self.module.target_mask.cpu().numpy()).tolist()
@@ -677,6 +628,7 @@ class TSPG(SafeSaveMixin, UnsupervisedTrainingMixin, BaseModelClass):
             out.append(torch.softmax(logits, 1).cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, len(self.categories)))
 
+    @doctest_skip("needs a trained model")
     def predict(self, X: np.ndarray, *, probabilities: bool = False) -> np.ndarray:
         """Classes (or class probabilities) the target classifier ``f`` gives samples.
 
@@ -702,10 +654,19 @@ class TSPG(SafeSaveMixin, UnsupervisedTrainingMixin, BaseModelClass):
         return np.asarray(self.categories, dtype=object)[probs.argmax(1)]
 
     @torch.inference_mode()
-    def _perturb(
-        self, X: np.ndarray, target: int, batch_size: int = 1024
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(x_adv, probabilities of f on x_adv)`` on the input scale, for one target code."""
+    def perturb_values(
+        self, X: np.ndarray, target: Any, batch_size: int = 1024
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Samples moved to ``target``: ``(x_adv, class probabilities of f on x_adv)``.
+
+        ``X`` holds samples x the model's genes (:attr:`var_names`) on the input scale;
+        :func:`scgensynth.tl.perturb` takes an AnnData instead and ranks the genes moved.
+
+        Examples
+        --------
+        >>> x_adv, probs = model.perturb_values(X, "Liver")  # doctest: +SKIP
+        """
+        target = self._class_code(target, "target")
         module = self.module
         module.eval()
         device = self._device()
@@ -750,6 +711,16 @@ class TSPG(SafeSaveMixin, UnsupervisedTrainingMixin, BaseModelClass):
                 "weights are restored from the file."
             )
             raise ValueError(msg)
+
+    def _check_loaded_attributes(self) -> tuple[str, str] | None:
+        """The restored gene list must name genes of the registered data (see load)."""
+        names = self.var_names_
+        known = set(map(str, self.adata.var_names))
+        if not isinstance(names, list) or not all(
+            isinstance(n, str) and n in known for n in names
+        ):
+            return "attributes.var_names_", "not a list of the data's gene names"
+        return None
 
     @classmethod
     def _load_proxy(cls, adata: AnnData, setup_args: Mapping[str, Any]) -> AnnData:

@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar
 
+from scgensynth._utils._docs import doctest_skip
 from scgensynth.module import WGANGPModule
 from scgensynth.train import WGANGPTrainingPlan
 
@@ -29,24 +30,13 @@ def build_adversarial_module(
     """
     n_hidden = [int(h) for h in n_hidden]
     n_hidden_critic = n_hidden if n_hidden_critic is None else [int(h) for h in n_hidden_critic]
-    model.module = model._module_cls(
-        n_input=model.summary_stats.n_vars,
-        n_cats_per_cov=model.n_cats_per_cov,
-        n_continuous_cov=len(model._cont_keys),
-        n_latent=n_latent,
-        n_hidden_generator=n_hidden,
-        n_hidden_critic=n_hidden_critic,
-        scaling=model.scaling_mode,  # the resolved mode is what save/load must reproduce
-        **module_kwargs,
-    )
-    model._init_module_statistics()
-    model._model_summary_string = (
-        f"{type(model).__name__}: {model.summary_stats.n_vars} genes, covariates "
-        f"{[*model._cat_keys, *model._cont_keys]}, latent {n_latent}, hidden {n_hidden}, "
-        f"scaling {model.scaling_mode!r}"
-    )
+    model._build_module(
+        f"latent {n_latent}, hidden {n_hidden}", n_latent=n_latent, n_hidden_generator=n_hidden,
+        n_hidden_critic=n_hidden_critic, **module_kwargs,
+    )  # fmt: skip
 
 
+@doctest_skip("trains a generator (minutes)")
 class WGANGP(BaseGeneratorModel):
     """Conditional Wasserstein GAN with gradient penalty (Viñas et al. 2022).
 
@@ -87,9 +77,11 @@ class WGANGP(BaseGeneratorModel):
     >>> synth = model.generate(1000, seed=0)
     """
 
+    description = "conditional Wasserstein GAN with gradient penalty and covariate embeddings"
+    reference = "Viñas et al. 2022"
+    quick_kwargs: ClassVar[dict[str, Any]] = {"n_latent": 8, "n_hidden": (16, 16)}
     _module_cls = WGANGPModule
     _training_plan_cls = WGANGPTrainingPlan
-    _plan_arg_names = ("lr_generator", "lr_critic", "n_critic", "optimizer", "weight_decay")
 
     @property
     def _module_kwargs(self) -> dict:
@@ -109,5 +101,4 @@ class WGANGP(BaseGeneratorModel):
         build_adversarial_module(
             self, n_latent, n_hidden, n_hidden_critic, gp_weight=gp_weight, **self._module_kwargs
         )
-        scaling = self.scaling_mode  # save/load must reproduce the resolved mode, not "auto"
         self.init_params_ = self._get_init_params(locals())

@@ -1,7 +1,7 @@
 """Torch modules: the networks and losses of each generator."""
 
 from ._attgan import AttGANModule
-from ._base import ConditionalGeneratorModule
+from ._base import ConditionalGeneratorModule, LatentGeneratorMixin
 from ._cvae import CVAEModule
 from ._ddpm import DDPMModule
 from ._diffusion import GaussianDiffusion, beta_schedule
@@ -19,6 +19,7 @@ __all__ = [
     "GANModule",
     "GMDAModule",
     "GaussianDiffusion",
+    "LatentGeneratorMixin",
     "NoiseModule",
     "TSPGModule",
     "WGANGPModule",

@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from scgensynth.nn._attention import SparseGeneAttention
+from scgensynth.nn import SparseGeneAttention
 
 from ._wgan import WGANGPModule
 

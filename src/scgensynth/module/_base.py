@@ -1,22 +1,29 @@
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 from scvi import REGISTRY_KEYS
 from scvi.module.base import BaseModuleClass
 
+from scgensynth._utils._random import RowNoise, draw_noise
 from scgensynth.nn import ExpressionScaling
 
-from ._random import RowNoise, draw_noise
+if TYPE_CHECKING:
+    from scgensynth.nn import CovariateEmbedder
 
 
 class ConditionalGeneratorModule(BaseModuleClass):
     """What every conditional generator's torch module shares.
 
     It owns the expression scaling (so weights and scaling travel together), the
-    standardisation of continuous covariates, and the parsing of scvi-tools mini-batches.
-    Subclasses implement :meth:`generate_scaled`.
+    standardization of continuous covariates, and the parsing of scvi-tools mini-batches.
+    Subclasses implement :meth:`generate_scaled` and declare, for the tools, the input that
+    carries their randomness (:attr:`noise_input`, :attr:`noise_width`: fixing it fixes the
+    synthetic individual, as counterfactuals need) and the covariate embedding interpolation
+    walks through (:meth:`covariate_embedder`).
 
     Parameters
     ----------
@@ -36,6 +43,10 @@ class ConditionalGeneratorModule(BaseModuleClass):
     True
     """
 
+    #: the argument of :meth:`generate_scaled` that takes the noise a sample is decoded from
+    #: (``None``: the module has none that can be held fixed)
+    noise_input: ClassVar[str | None] = None
+
     def __init__(
         self,
         n_input: int,
@@ -51,17 +62,40 @@ class ConditionalGeneratorModule(BaseModuleClass):
         self.register_buffer("cont_mean", torch.zeros(self.n_continuous_cov))
         self.register_buffer("cont_std", torch.ones(self.n_continuous_cov))
 
+    # -- the contract the tools read ---------------------------------------------------------
+    @property
+    def noise_width(self) -> int | None:
+        """Width of the noise input (one row of ``noise_input`` per sample); None if none."""
+        return None
+
+    def covariate_embedder(self) -> CovariateEmbedder | None:
+        """The learned embedding of categorical covariates the generator decodes from.
+
+        ``None`` when the module has none (one-hot conditioning, or no network at all).
+        """
+        return None
+
     # -- covariates -------------------------------------------------------------------------
     def set_continuous_statistics(self, mean, std) -> None:
-        """Set the mean and standard deviation used to standardise continuous covariates."""
+        """Set the mean and standard deviation used to standardize continuous covariates."""
         self.cont_mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
         self.cont_std.copy_(torch.as_tensor(std, dtype=torch.float32))
 
-    def standardise_continuous(self, cont: torch.Tensor | None) -> torch.Tensor | None:
+    def standardize_continuous(self, cont: torch.Tensor | None) -> torch.Tensor | None:
         """Continuous covariates on the scale the networks see."""
         if cont is None or self.n_continuous_cov == 0:
             return None
         return (cont.float() - self.cont_mean) / self.cont_std
+
+    def standardise_continuous(self, cont: torch.Tensor | None) -> torch.Tensor | None:
+        """Deprecated spelling of :meth:`standardize_continuous`."""
+        warnings.warn(
+            "standardise_continuous was renamed standardize_continuous; the old name will be "
+            "removed in a later release.",
+            FutureWarning,
+            stacklevel=2,
+        )
+        return self.standardize_continuous(cont)
 
     @staticmethod
     def parse_batch(tensors: dict[str, torch.Tensor]):
@@ -136,6 +170,17 @@ class LatentGeneratorMixin:
     True
     """
 
+    noise_input: ClassVar[str | None] = "z"
+
+    @property
+    def noise_width(self) -> int:
+        """Width of the latent noise ``z``."""
+        return int(self.n_latent)
+
+    def covariate_embedder(self) -> CovariateEmbedder:
+        """The generator's covariate embedding."""
+        return self.generator_embedding
+
     def sample_latent(
         self, n: int, generator: torch.Generator | RowNoise | None = None
     ) -> torch.Tensor:
@@ -160,6 +205,6 @@ class LatentGeneratorMixin:
         if z is None:
             z = self.sample_latent(n, generator)
         c = self.generator_embedding(
-            cat, self.standardise_continuous(cont), cat_embedded=cat_embedded
+            cat, self.standardize_continuous(cont), cat_embedded=cat_embedded
         )
         return self.generator(z if c is None else torch.cat([z, c], dim=-1))

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 import torch
 from scvi.module.base import LossOutput
@@ -8,8 +9,9 @@ from scvi.nn import Encoder, FCLayers
 from torch import nn
 from torch.distributions import Normal, kl_divergence
 
+from scgensynth._utils._random import RowNoise, draw_noise
+
 from ._base import ConditionalGeneratorModule
-from ._random import RowNoise, draw_noise
 
 
 class CVAEModule(ConditionalGeneratorModule):
@@ -19,7 +21,7 @@ class CVAEModule(ConditionalGeneratorModule):
     with the categorical covariates injected (one-hot) into every layer gives
     ``q(z | x, c)``; the decoder (scvi-tools' :class:`~scvi.nn.FCLayers`, covariates injected
     likewise) maps ``[z ‖ continuous covariates]`` to the mean of a Gaussian over the
-    per-gene standardised values, with one learned variance per gene. Loss: negative
+    per-gene standardized values, with one learned variance per gene. Loss: negative
     log-likelihood plus ``kl_weight`` x KL(q(z | x, c) ‖ N(0, I)).
 
     Generation draws ``z ~ N(0, I)`` and decodes it with the requested covariates; the
@@ -32,6 +34,13 @@ class CVAEModule(ConditionalGeneratorModule):
     >>> module.generate_scaled(2, cat).shape
     torch.Size([2, 50])
     """
+
+    noise_input: ClassVar[str | None] = "z"
+
+    @property
+    def noise_width(self) -> int:
+        """Width of the latent ``z`` the decoder maps to expression values."""
+        return int(self.n_latent)
 
     def __init__(
         self,
@@ -70,7 +79,7 @@ class CVAEModule(ConditionalGeneratorModule):
         self.px_log_var = nn.Parameter(torch.zeros(self.n_input))
 
     def _with_cont(self, t: torch.Tensor, cont: torch.Tensor | None) -> torch.Tensor:
-        cont = self.standardise_continuous(cont)
+        cont = self.standardize_continuous(cont)
         return t if cont is None else torch.cat([t, cont], dim=1)
 
     @staticmethod

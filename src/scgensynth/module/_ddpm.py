@@ -2,15 +2,16 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from typing import ClassVar
 
 import torch
 from scvi.module.base import LossOutput
 
+from scgensynth._utils._random import RowNoise
 from scgensynth.nn import ConditionalDenoiser
 
 from ._base import ConditionalGeneratorModule
 from ._diffusion import SAMPLERS, GaussianDiffusion
-from ._random import RowNoise
 
 
 class DDPMModule(ConditionalGeneratorModule):
@@ -54,6 +55,17 @@ class DDPMModule(ConditionalGeneratorModule):
     >>> module.generate_scaled(2, cat, n_sampling_steps=10).shape
     torch.Size([2, 30])
     """
+
+    noise_input: ClassVar[str | None] = "noise"
+
+    @property
+    def noise_width(self) -> int:
+        """Width of the starting point ``x_T`` (one value per gene)."""
+        return int(self.n_input)
+
+    def covariate_embedder(self):
+        """The covariate embedding of the denoiser used for sampling (the weight average)."""
+        return self.generator_embedding
 
     def __init__(
         self,
@@ -117,7 +129,7 @@ class DDPMModule(ConditionalGeneratorModule):
         drop = None
         if self.p_uncond > 0 and self.denoiser.n_condition:
             drop = torch.rand(n, device=x_scaled.device) < self.p_uncond
-        eps = self.denoiser(x_t, t, cat, self.standardise_continuous(cont), drop_condition=drop)
+        eps = self.denoiser(x_t, t, cat, self.standardize_continuous(cont), drop_condition=drop)
         return ((eps - noise) ** 2).mean(-1)
 
     @torch.no_grad()
@@ -185,7 +197,7 @@ class DDPMModule(ConditionalGeneratorModule):
     def noise_fn(self, cat=None, cont=None, cat_embedded=None, guidance_scale: float = 1.0):
         """``eps_fn(x_t, t)`` of the weight-averaged network for fixed covariates."""
         net = self.ema_denoiser if self.ema_decay > 0 else self.denoiser
-        cont = self.standardise_continuous(cont)
+        cont = self.standardize_continuous(cont)
 
         def conditional(x, t):
             return net(x, t, cat, cont, cat_embedded=cat_embedded)

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._random import RowNoise, draw_noise
+from scgensynth._utils._random import RowNoise, draw_noise
 
 SCHEDULES = ("linear", "quadratic")
 SAMPLERS = ("ddpm", "ddim")

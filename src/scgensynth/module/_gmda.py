@@ -26,7 +26,7 @@ class Probes:
     uses, so probes over 2 and 3 genes share one tensor), a centre and a half-width per
     dimension, the categorical covariates of the sample it was centred on (``cat``: only
     samples with exactly these covariates are counted) and, with continuous covariates, a
-    centre and half-width per covariate (extra box dimensions, in standardised units).
+    centre and half-width per covariate (extra box dimensions, in standardized units).
 
     Examples
     --------
@@ -207,6 +207,45 @@ def check_gmda_arguments(
     ValueError
         Naming the argument and a valid value.
     """
+    sizes = _probe_sizes(n_probe_genes, n_genes)
+    if not 0 < density < 1:
+        msg = (
+            f"density must be in (0, 1) (the share of real samples a probe holds), not "
+            f"{density!r}; e.g. density=0.1."
+        )
+        raise ValueError(msg)
+    if not steepness > 0:
+        msg = (
+            f"steepness must be > 0 (the slope of the probes' soft borders), not {steepness!r}; "
+            "e.g. steepness=5."
+        )
+        raise ValueError(msg)
+    if not 0 <= persistence < 1:
+        msg = (
+            f"persistence must be in [0, 1) (the share of highest-loss probes kept for the next "
+            f"step), not {persistence!r}; e.g. persistence=0.5, or 0 to redraw every probe."
+        )
+        raise ValueError(msg)
+    if not _is_whole(n_probes, 1):
+        msg = f"n_probes must be an integer >= 1, not {n_probes!r}; e.g. n_probes=1000."
+        raise ValueError(msg)
+    if not _is_whole(n_dark_probes, 0):
+        msg = (
+            f"n_dark_probes must be an integer >= 0 (0 disables the dark-probe term), not "
+            f"{n_dark_probes!r}."
+        )
+        raise ValueError(msg)
+    if not dark_weight >= 0:
+        msg = f"dark_weight must be >= 0, not {dark_weight!r}."
+        raise ValueError(msg)
+    if not _is_whole(n_generated_per_real, 1):
+        msg = f"n_generated_per_real must be an integer >= 1, not {n_generated_per_real!r}."
+        raise ValueError(msg)
+    return sizes
+
+
+def _probe_sizes(n_probe_genes: int | Sequence[int], n_genes: int) -> tuple[int, ...]:
+    """The sorted distinct numbers of genes a probe may span, checked against ``n_genes``."""
     if isinstance(n_probe_genes, bool) or not isinstance(n_probe_genes, int | Sequence):
         sizes: tuple = ()
     else:
@@ -226,44 +265,12 @@ def check_gmda_arguments(
             f"{min(2, n_genes)})."
         )
         raise ValueError(msg)
-    if not 0 < density < 1:
-        msg = (
-            f"density must be in (0, 1) (the share of real samples a probe holds), not "
-            f"{density!r}; e.g. density=0.1."
-        )
-        raise ValueError(msg)
-    if not steepness > 0:
-        msg = (
-            f"steepness must be > 0 (the slope of the probes' soft borders), not {steepness!r}; "
-            "e.g. steepness=5."
-        )
-        raise ValueError(msg)
-    if not 0 <= persistence < 1:
-        msg = (
-            f"persistence must be in [0, 1) (the share of highest-loss probes kept for the next "
-            f"step), not {persistence!r}; e.g. persistence=0.5, or 0 to redraw every probe."
-        )
-        raise ValueError(msg)
-    if isinstance(n_probes, bool) or int(n_probes) != n_probes or n_probes < 1:
-        msg = f"n_probes must be an integer >= 1, not {n_probes!r}; e.g. n_probes=1000."
-        raise ValueError(msg)
-    if isinstance(n_dark_probes, bool) or int(n_dark_probes) != n_dark_probes or n_dark_probes < 0:
-        msg = (
-            f"n_dark_probes must be an integer >= 0 (0 disables the dark-probe term), not "
-            f"{n_dark_probes!r}."
-        )
-        raise ValueError(msg)
-    if not dark_weight >= 0:
-        msg = f"dark_weight must be >= 0, not {dark_weight!r}."
-        raise ValueError(msg)
-    if (
-        isinstance(n_generated_per_real, bool)
-        or int(n_generated_per_real) != n_generated_per_real
-        or n_generated_per_real < 1
-    ):
-        msg = f"n_generated_per_real must be an integer >= 1, not {n_generated_per_real!r}."
-        raise ValueError(msg)
     return sizes
+
+
+def _is_whole(value: float, minimum: int) -> bool:
+    """Whether ``value`` is a whole number (not a bool) ``>= minimum``; ``2.0`` counts."""
+    return not (isinstance(value, bool) or int(value) != value or value < minimum)
 
 
 class GMDAModule(LatentGeneratorMixin, ConditionalGeneratorModule):
@@ -276,7 +283,7 @@ class GMDAModule(LatentGeneratorMixin, ConditionalGeneratorModule):
 
     - **Probe.** An axis-aligned box over ``d`` genes (``d`` drawn per probe from
       ``n_probe_genes``) centred on a real sample ``c`` of the mini-batch, in the scaled
-      (standardised) space.
+      (standardized) space.
     - **Width rule.** With ``k`` continuous covariates a probe has ``d + k`` dimensions and
       each dimension gets the share ``p = density ** (1 / (d + k))``. On each dimension
       ``w_batch`` is the ``p``-quantile (linear interpolation) of ``|x_j - c_j|`` over all
@@ -397,6 +404,15 @@ class GMDAModule(LatentGeneratorMixin, ConditionalGeneratorModule):
             self.n_latent + self.generator_embedding.n_output, self.n_input, list(n_hidden)
         )
 
+    def kept_probes(self, probes: Probes, losses: torch.Tensor) -> Probes | None:
+        """The probes kept for the next step: the hardest share ``persistence`` of them."""
+        return keep_hardest(probes, losses, self.persistence)
+
+    @staticmethod
+    def restore_probes(fields: dict[str, torch.Tensor | None]) -> Probes:
+        """Probes from their tensors (as a checkpoint holds them)."""
+        return Probes(**fields)
+
     def scaled_lower_bound(self) -> torch.Tensor | None:
         """Per gene, the network-space value below which generated values are clipped on output.
 
@@ -480,7 +496,7 @@ class GMDAModule(LatentGeneratorMixin, ConditionalGeneratorModule):
         cat, probe_cat
             Categorical covariates of ``x`` and of the probes (``None``: one condition).
         cont, cont_centre
-            Standardised continuous covariates of ``x`` and of the centres.
+            Standardized continuous covariates of ``x`` and of the centres.
         scale
             Per-probe position between the condition's and the batch's widths, in [0, 1]
             (default: uniform random).
@@ -519,7 +535,7 @@ class GMDAModule(LatentGeneratorMixin, ConditionalGeneratorModule):
         cont: torch.Tensor | None,
         n: int,
     ) -> tuple[Probes, torch.Tensor]:
-        """``n`` probes on random real rows of ``x`` (continuous covariates standardised).
+        """``n`` probes on random real rows of ``x`` (continuous covariates standardized).
 
         Returns the probes and the rows of ``x`` they are centred on.
         """
@@ -561,7 +577,7 @@ class GMDAModule(LatentGeneratorMixin, ConditionalGeneratorModule):
     ) -> torch.Tensor:
         """Soft membership of each sample in each probe, shape ``(K, n)`` (see class doc).
 
-        ``cont`` is standardised (:meth:`standardise_continuous`).
+        ``cont`` is standardized (:meth:`standardize_continuous`).
         """
         cont_values = None if cont is None else cont.T[None]
         member = self._log_membership(probes, x.T[probes.genes], cont_values).exp()
@@ -625,7 +641,7 @@ class GMDAModule(LatentGeneratorMixin, ConditionalGeneratorModule):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Per-probe loss, real mass and generated mass (scaled to the real batch size).
 
-        Continuous covariates are standardised.
+        Continuous covariates are standardized.
         """
         mass_real = self.mass(probes, real, cat, cont)
         ratio = real.shape[0] / fake.shape[0]
@@ -659,7 +675,7 @@ class GMDAModule(LatentGeneratorMixin, ConditionalGeneratorModule):
         fake_cat = None if cat is None else cat.repeat(m, 1)
         fake_cont = None if cont is None else cont.repeat(m, 1)
         fake = self.clip_like_output(self.generate_scaled(n * m, fake_cat, fake_cont))
-        cont_s = self.standardise_continuous(cont)
+        cont_s = self.standardize_continuous(cont)
         n_kept = 0 if kept is None else len(kept)
         n_new = max(0, self.n_probes - n_kept)
         n_dark = self.n_dark_probes if self.dark_weight > 0 else 0
@@ -672,7 +688,7 @@ class GMDAModule(LatentGeneratorMixin, ConditionalGeneratorModule):
                 drawn.centre = torch.cat([drawn.centre[:n_new], centres])
             probes = drawn if kept is None else kept.concat(drawn)
         losses, _, _ = self.probe_losses(
-            probes, x_scaled, fake, cat, cont_s, fake_cat, self.standardise_continuous(fake_cont)
+            probes, x_scaled, fake, cat, cont_s, fake_cat, self.standardize_continuous(fake_cont)
         )
         n_real = n_kept + n_new
         gmda = losses[:n_real].mean()

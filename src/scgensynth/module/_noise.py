@@ -6,8 +6,9 @@ import numpy as np
 import torch
 from scvi.module.base import LossOutput
 
+from scgensynth._utils._random import RowNoise, draw_noise
+
 from ._base import ConditionalGeneratorModule
-from ._random import RowNoise, draw_noise
 
 _DATA_BUFFERS = ("data", "data_cat", "data_cont")
 
@@ -15,12 +16,12 @@ _DATA_BUFFERS = ("data", "data_cat", "data_cont")
 class NoiseModule(ConditionalGeneratorModule):
     """Stored real samples plus Gaussian noise: the noise-augmentation baseline.
 
-    The module keeps the training samples in network space (per-gene standardised) and their
+    The module keeps the training samples in network space (per-gene standardized) and their
     covariates as buffers, so they are saved and loaded with the model. A sample for a
     covariate row is a stored sample with exactly that row's categorical covariates (drawn
     uniformly among them) plus ``N(0, noise_variance)`` noise on every gene. With continuous
     covariates the draw is among the stored samples of that categorical combination whose
-    standardised continuous covariates are nearest to the requested ones (uniformly among
+    standardized continuous covariates are nearest to the requested ones (uniformly among
     ties), so asking for the covariates of a training sample resamples that sample (or one
     with the same covariates).
 

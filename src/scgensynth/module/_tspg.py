@@ -11,8 +11,7 @@ from scvi import REGISTRY_KEYS
 from scvi.module.base import BaseModuleClass, LossOutput
 from torch import nn
 
-from scgensynth.nn import MLP
-from scgensynth.nn._hourglass import BatchNormMLP, HourglassMLP
+from scgensynth.nn import MLP, BatchNormMLP, HourglassMLP
 
 #: covariance models of the target-class Gaussians
 TARGET_COVARIANCES = ("diag", "full")
@@ -90,7 +89,7 @@ def shrunk_covariance(x: np.ndarray) -> np.ndarray:
     """Ledoit–Wolf covariance shrunk towards its diagonal, positive definite on few samples.
 
     The correlation matrix is shrunk towards the identity with the Ledoit–Wolf intensity
-    (:func:`sklearn.covariance.ledoit_wolf` on the standardised samples), then rescaled by the
+    (:func:`sklearn.covariance.ledoit_wolf` on the standardized samples), then rescaled by the
     genes' variances, so the variances are kept and only correlations shrink.
     :data:`COVARIANCE_JITTER` is added to the diagonal (constant genes, single samples).
 

@@ -70,7 +70,7 @@ class WGANGPModule(LatentGeneratorMixin, ConditionalGeneratorModule):
 
     # -- networks (generation: LatentGeneratorMixin) --------------------------------------------
     def _condition(self, embedder, cat, cont):
-        return embedder(cat, self.standardise_continuous(cont))
+        return embedder(cat, self.standardize_continuous(cont))
 
     def critic_score(self, x_scaled, cat=None, cont=None) -> torch.Tensor:
         """Unbounded critic score of samples in network space, shape ``(n,)``."""

@@ -3,14 +3,17 @@
 from ._attention import SparseGeneAttention, edge_index
 from ._blocks import MLP, CovariateEmbedder, embedding_dim
 from ._denoiser import ConditionalDenoiser, sinusoidal_embedding
+from ._hourglass import BatchNormMLP, HourglassMLP
 from ._scaling import SCALING_MODES, ExpressionScaling
 
 __all__ = [
     "MLP",
     "SCALING_MODES",
+    "BatchNormMLP",
     "ConditionalDenoiser",
     "CovariateEmbedder",
     "ExpressionScaling",
+    "HourglassMLP",
     "SparseGeneAttention",
     "edge_index",
     "embedding_dim",

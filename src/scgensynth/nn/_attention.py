@@ -54,55 +54,71 @@ def edge_index(graph: GraphLike, n_genes: int) -> tuple[torch.Tensor, torch.Tens
     if graph is None:
         src = dst = torch.zeros(0, dtype=torch.long)
     elif sparse.issparse(graph):
-        if graph.shape != (n_genes, n_genes):
-            msg = (
-                f"The gene graph has shape {graph.shape} but n_genes={n_genes}: it must be an "
-                "n_genes x n_genes matrix with rows = target genes and columns = neighbours, "
-                "in the order of adata.var_names."
-            )
-            raise ValueError(msg)
-        coo = sparse.coo_matrix(graph)
-        dst = torch.as_tensor(np.asarray(coo.row, dtype=np.int64))
-        src = torch.as_tensor(np.asarray(coo.col, dtype=np.int64))
+        src, dst = _matrix_edges(graph, n_genes)
     else:
-        if isinstance(graph, torch.Tensor | np.ndarray) and graph.ndim == 2:
-            if graph.shape[0] != 2:
-                msg = (
-                    f"An edge index array must have shape (2, n_edges) ([src; dst]); got "
-                    f"{tuple(graph.shape)}. Pass a scipy sparse matrix or a (src, dst) pair."
-                )
-                raise ValueError(msg)
-            pair: Sequence[Any] = (graph[0], graph[1])
-        elif isinstance(graph, Sequence) and len(graph) == 2:
-            pair = graph
-        else:
-            msg = (
-                f"Cannot read a gene graph from {type(graph).__name__}. Pass a scipy sparse "
-                "n_genes x n_genes matrix (rows = targets, columns = neighbours), a (src, dst) "
-                "pair of integer tensors, or a 2 x n_edges edge index."
-            )
-            raise TypeError(msg)
-        src, dst = (torch.as_tensor(np.asarray(_to_numpy(p))) for p in pair)
-        for name, t in (("src", src), ("dst", dst)):
-            if t.ndim != 1 or t.dtype.is_floating_point or t.dtype == torch.bool:
-                msg = f"Edge index {name!r} must be a 1-D integer array; got {t.dtype} {t.shape}."
-                raise ValueError(msg)
-        if src.shape != dst.shape:
-            msg = f"src and dst must have the same length; got {len(src)} and {len(dst)}."
-            raise ValueError(msg)
-        src, dst = src.long(), dst.long()
-    if src.numel() and (
-        min(int(src.min()), int(dst.min())) < 0 or max(int(src.max()), int(dst.max())) >= n_genes
-    ):
-        msg = (
-            f"Edge indices must lie in [0, {n_genes}) (n_genes={n_genes}); got values from "
-            f"{min(int(src.min()), int(dst.min()))} to {max(int(src.max()), int(dst.max()))}."
-        )
-        raise ValueError(msg)
+        src, dst = _listed_edges(graph)
     if src.numel():
+        _check_edge_range(src, dst, n_genes)
         key = torch.unique(dst * n_genes + src)  # sorted: by dst, then src
         dst, src = key // n_genes, key % n_genes
     return src.contiguous(), dst.contiguous()
+
+
+def _matrix_edges(graph: Any, n_genes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(src, dst)`` of the stored entries of a sparse ``n_genes x n_genes`` matrix."""
+    if graph.shape != (n_genes, n_genes):
+        msg = (
+            f"The gene graph has shape {graph.shape} but n_genes={n_genes}: it must be an "
+            "n_genes x n_genes matrix with rows = target genes and columns = neighbours, "
+            "in the order of adata.var_names."
+        )
+        raise ValueError(msg)
+    coo = sparse.coo_matrix(graph)
+    dst = torch.as_tensor(np.asarray(coo.row, dtype=np.int64))
+    src = torch.as_tensor(np.asarray(coo.col, dtype=np.int64))
+    return src, dst
+
+
+def _listed_edges(graph: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(src, dst)`` of a ``(src, dst)`` pair or a ``2 x E`` edge index, checked."""
+    if isinstance(graph, torch.Tensor | np.ndarray) and graph.ndim == 2:
+        if graph.shape[0] != 2:
+            msg = (
+                f"An edge index array must have shape (2, n_edges) ([src; dst]); got "
+                f"{tuple(graph.shape)}. Pass a scipy sparse matrix or a (src, dst) pair."
+            )
+            raise ValueError(msg)
+        pair: Sequence[Any] = (graph[0], graph[1])
+    elif isinstance(graph, Sequence) and len(graph) == 2:
+        pair = graph
+    else:
+        msg = (
+            f"Cannot read a gene graph from {type(graph).__name__}. Pass a scipy sparse "
+            "n_genes x n_genes matrix (rows = targets, columns = neighbours), a (src, dst) "
+            "pair of integer tensors, or a 2 x n_edges edge index."
+        )
+        raise TypeError(msg)
+    src, dst = (torch.as_tensor(np.asarray(_to_numpy(p))) for p in pair)
+    for name, t in (("src", src), ("dst", dst)):
+        if t.ndim != 1 or t.dtype.is_floating_point or t.dtype == torch.bool:
+            msg = f"Edge index {name!r} must be a 1-D integer array; got {t.dtype} {t.shape}."
+            raise ValueError(msg)
+    if src.shape != dst.shape:
+        msg = f"src and dst must have the same length; got {len(src)} and {len(dst)}."
+        raise ValueError(msg)
+    return src.long(), dst.long()
+
+
+def _check_edge_range(src: torch.Tensor, dst: torch.Tensor, n_genes: int) -> None:
+    """Refuse (non-empty) edge indices outside ``[0, n_genes)``."""
+    low = min(int(src.min()), int(dst.min()))
+    high = max(int(src.max()), int(dst.max()))
+    if low < 0 or high >= n_genes:
+        msg = (
+            f"Edge indices must lie in [0, {n_genes}) (n_genes={n_genes}); got values from "
+            f"{low} to {high}."
+        )
+        raise ValueError(msg)
 
 
 def _to_numpy(x: Any) -> np.ndarray:
@@ -152,7 +168,7 @@ class SparseGeneAttention(nn.Module):
         smoothly.
     value_init
         Initial value of every ``W_V[j]``. ``W_K`` and ``W_Q`` start at 1, so the initial
-        score is ``|x_i - x_j|`` on the (standardised) generator scale: a neighbour whose
+        score is ``|x_i - x_j|`` on the (standardized) generator scale: a neighbour whose
         current value is close to gene i's gets the larger weight; with the default
         ``value_init=1`` the initial update adds γ times a weighted mean of the neighbours'
         values. ``value_init=0`` starts as the identity (then γ gets no gradient until

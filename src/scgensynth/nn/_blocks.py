@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import torch
 from torch import nn
@@ -18,7 +18,40 @@ def embedding_dim(n_categories: int) -> int:
     return math.isqrt(int(n_categories)) + 1
 
 
-class MLP(nn.Module):
+def stack_layers(
+    n_input: int,
+    n_hidden: Iterable[int],
+    hidden_layer: Callable[[int, int], list[nn.Module]],
+) -> tuple[list[nn.Module], int]:
+    """The layers ``hidden_layer(width_in, width_out)`` over the widths ``n_hidden``.
+
+    Returns the layers, in order, and the width of the last one (``n_input`` if none).
+
+    Examples
+    --------
+    >>> layers, width = stack_layers(10, (8, 4), lambda n_in, n_out: [nn.Linear(n_in, n_out)])
+    >>> [m.out_features for m in layers], width
+    ([8, 4], 4)
+    """
+    layers: list[nn.Module] = []
+    width = int(n_input)
+    for h in n_hidden:
+        layers += hidden_layer(width, int(h))
+        width = int(h)
+    return layers, width
+
+
+class SequentialNet(nn.Module):
+    """A network that is the :class:`torch.nn.Sequential` of its layers, ``self.net``."""
+
+    net: nn.Sequential
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the network."""
+        return self.net(x)
+
+
+class MLP(SequentialNet):
     """Fully connected network: ``Linear -> activation`` per hidden layer, then a linear output.
 
     Parameters
@@ -50,20 +83,13 @@ class MLP(nn.Module):
         dropout: float = 0.0,
     ):
         super().__init__()
-        layers: list[nn.Module] = []
-        width = n_input
-        for h in n_hidden:
-            layers.append(nn.Linear(width, int(h)))
-            layers.append(activation())
-            if dropout > 0:
-                layers.append(nn.Dropout(dropout))
-            width = int(h)
-        layers.append(nn.Linear(width, n_output))
-        self.net = nn.Sequential(*layers)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Apply the network."""
-        return self.net(x)
+        def hidden_layer(n_in: int, n_out: int) -> list[nn.Module]:
+            drop = [nn.Dropout(dropout)] if dropout > 0 else []
+            return [nn.Linear(n_in, n_out), activation(), *drop]
+
+        layers, width = stack_layers(n_input, n_hidden, hidden_layer)
+        self.net = nn.Sequential(*layers, nn.Linear(width, n_output))
 
 
 class CovariateEmbedder(nn.Module):

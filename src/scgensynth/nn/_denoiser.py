@@ -68,7 +68,7 @@ class ConditionalDenoiser(nn.Module):
     blocks; every block is modulated (scale and shift, as in FiLM / adaptive layer norm) by
     the sum of a time embedding (sinusoidal, then a two-layer MLP) and a covariate embedding
     (learnable embeddings of the categorical covariates, of size ``floor(sqrt(n)) + 1`` unless
-    ``embedding_dims`` says otherwise, concatenated with the standardised continuous
+    ``embedding_dims`` says otherwise, concatenated with the standardized continuous
     covariates, then a linear map). Small embeddings keep the condition space low-dimensional,
     so moving between two categories' embeddings is meaningful.
 
@@ -171,7 +171,7 @@ class ConditionalDenoiser(nn.Module):
     ) -> torch.Tensor:
         """Predicted noise for ``x`` at time steps ``t`` (shape ``(n,)``) and the covariates.
 
-        ``cont`` must already be standardised; ``drop_condition`` (bool, shape ``(n,)``) marks
+        ``cont`` must already be standardized; ``drop_condition`` (bool, shape ``(n,)``) marks
         rows whose condition is replaced by the null condition.
         """
         t_emb = self.time_mlp(sinusoidal_embedding(t, self.n_time_embedding))

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ._blocks import SequentialNet, stack_layers
+
 NORMS = {"batch": nn.BatchNorm1d, "layer": nn.LayerNorm, None: None}
 
 
@@ -54,7 +56,7 @@ class ResidualBlock(nn.Module):
         return x + self.net(x)
 
 
-class HourglassMLP(nn.Module):
+class HourglassMLP(SequentialNet):
     """Encoder -> residual blocks -> decoder, with a ``tanh`` output in ``[-1, 1]``.
 
     The generator of TSPG (Targonski et al. 2020), after AdvGAN's (Xiao et al. 2018):
@@ -98,24 +100,18 @@ class HourglassMLP(nn.Module):
         if not n_hidden:
             msg = "n_hidden needs at least one width for the hourglass generator."
             raise ValueError(msg)
-        layers: list[nn.Module] = []
-        width = int(n_input)
-        for h in n_hidden:
-            layers.append(dense_norm(width, h, nn.ReLU(), norm))
-            width = h
-        layers += [ResidualBlock(width, norm) for _ in range(int(n_residual))]
-        for h in reversed(n_hidden[:-1]):
-            layers.append(dense_norm(width, h, nn.ReLU(), norm))
-            width = h
-        layers += [nn.Linear(width, int(n_output)), nn.Tanh()]
-        self.net = nn.Sequential(*layers)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Apply the network."""
-        return self.net(x)
+        def hidden_layer(n_in: int, n_out: int) -> list[nn.Module]:
+            return [dense_norm(n_in, n_out, nn.ReLU(), norm)]
+
+        encoder, width = stack_layers(n_input, n_hidden, hidden_layer)
+        residual = [ResidualBlock(width, norm) for _ in range(int(n_residual))]
+        decoder, width = stack_layers(width, reversed(n_hidden[:-1]), hidden_layer)
+        output = [nn.Linear(width, int(n_output)), nn.Tanh()]
+        self.net = nn.Sequential(*encoder, *residual, *decoder, *output)
 
 
-class BatchNormMLP(nn.Module):
+class BatchNormMLP(SequentialNet):
     """``Linear -> BatchNorm -> LeakyReLU`` per hidden layer, then a linear output.
 
     TSPG's discriminator (512-256-128, leaky ReLU slope 0.2).
@@ -135,14 +131,9 @@ class BatchNormMLP(nn.Module):
         negative_slope: float = 0.2,
     ):
         super().__init__()
-        layers: list[nn.Module] = []
-        width = int(n_input)
-        for h in n_hidden:
-            layers.append(dense_norm(width, int(h), nn.LeakyReLU(negative_slope)))
-            width = int(h)
-        layers.append(nn.Linear(width, int(n_output)))
-        self.net = nn.Sequential(*layers)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Apply the network."""
-        return self.net(x)
+        layers, width = stack_layers(
+            n_input,
+            n_hidden,
+            lambda n_in, n_out: [dense_norm(n_in, n_out, nn.LeakyReLU(negative_slope))],
+        )
+        self.net = nn.Sequential(*layers, nn.Linear(width, int(n_output)))

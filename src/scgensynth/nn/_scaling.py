@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 from torch import nn
@@ -9,13 +10,13 @@ SCALING_MODES = ("counts", "log1p", "standardize", "none")
 
 
 class ExpressionScaling(nn.Module):
-    """Invertible map between expression values and the standardised space a network sees.
+    """Invertible map between expression values and the standardized space a network sees.
 
     ``mode`` chooses the transform (statistics are buffers, so they travel with the weights):
 
-    - ``"counts"``: scale each sample to ``target_sum`` total counts, ``log1p``, standardise each
+    - ``"counts"``: scale each sample to ``target_sum`` total counts, ``log1p``, standardize each
       gene; the inverse undoes all three and clips at 0, then rescales to a library size.
-    - ``"log1p"``: ``log1p`` then standardise (non-negative, already normalised values: TPM,
+    - ``"log1p"``: ``log1p`` then standardize (non-negative, already normalised values: TPM,
       FPKM); the inverse clips at 0.
     - ``"standardize"``: per-gene z-score (log-scale, microarray or other continuous values).
     - ``"none"``: identity.
@@ -68,8 +69,8 @@ class ExpressionScaling(nn.Module):
         self.target_sum.fill_(float(target_sum))
         self.lower_bound.fill_(float(lower_bound))
 
-    def pre_standardise(self, x: torch.Tensor) -> torch.Tensor:
-        """The transform before standardisation (normalisation and ``log1p``)."""
+    def pre_standardize(self, x: torch.Tensor) -> torch.Tensor:
+        """The transform before standardization (normalisation and ``log1p``)."""
         x = x.float()
         if self.mode == "counts":
             lib = x.sum(dim=-1, keepdim=True).clamp_min(1e-8)
@@ -78,14 +79,24 @@ class ExpressionScaling(nn.Module):
             return torch.log1p(x.clamp_min(0))
         return x
 
+    def pre_standardise(self, x: torch.Tensor) -> torch.Tensor:
+        """Deprecated spelling of :meth:`pre_standardize`."""
+        warnings.warn(
+            "pre_standardise was renamed pre_standardize; the old name will be removed in a "
+            "later release.",
+            FutureWarning,
+            stacklevel=2,
+        )
+        return self.pre_standardize(x)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Expression values -> standardised network space."""
+        """Expression values -> standardized network space."""
         if self.mode == "none":
             return x.float()
-        return (self.pre_standardise(x) - self.mean) / self.std
+        return (self.pre_standardize(x) - self.mean) / self.std
 
     def inverse(self, z: torch.Tensor, library_size: torch.Tensor | None = None) -> torch.Tensor:
-        """Standardised network space -> expression values on the input's scale.
+        """Standardized network space -> expression values on the input's scale.
 
         Parameters
         ----------

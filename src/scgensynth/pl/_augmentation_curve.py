@@ -8,8 +8,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from ._palettes import category_colors
-from ._utils import finish, new_axes
+from scgensynth._utils._docs import doctest_skip
+
+from ._docs import fill_doc
+from ._palettes import palette_colors
+from ._utils import check_table, finish, new_axes
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -18,6 +21,8 @@ if TYPE_CHECKING:
 _YLABELS = {"accuracy": "test accuracy", "delta": "accuracy gain (ΔAcc)"}
 
 
+@doctest_skip("needs a trained model")
+@fill_doc
 def augmentation_curve(
     table: pd.DataFrame,
     *,
@@ -51,16 +56,10 @@ def augmentation_curve(
     palette
         Colours by ``n_real``, or a list in increasing ``n_real`` (default: matplotlib's
         colour cycle).
-    ax
-        Axes to draw on (default: a new figure).
-    show
-        Show the figure (default: when no ``ax`` is given and not returning the figure).
-    return_fig
-        Return the Figure instead of the Axes.
+    {ax}
+    {show_return_fig}
 
-    Returns
-    -------
-    The Axes (or Figure with ``return_fig=True``); ``None`` when shown.
+    {returns_axes}
 
     Examples
     --------
@@ -71,32 +70,18 @@ def augmentation_curve(
     if y not in _YLABELS:
         msg = f"y must be 'accuracy' or 'delta', not {y!r}."
         raise ValueError(msg)
-    if not isinstance(table, pd.DataFrame):
-        msg = f"table must be a DataFrame (from sgs.metrics.augmentation_gain), not {type(table)}."
-        raise TypeError(msg)
-    needed = ["n_real", "n_synth", f"{y}_mean", f"{y}_std"]
-    missing = [c for c in needed if c not in table.columns]
-    if missing:
-        msg = (
-            f"table has no column {missing}; pass the output of "
-            "sgs.metrics.augmentation_gain (columns n_real, n_synth, accuracy_mean, "
-            "accuracy_std, delta_mean, delta_std, n_seeds)."
-        )
-        raise ValueError(msg)
+    check_table(
+        table,
+        ["n_real", "n_synth", f"{y}_mean", f"{y}_std"],
+        "sgs.metrics.augmentation_gain",
+        "the output of sgs.metrics.augmentation_gain (columns n_real, n_synth, accuracy_mean, "
+        "accuracy_std, delta_mean, delta_std, n_seeds)",
+    )
     if table.empty:
         msg = "table has no rows."
         raise ValueError(msg)
     sizes = sorted(pd.unique(table["n_real"]))
-    if isinstance(palette, Mapping):
-        colors = category_colors([str(n) for n in sizes], {str(k): v for k, v in palette.items()})
-    elif palette is not None:
-        palette = list(palette)
-        if len(palette) < len(sizes):
-            msg = f"palette has {len(palette)} colours for {len(sizes)} values of n_real."
-            raise ValueError(msg)
-        colors = {str(n): palette[i] for i, n in enumerate(sizes)}
-    else:
-        colors = category_colors([str(n) for n in sizes])
+    colors = palette_colors([str(n) for n in sizes], palette, "values of n_real")
 
     fig, ax, ax_given = new_axes(ax, (5, 4))
     for n in sizes:

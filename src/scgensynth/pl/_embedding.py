@@ -7,14 +7,16 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import anndata as ad
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
 from scipy import sparse
 
+from scgensynth._utils._docs import doctest_skip
+
+from ._docs import fill_doc
 from ._palettes import SOURCE_KEY, SOURCES, category_colors, source_colors, uns_palette
-from ._utils import finish
+from ._utils import finish, new_axes_row
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -106,6 +108,8 @@ def _colour_values(both: AnnData, color: str, origin: list[AnnData]):
     return "categorical", labels, category_colors(order, uns_palette(origin, color))
 
 
+@doctest_skip("needs a trained model")
+@fill_doc
 def embedding(
     real: AnnData,
     synth: AnnData | None = None,
@@ -139,8 +143,7 @@ def embedding(
     real
         Real samples, or a combined AnnData with ``obs["sgs_source"]`` (``"real"`` /
         ``"synthetic"``) when ``synth`` is not given.
-    synth
-        Synthetic samples (genes matched to ``real`` by name).
+    {synth}
     basis
         ``"umap"``, ``"pca"`` or ``"tsne"`` (a combined AnnData may also name any ``.obsm``
         key it holds, with or without the ``X_`` prefix).
@@ -163,10 +166,7 @@ def embedding(
         Random state of the PCA, neighbours, UMAP and t-SNE.
     ax
         Axes to draw on (two Axes with ``side_by_side``; default: a new figure).
-    show
-        Show the figure (default: when no ``ax`` is given and not returning the figure).
-    return_fig
-        Return the Figure instead of the Axes.
+    {show_return_fig}
 
     Returns
     -------
@@ -179,17 +179,52 @@ def embedding(
     >>> sgs.pl.embedding(adata, synth, basis="umap", color="tissue")
     >>> sgs.pl.embedding(adata, synth, basis="pca", side_by_side=True)
     """
-    if synth is None:
-        if SOURCE_KEY not in real.obs:
-            msg = (
-                "embedding needs the real and the synthetic data (embedding(real, synth)) or "
-                f"one combined AnnData with obs[{SOURCE_KEY!r}] (anndata.concat(..., "
-                f"label={SOURCE_KEY!r}))."
-            )
-            raise ValueError(msg)
-        origin = [real]
+    origin, key, color, keep = _check_inputs(real, synth, basis, color)
+    both, key = _embedded(real, synth, basis, key, layer, keep, n_pcs, seed)
+    coords = np.asarray(both.obsm[key])[:, :2]
+    source = both.obs[SOURCE_KEY].astype(str).to_numpy()
+    if color is None:
+        kind, values, colors = "source", source, source_colors(*origin)
     else:
-        origin = [real, synth]
+        kind, values, colors = _colour_values(both, color, origin)
+
+    n_panels = 2 if side_by_side else 1
+    fig, axes, ax_given = new_axes_row(
+        ax, n_panels, (4.5 * n_panels + 1.5, 4.5), f"side_by_side={side_by_side}"
+    )
+    if size is None:
+        size = float(np.clip(12000 / max(len(source), 1), 3, 60))
+    style = {"s": size, "alpha": alpha, "linewidths": 0}
+    scatter = None
+    for panel, panel_ax in enumerate(axes):
+        for s in SOURCES if not side_by_side else (SOURCES[panel],):
+            drawn = _draw_source(panel_ax, coords, source == s, s, kind, values, colors, style)
+            scatter = drawn if drawn is not None else scatter
+        name = basis.upper() if basis in _BASES else basis
+        panel_ax.set_xlabel(f"{name}1")
+        panel_ax.set_ylabel(f"{name}2")
+        panel_ax.set_xticks([])
+        panel_ax.set_yticks([])
+        if side_by_side:
+            panel_ax.set_title(SOURCES[panel])
+    if side_by_side:
+        _same_limits(axes, coords)
+    _legend(fig, axes, kind, colors, color, side_by_side, scatter)
+    return finish(fig, axes if side_by_side else axes[0], ax_given, show, return_fig)
+
+
+def _check_inputs(
+    real: AnnData, synth: AnnData | None, basis: str, color: str | None
+) -> tuple[list[AnnData], str | None, str | None, list[str]]:
+    """The inputs, the ``.obsm`` key to draw as it is, the colour and the columns to keep."""
+    if synth is None and SOURCE_KEY not in real.obs:
+        msg = (
+            "embedding needs the real and the synthetic data (embedding(real, synth)) or "
+            f"one combined AnnData with obs[{SOURCE_KEY!r}] (anndata.concat(..., "
+            f"label={SOURCE_KEY!r}))."
+        )
+        raise ValueError(msg)
+    origin = [real] if synth is None else [real, synth]
     key = _obsm_key(real, basis) if synth is None else None
     if key is None and basis not in _BASES:
         msg = (
@@ -203,97 +238,81 @@ def embedding(
     if color is not None and not keep and any(color in a.obs for a in origin):
         msg = f"color={color!r} must be an .obs column of both real and synth."
         raise KeyError(msg)
+    return origin, key, color, keep
 
-    if synth is None:
-        sources = real.obs[SOURCE_KEY].astype(str)
-        unknown = sorted(set(sources) - set(SOURCES))
-        if unknown:
-            msg = f"obs[{SOURCE_KEY!r}] must hold 'real' / 'synthetic', also has {unknown}."
-            raise ValueError(msg)
-        if key is not None:
-            both = real  # read only
-        else:
-            both = _slim(real, real.var_names, layer, [SOURCE_KEY, *keep])
-            key = _compute(both, basis, n_pcs, seed)
-    else:
+
+def _embedded(
+    real: AnnData,
+    synth: AnnData | None,
+    basis: str,
+    key: str | None,
+    layer: str | None,
+    keep: list[str],
+    n_pcs: int,
+    seed: int,
+) -> tuple[AnnData, str]:
+    """Real and synthetic samples in one AnnData, and the ``.obsm`` key of their embedding."""
+    if synth is not None:
         both = _combine(real, synth, layer, keep)
-        key = _compute(both, basis, n_pcs, seed)
-    coords = np.asarray(both.obsm[key])[:, :2]
-    source = both.obs[SOURCE_KEY].astype(str).to_numpy()
-    if color is None:
-        kind, values, colors = "source", source, source_colors(*origin)
-    else:
-        kind, values, colors = _colour_values(both, color, origin)
+        return both, _compute(both, basis, n_pcs, seed)
+    sources = real.obs[SOURCE_KEY].astype(str)
+    unknown = sorted(set(sources) - set(SOURCES))
+    if unknown:
+        msg = f"obs[{SOURCE_KEY!r}] must hold 'real' / 'synthetic', also has {unknown}."
+        raise ValueError(msg)
+    if key is not None:
+        return real, key  # read only
+    both = _slim(real, real.var_names, layer, [SOURCE_KEY, *keep])
+    return both, _compute(both, basis, n_pcs, seed)
 
-    n_panels = 2 if side_by_side else 1
-    ax_given = ax is not None
-    if ax_given:
-        axes = [ax] if not isinstance(ax, Sequence | np.ndarray) else list(np.ravel(ax))
-        if len(axes) != n_panels:
-            msg = (
-                f"ax must be {n_panels} Axes here (side_by_side={side_by_side}), got {len(axes)}."
-            )
-            raise ValueError(msg)
-        fig = axes[0].figure
-    else:
-        fig, axes = plt.subplots(1, n_panels, figsize=(4.5 * n_panels + 1.5, 4.5), squeeze=False)
-        axes = list(axes[0])
-    if size is None:
-        size = float(np.clip(12000 / max(len(source), 1), 3, 60))
 
-    scatter = None
-    for panel, panel_ax in enumerate(axes):
-        shown = SOURCES if not side_by_side else (SOURCES[panel],)
-        for s in shown:
-            mask = source == s
-            marker = "o" if kind == "source" else _MARKERS[s]
-            if kind == "source":
-                panel_ax.scatter(*coords[mask].T, s=size, color=colors[s], alpha=alpha,
-                                 linewidths=0, label=s)  # fmt: skip
-            elif kind == "categorical":
-                for cat, col in colors.items():
-                    sel = mask & (values == cat)
-                    if sel.any():
-                        panel_ax.scatter(*coords[sel].T, s=size, color=col, marker=marker,
-                                         alpha=alpha, linewidths=0)  # fmt: skip
-            else:
-                scatter = panel_ax.scatter(
-                    *coords[mask].T, c=values[mask], s=size, marker=marker, alpha=alpha,
-                    linewidths=0, cmap="viridis", vmin=np.nanmin(values), vmax=np.nanmax(values),
-                )  # fmt: skip
-        name = basis.upper() if basis in _BASES else basis
-        panel_ax.set_xlabel(f"{name}1")
-        panel_ax.set_ylabel(f"{name}2")
-        panel_ax.set_xticks([])
-        panel_ax.set_yticks([])
-        if side_by_side:
-            panel_ax.set_title(SOURCES[panel])
-    if side_by_side:
-        pad = 0.05 * (coords.max(axis=0) - coords.min(axis=0))
-        for panel_ax in axes:
-            panel_ax.set_xlim(coords[:, 0].min() - pad[0], coords[:, 0].max() + pad[0])
-            panel_ax.set_ylim(coords[:, 1].min() - pad[1], coords[:, 1].max() + pad[1])
+def _draw_source(ax, coords, mask, source: str, kind: str, values, colors, style: dict):
+    """Draw the samples of one source; the collection with the colour scale, if any."""
+    if kind == "source":
+        ax.scatter(*coords[mask].T, color=colors[source], label=source, **style)
+        return None
+    marker = _MARKERS[source]
+    if kind == "categorical":
+        for cat, col in colors.items():
+            sel = mask & (values == cat)
+            if sel.any():
+                ax.scatter(*coords[sel].T, color=col, marker=marker, **style)
+        return None
+    return ax.scatter(
+        *coords[mask].T, c=values[mask], marker=marker, cmap="viridis",
+        vmin=np.nanmin(values), vmax=np.nanmax(values), **style,
+    )  # fmt: skip
 
+
+def _same_limits(axes: list[Axes], coords: np.ndarray) -> None:
+    """The same limits on every panel: those of all the samples, with a margin."""
+    pad = 0.05 * (coords.max(axis=0) - coords.min(axis=0))
+    for panel_ax in axes:
+        panel_ax.set_xlim(coords[:, 0].min() - pad[0], coords[:, 0].max() + pad[0])
+        panel_ax.set_ylim(coords[:, 1].min() - pad[1], coords[:, 1].max() + pad[1])
+
+
+def _legend(fig, axes, kind: str, colors, color, side_by_side: bool, scatter) -> None:
+    """Legend of the sources (markers) and of the colours, or a colour bar."""
     last = axes[-1]
     if kind == "source":
         if not side_by_side:
             last.legend(loc="center left", bbox_to_anchor=(1, 0.5), fontsize="small",
                         frameon=False, markerscale=2)  # fmt: skip
-    else:
-        handles, labels = [], []
-        if kind == "categorical":
-            for cat, col in colors.items():
-                handles.append(Line2D([], [], ls="none", marker="o", color=col))
-                labels.append(cat)
-        if not side_by_side:
-            for s in SOURCES:
-                handles.append(Line2D([], [], ls="none", marker=_MARKERS[s], color="grey"))
-                labels.append(s)
-        if handles:
-            ncol = 1 if len(labels) <= 14 else 2 if len(labels) <= 30 else 3  # as scanpy
-            last.legend(handles, labels, loc="center left", bbox_to_anchor=(1, 0.5),
-                        fontsize="small", frameon=False, title=color, ncol=ncol)  # fmt: skip
-        if kind == "continuous" and scatter is not None:
-            bar = fig.colorbar(scatter, ax=axes, pad=0.02)
-            bar.set_label(color)
-    return finish(fig, axes if side_by_side else axes[0], ax_given, show, return_fig)
+        return
+    handles, labels = [], []
+    if kind == "categorical":
+        for cat, col in colors.items():
+            handles.append(Line2D([], [], ls="none", marker="o", color=col))
+            labels.append(cat)
+    if not side_by_side:
+        for s in SOURCES:
+            handles.append(Line2D([], [], ls="none", marker=_MARKERS[s], color="grey"))
+            labels.append(s)
+    if handles:
+        ncol = 1 if len(labels) <= 14 else 2 if len(labels) <= 30 else 3  # as scanpy
+        last.legend(handles, labels, loc="center left", bbox_to_anchor=(1, 0.5),
+                    fontsize="small", frameon=False, title=color, ncol=ncol)  # fmt: skip
+    if kind == "continuous" and scatter is not None:
+        bar = fig.colorbar(scatter, ax=axes, pad=0.02)
+        bar.set_label(color)

@@ -3,42 +3,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from scgensynth._utils._docs import doctest_skip
+
+from ._docs import fill_doc
 from ._utils import finish, new_axes
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from scgensynth.model.base import BaseGeneratorModel
-
-#: losses of every generator (those present in a model's history are drawn)
-_DEFAULT_KEYS = (
-    "critic_loss",
-    "discriminator_loss",
-    "generator_loss",
-    "wasserstein",
-    "gradient_penalty",
-    "d_real",
-    "d_fake",
-    "elbo_train",
-    "elbo_validation",
-    # DDPM
-    "diffusion_loss",
-    "diffusion_loss_validation",
-    # GMDA
-    "gmda_loss",
-    "dark_loss",
-    "total_loss",
-    "gmda_loss_validation",
-    # TSPG (besides its discriminator / generator losses and d_real / d_fake above)
-    "classifier_loss",
-    "gan_loss",
-    "adv_loss",
-    "norm_loss",
-    "target_loss",
-)
+    from scgensynth.model import BaseGeneratorModel
 
 
+@doctest_skip("needs a trained model")
+@fill_doc
 def training_history(
     model: BaseGeneratorModel,
     keys: Sequence[str] | None = None,
@@ -55,25 +33,16 @@ def training_history(
     model
         A trained generator.
     keys
-        History entries to draw (default: those present among the critic / discriminator and
-        generator losses, Wasserstein estimate, gradient penalty, the discriminator's mean
-        outputs ``d_real`` / ``d_fake``, the VAE's ELBO, DDPM's ``diffusion_loss`` (and its
-        validation value), GMDA's ``gmda_loss``, ``dark_loss``, ``total_loss`` (and
-        ``gmda_loss_validation``) and TSPG's ``classifier_loss`` and generator terms
-        ``gan_loss``, ``adv_loss``, ``norm_loss``, ``target_loss``). Shares such as TSPG's
-        ``success`` or ``classifier_accuracy`` are drawn only when asked for.
+        History entries to draw (default: the losses the model declares,
+        ``model.logged_losses``, e.g. WGAN-GP's critic and generator losses, Wasserstein
+        estimate and gradient penalty). Other logged values, such as TSPG's ``success``
+        or ``classifier_accuracy``, are drawn only when asked for.
     selection
         Also draw the selection score (right axis) and mark the restored epoch.
-    ax
-        Axes to draw on (default: a new figure).
-    show
-        Show the figure (default: when no ``ax`` is given and not returning the figure).
-    return_fig
-        Return the Figure instead of the Axes.
+    {ax}
+    {show_return_fig}
 
-    Returns
-    -------
-    The Axes (or Figure with ``return_fig=True``); ``None`` when shown.
+    {returns_axes}
 
     Examples
     --------
@@ -91,7 +60,7 @@ def training_history(
         else:
             msg = f"{name} has no training history yet; train it first (model.train())."
         raise ValueError(msg)
-    keys = [k for k in (keys or _DEFAULT_KEYS) if k in history]
+    keys = [k for k in (keys or getattr(model, "logged_losses", ())) if k in history]
     if not keys:
         msg = f"None of the requested keys are in the history ({sorted(history)})."
         raise KeyError(msg)

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from scgensynth._utils._keys import SOURCE_KEY
+
 if TYPE_CHECKING:
     from anndata import AnnData
 
-#: the ``.obs`` column of combined real + synthetic data and its two values
-SOURCE_KEY = "sgs_source"
+#: the values of the ``.obs[SOURCE_KEY]`` column of combined real + synthetic data
 SOURCES = ("real", "synthetic")
 
 
@@ -60,6 +61,26 @@ def category_colors(
     known = dict(known or {})
     defaults = default_colors(len(categories))
     return {c: known.get(str(c), defaults[i]) for i, c in enumerate(categories)}
+
+
+def palette_colors(
+    keys: Sequence[str], palette: Mapping | Sequence[str] | None, what: str
+) -> dict[str, str]:
+    """Colour of every key from a plot's ``palette`` argument.
+
+    A mapping gives the colours of the keys it names (the others come from matplotlib's
+    cycle), a sequence the colours in the keys' order, ``None`` matplotlib's cycle. ``what``
+    names the keys in the error message (e.g. ``"models"``).
+    """
+    if isinstance(palette, Mapping):
+        return category_colors(keys, {str(k): v for k, v in palette.items()})
+    if palette is None:
+        return category_colors(keys)
+    palette = list(palette)
+    if len(palette) < len(keys):
+        msg = f"palette has {len(palette)} colours for {len(keys)} {what}."
+        raise ValueError(msg)
+    return {k: palette[i] for i, k in enumerate(keys)}
 
 
 def source_colors(*adatas: AnnData | None) -> dict[str, str]:

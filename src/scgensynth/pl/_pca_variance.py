@@ -8,6 +8,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from scgensynth._utils._docs import doctest_skip
+
+from ._docs import fill_doc
 from ._palettes import SOURCES, source_colors
 from ._utils import finish, new_axes
 
@@ -21,6 +24,8 @@ def _is_result(obj: Any) -> bool:
     return isinstance(obj, Mapping) and "curves" in obj
 
 
+@doctest_skip("needs a trained model")
+@fill_doc
 def pca_variance(
     real: AnnData | np.ndarray | Mapping[str, pd.DataFrame],
     synth: AnnData | np.ndarray | None = None,
@@ -46,23 +51,16 @@ def pca_variance(
     real
         Real data (AnnData or samples x genes array), or the output of
         :func:`scgensynth.metrics.pca_variance` (then ``synth`` is not given).
-    synth
-        Synthetic data, genes matched to ``real`` by name.
+    {synth}
     layer, obsm, max_components
         As for :func:`scgensynth.metrics.pca_variance` (not with a precomputed result).
     thresholds
         Shares of variance to mark (with a precomputed result: those it was computed for).
-    ax
-        Axes to draw on (default: a new figure).
-    show
-        Show the figure (default: when no ``ax`` is given and not returning the figure).
-    return_fig
-        Return the Figure instead of the Axes.
+    {ax}
+    {show_return_fig}
 
-    Returns
-    -------
-    The Axes (or Figure with ``return_fig=True``); ``None`` when shown.
-    Curves are coloured by ``uns["sgs_source_colors"]`` when an input has one.
+    {returns_axes}
+    {source_colors}
 
     Examples
     --------

@@ -10,6 +10,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.colors import TwoSlopeNorm
 
+from scgensynth._utils._docs import doctest_skip
+
+from ._docs import fill_doc
 from ._utils import finish, new_axes
 
 if TYPE_CHECKING:
@@ -110,6 +113,8 @@ def _target_mean(
     raise ValueError(msg)
 
 
+@doctest_skip("needs a trained model")
+@fill_doc
 def perturbation_heatmap(
     perturbed: AnnData,
     genes: Sequence[str] | None = None,
@@ -153,16 +158,10 @@ def perturbation_heatmap(
         used), to compute the target mean from.
     cmap, cmap_perturbation
         Colour maps of the expression columns and of the perturbation.
-    ax
-        Axes to draw on (default: a new figure).
-    show
-        Show the figure (default: when no ``ax`` is given and not returning the figure).
-    return_fig
-        Return the Figure instead of the Axes.
+    {ax}
+    {show_return_fig}
 
-    Returns
-    -------
-    The Axes (or Figure with ``return_fig=True``); ``None`` when shown.
+    {returns_axes}
 
     Examples
     --------

@@ -8,8 +8,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from ._palettes import category_colors
-from ._utils import finish, new_axes
+from scgensynth._utils._docs import doctest_skip
+
+from ._docs import fill_doc
+from ._palettes import palette_colors
+from ._utils import check_table, finish, new_axes
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -32,6 +35,8 @@ def pareto_front(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return keep[np.argsort(x[keep], kind="stable")]
 
 
+@doctest_skip("trains a generator (minutes)")
+@fill_doc
 def precision_recall(
     table: pd.DataFrame,
     *,
@@ -69,32 +74,49 @@ def precision_recall(
     palette
         Colours by model name, or a list in the order of the models (default: matplotlib's
         colour cycle).
-    ax
-        Axes to draw on (default: a new figure).
-    show
-        Show the figure (default: when no ``ax`` is given and not returning the figure).
-    return_fig
-        Return the Figure instead of the Axes.
+    {ax}
+    {show_return_fig}
 
-    Returns
-    -------
-    The Axes (or Figure with ``return_fig=True``); ``None`` when shown.
+    {returns_axes}
 
     Examples
     --------
     >>> table = sgs.tl.compare_generators(adata, "tissue", models=["wgan", "cvae", "noise"])
     >>> sgs.pl.precision_recall(table)
     """
-    if not isinstance(table, pd.DataFrame):
-        msg = f"table must be a DataFrame (from sgs.tl.compare_generators), not {type(table)}."
-        raise TypeError(msg)
-    missing = [c for c in _NEEDED if c not in table.columns]
-    if missing:
-        msg = (
-            f"table has no column {missing}; pass the tidy table of "
-            "sgs.tl.compare_generators (columns model, metric, value, group, ...)."
-        )
-        raise ValueError(msg)
+    check_table(
+        table,
+        _NEEDED,
+        "sgs.tl.compare_generators",
+        "the tidy table of sgs.tl.compare_generators (columns model, metric, value, group, ...)",
+    )
+    stats, models = _model_stats(table, x, y, group)
+    colors = palette_colors([str(m) for m in models], palette, "models")
+    fig, ax, ax_given = new_axes(ax, (5, 4.5))
+    xs = np.array([stats.loc[(m, x), "mean"] for m in models], dtype=float)
+    ys = np.array([stats.loc[(m, y), "mean"] for m in models], dtype=float)
+    for i, model in enumerate(models):
+        _draw_model(ax, model, xs[i], ys[i], stats, x, y, colors[str(model)], annotate)
+    if front:
+        ok = np.isfinite(xs) & np.isfinite(ys)
+        idx = np.flatnonzero(ok)[pareto_front(xs[ok], ys[ok])]
+        if len(idx):
+            ax.plot(xs[idx], ys[idx], color="grey", ls="--", lw=1, zorder=2, label="front")
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    if {x, y} <= {"precision", "recall", "f1", "coverage"}:
+        both = np.r_[xs, ys]
+        lo = min(0.0, np.nanmin(both)) if np.isfinite(both).any() else 0.0
+        ax.set_xlim(lo, 1.02)
+        ax.set_ylim(lo, 1.02)
+    ax.legend(loc="best", fontsize="small")
+    return finish(fig, ax, ax_given, show, return_fig)
+
+
+def _model_stats(
+    table: pd.DataFrame, x: str, y: str, group: str
+) -> tuple[pd.DataFrame, list[str]]:
+    """Mean, standard deviation and count of ``x`` and ``y`` per model; the models with both."""
     rows = table[table["group"].astype(str) == str(group)]
     for metric in (x, y):
         if not (rows["metric"] == metric).any():
@@ -114,40 +136,16 @@ def precision_recall(
     if not models:
         msg = f"No model has both {x!r} and {y!r} values."
         raise ValueError(msg)
-    if isinstance(palette, Mapping):
-        colors = category_colors([str(m) for m in models], {str(k): v for k, v in palette.items()})
-    elif palette is not None:
-        palette = list(palette)
-        if len(palette) < len(models):
-            msg = f"palette has {len(palette)} colours for {len(models)} models."
-            raise ValueError(msg)
-        colors = {str(m): palette[i] for i, m in enumerate(models)}
-    else:
-        colors = category_colors([str(m) for m in models])
+    return stats, models
 
-    fig, ax, ax_given = new_axes(ax, (5, 4.5))
-    xs = np.array([stats.loc[(m, x), "mean"] for m in models], dtype=float)
-    ys = np.array([stats.loc[(m, y), "mean"] for m in models], dtype=float)
-    for i, model in enumerate(models):
-        color = colors[str(model)]
-        xerr = stats.loc[(model, x), "std"] if stats.loc[(model, x), "count"] > 1 else None
-        yerr = stats.loc[(model, y), "std"] if stats.loc[(model, y), "count"] > 1 else None
-        if xerr is not None or yerr is not None:
-            ax.errorbar(xs[i], ys[i], xerr=xerr, yerr=yerr, fmt="none", ecolor=color, lw=1)
-        ax.scatter([xs[i]], [ys[i]], color=color, s=50, zorder=3, label=str(model))
-        if annotate:
-            ax.annotate(str(model), (xs[i], ys[i]), xytext=(4, 4), textcoords="offset points",
-                        fontsize="small")  # fmt: skip
-    if front:
-        ok = np.isfinite(xs) & np.isfinite(ys)
-        idx = np.flatnonzero(ok)[pareto_front(xs[ok], ys[ok])]
-        if len(idx):
-            ax.plot(xs[idx], ys[idx], color="grey", ls="--", lw=1, zorder=2, label="front")
-    ax.set_xlabel(x)
-    ax.set_ylabel(y)
-    lo = min(0.0, np.nanmin(np.r_[xs, ys])) if np.isfinite(np.r_[xs, ys]).any() else 0.0
-    if {x, y} <= {"precision", "recall", "f1", "coverage"}:
-        ax.set_xlim(lo, 1.02)
-        ax.set_ylim(lo, 1.02)
-    ax.legend(loc="best", fontsize="small")
-    return finish(fig, ax, ax_given, show, return_fig)
+
+def _draw_model(ax, model, x_mean, y_mean, stats, x, y, color, annotate: bool) -> None:
+    """One model's point, its error bars where it has several values, and its name."""
+    xerr = stats.loc[(model, x), "std"] if stats.loc[(model, x), "count"] > 1 else None
+    yerr = stats.loc[(model, y), "std"] if stats.loc[(model, y), "count"] > 1 else None
+    if xerr is not None or yerr is not None:
+        ax.errorbar(x_mean, y_mean, xerr=xerr, yerr=yerr, fmt="none", ecolor=color, lw=1)
+    ax.scatter([x_mean], [y_mean], color=color, s=50, zorder=3, label=str(model))
+    if annotate:
+        ax.annotate(str(model), (x_mean, y_mean), xytext=(4, 4), textcoords="offset points",
+                    fontsize="small")  # fmt: skip

@@ -8,6 +8,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.colors import Normalize
 
+from scgensynth._utils._docs import doctest_skip
+
+from ._docs import fill_doc
 from ._utils import finish, new_axes
 
 if TYPE_CHECKING:
@@ -25,6 +28,8 @@ def _groups(ranking: dict) -> list[str]:
     return list(ranking["names"].dtype.names)
 
 
+@doctest_skip("needs a trained model")
+@fill_doc
 def ranked_genes(
     adata: AnnData,
     group: str | None = None,
@@ -59,16 +64,10 @@ def ranked_genes(
         ``uns`` key of the ranking.
     gene_symbols
         ``var`` column with the labels to show instead of the ranking's names.
-    ax
-        Axes to draw on (default: a new figure).
-    show
-        Show the figure (default: when no ``ax`` is given and not returning the figure).
-    return_fig
-        Return the Figure instead of the Axes.
+    {ax}
+    {show_return_fig}
 
-    Returns
-    -------
-    The Axes (or Figure with ``return_fig=True``); ``None`` when shown.
+    {returns_axes}
 
     Examples
     --------
@@ -82,16 +81,7 @@ def ranked_genes(
             "sgs.tl.perturb(...) or sc.tl.rank_genes_groups(...) first, or pass key=... ."
         )
         raise KeyError(msg)
-    groups = _groups(ranking)
-    if group is None:
-        if len(groups) != 1:
-            msg = f"The ranking has {len(groups)} groups {groups}; pick one with group=... ."
-            raise ValueError(msg)
-        group = groups[0]
-    group = str(group)
-    if group not in groups:
-        msg = f"Group {group!r} is not in the ranking; it has {groups}."
-        raise ValueError(msg)
+    group = _pick_group(ranking, group)
     n_genes = int(n_genes)
     if n_genes < 1:
         msg = f"n_genes must be >= 1, not {n_genes}."
@@ -103,26 +93,9 @@ def ranked_genes(
     params = dict(ranking.get("params", {}))
     reference = str(params.get("reference", "rest"))
     method = str(params.get("method", ""))
-    if "logfoldchanges" in ranking:
-        values = np.asarray(ranking["logfoldchanges"][group], dtype=float)
-        if "mean_difference" in ranking or method in _DIFFERENCE_METHODS:
-            xlabel = f"mean difference ({group} − {reference})"
-        else:
-            xlabel = f"log2 fold change ({group} vs {reference})"
-    else:
-        values = np.asarray(ranking["scores"][group], dtype=float)
-        xlabel = f"score ({method or 'ranking'})"
+    values, xlabel = _bar_lengths(ranking, group, reference, method)
     values = values[order]
-    labels = names[order]
-    if gene_symbols is not None:
-        if gene_symbols not in adata.var.columns:
-            msg = (
-                f"gene_symbols={gene_symbols!r} is not a column of adata.var; it has "
-                f"{list(adata.var.columns)}."
-            )
-            raise KeyError(msg)
-        symbols = adata.var[gene_symbols].astype(str)
-        labels = np.array([symbols.get(g, g) for g in labels])
+    labels = _gene_labels(adata, names[order], gene_symbols)
 
     fig, ax, ax_given = new_axes(ax, (5, 1.0 + 0.25 * len(order)))
     y = np.arange(len(order))
@@ -131,8 +104,7 @@ def ranked_genes(
         share = np.asarray(agreement[group], dtype=float)[order]
         norm = Normalize(vmin=0.5, vmax=1.0)
         cmap = plt.get_cmap("viridis")
-        colours = cmap(norm(share))
-        ax.barh(y, values, color=colours)
+        ax.barh(y, values, color=cmap(norm(share)))
         bar = fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, pad=0.02)
         bar.set_label("share of draws with the same sign")
     else:
@@ -147,3 +119,43 @@ def ranked_genes(
     title = f"{group} vs {reference}"
     ax.set_title(f"{title} ({method})" if method else title)
     return finish(fig, ax, ax_given, show, return_fig)
+
+
+def _pick_group(ranking: dict, group: str | None) -> str:
+    """The group to draw: the one asked for, or the ranking's only one."""
+    groups = _groups(ranking)
+    if group is None:
+        if len(groups) != 1:
+            msg = f"The ranking has {len(groups)} groups {groups}; pick one with group=... ."
+            raise ValueError(msg)
+        group = groups[0]
+    group = str(group)
+    if group not in groups:
+        msg = f"Group {group!r} is not in the ranking; it has {groups}."
+        raise ValueError(msg)
+    return group
+
+
+def _bar_lengths(ranking: dict, group: str, reference: str, method: str):
+    """Every gene's bar length in the ranking's order, and what it is (the axis label)."""
+    if "logfoldchanges" not in ranking:
+        values = np.asarray(ranking["scores"][group], dtype=float)
+        return values, f"score ({method or 'ranking'})"
+    values = np.asarray(ranking["logfoldchanges"][group], dtype=float)
+    if "mean_difference" in ranking or method in _DIFFERENCE_METHODS:
+        return values, f"mean difference ({group} − {reference})"
+    return values, f"log2 fold change ({group} vs {reference})"
+
+
+def _gene_labels(adata: AnnData, names: np.ndarray, gene_symbols: str | None) -> np.ndarray:
+    """The genes' names, or their ``var[gene_symbols]`` labels."""
+    if gene_symbols is None:
+        return names
+    if gene_symbols not in adata.var.columns:
+        msg = (
+            f"gene_symbols={gene_symbols!r} is not a column of adata.var; it has "
+            f"{list(adata.var.columns)}."
+        )
+        raise KeyError(msg)
+    symbols = adata.var[gene_symbols].astype(str)
+    return np.array([symbols.get(g, g) for g in names])

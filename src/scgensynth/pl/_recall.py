@@ -8,6 +8,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from scgensynth._utils._deprecation import renamed_arguments
+from scgensynth._utils._docs import doctest_skip
+
+from ._docs import fill_doc
 from ._palettes import default_colors
 from ._utils import finish, new_axes
 
@@ -42,7 +46,7 @@ def _from_tidy(table: pd.DataFrame, model: str | None) -> pd.DataFrame:
     if rows.empty:
         msg = (
             "The table has no per-group recall rows (metric 'recall' with a group other than "
-            "'all'): run evaluate / compare_generators with label_key and the "
+            "'all'): run evaluate / compare_generators with labels_key and the "
             "'precision_recall' metric."
         )
         raise ValueError(msg)
@@ -53,13 +57,13 @@ def _from_tidy(table: pd.DataFrame, model: str | None) -> pd.DataFrame:
     return out
 
 
-def _table(real, synth, groupby, k, layer, obsm, n_components, model) -> pd.DataFrame:
+def _table(real, synth, labels_key, k, layer, obsm, n_components, model) -> pd.DataFrame:
     """Precision and recall per group (precision NaN where the source has none)."""
     if isinstance(real, pd.DataFrame):
-        if synth is not None or groupby is not None:
+        if synth is not None or labels_key is not None:
             msg = (
                 "recall_by_group got a table: pass it alone, or pass real and synthetic data "
-                "with groupby to compute it here."
+                "with labels_key to compute it here."
             )
             raise ValueError(msg)
         if {"metric", "value", "group"} <= set(real.columns):
@@ -67,7 +71,7 @@ def _table(real, synth, groupby, k, layer, obsm, n_components, model) -> pd.Data
         if "recall" not in real.columns:
             msg = (
                 "The table has neither a 'recall' column (sgs.metrics.precision_recall with "
-                "groupby) nor the columns metric/value/group (sgs.metrics.evaluate, "
+                "labels_key) nor the columns metric/value/group (sgs.metrics.evaluate, "
                 "sgs.tl.compare_generators)."
             )
             raise ValueError(msg)
@@ -78,26 +82,28 @@ def _table(real, synth, groupby, k, layer, obsm, n_components, model) -> pd.Data
     if model is not None:
         msg = "model= selects rows of a compare_generators table; not used with data."
         raise ValueError(msg)
-    if synth is None or groupby is None:
+    if synth is None or labels_key is None:
         msg = (
-            "recall_by_group needs real and synthetic data and groupby "
+            "recall_by_group needs real and synthetic data and labels_key "
             "(recall_by_group(real, synth, 'tissue')), or a table of "
-            "sgs.metrics.precision_recall(..., groupby=...), sgs.metrics.evaluate or "
+            "sgs.metrics.precision_recall(..., labels_key=...), sgs.metrics.evaluate or "
             "sgs.tl.compare_generators."
         )
         raise ValueError(msg)
     from scgensynth.metrics import precision_recall
 
-    frame = precision_recall(
-        real, synth, k=k, groupby=groupby, layer=layer, obsm=obsm, n_components=n_components
+    return precision_recall(
+        real, synth, k=k, labels_key=labels_key, layer=layer, obsm=obsm, n_components=n_components
     )
-    return frame
 
 
+@doctest_skip("needs a trained model")
+@renamed_arguments({"groupby": "labels_key"})
+@fill_doc
 def recall_by_group(
     real: AnnData | np.ndarray | pd.DataFrame,
     synth: AnnData | np.ndarray | None = None,
-    groupby: str | None = None,
+    labels_key: str | None = None,
     *,
     k: int = 5,
     layer: str | None = None,
@@ -110,50 +116,45 @@ def recall_by_group(
 ) -> Axes | Figure | None:
     """Precision and recall within each group; groups with recall 0 highlighted.
 
-    The blind-spot view of the survey (Alsamadi et al.): one row of bars per group (tissue,
-    cancer type, ...), precision and recall of :func:`scgensynth.metrics.precision_recall`
-    computed within the group, sorted by recall (highest first). Groups the generator misses
-    entirely (recall 0) are written in red on a shaded row; the title gives their number and
-    the share of real samples they hold.
+    The blind-spot view of the survey (Alsamadi et al.): one row of bars per group of samples
+    with the same label (tissue, cancer type, ...), precision and recall of
+    :func:`scgensynth.metrics.precision_recall` computed within the group, sorted by recall
+    (highest first). Groups the generator misses entirely (recall 0) are written in red on a
+    shaded row; the title gives their number and the share of real samples they hold.
 
     Parameters
     ----------
     real
         Real data (AnnData or samples x genes array), or a table: the DataFrame of
-        ``sgs.metrics.precision_recall(..., groupby=...)``, or the tidy table of
+        ``sgs.metrics.precision_recall(..., labels_key=...)``, or the tidy table of
         :func:`scgensynth.metrics.evaluate` / :func:`scgensynth.tl.compare_generators`
         (its per-group ``recall`` rows; these tables hold no per-group precision, so only
-        recall is drawn). Then ``synth`` and ``groupby`` are not given.
-    synth
-        Synthetic data (genes matched to ``real`` by name).
-    groupby
-        ``.obs`` column present in both, e.g. ``"tissue"``.
+        recall is drawn). Then ``synth`` and ``labels_key`` are not given.
+    {synth}
+    labels_key
+        ``.obs`` column present in both holding the labels that define the groups, e.g.
+        ``"tissue"``.
     k, layer, obsm, n_components
         As for :func:`scgensynth.metrics.precision_recall` (``k`` is lowered in small
         groups).
     model
         With a :func:`~scgensynth.tl.compare_generators` table of several models: the one to
         draw.
-    ax
-        Axes to draw on (default: a new figure).
-    show
-        Show the figure (default: when no ``ax`` is given and not returning the figure).
-    return_fig
-        Return the Figure instead of the Axes.
+    {ax}
+    {show_return_fig}
 
-    Returns
-    -------
-    The Axes (or Figure with ``return_fig=True``); ``None`` when shown. Groups without real
-    samples are left out; a group without synthetic samples has no precision bar.
+    {returns_axes}
+    Groups without real samples are left out; a group without synthetic samples has no
+    precision bar.
 
     Examples
     --------
     >>> synth = sgs.tl.generate(model, 500)
     >>> sgs.pl.recall_by_group(adata, synth, "tissue")
     >>> # or from a report
-    >>> sgs.pl.recall_by_group(sgs.metrics.evaluate(adata, synth, label_key="tissue"))
+    >>> sgs.pl.recall_by_group(sgs.metrics.evaluate(adata, synth, labels_key="tissue"))
     """
-    frame = _table(real, synth, groupby, k, layer, obsm, n_components, model)
+    frame = _table(real, synth, labels_key, k, layer, obsm, n_components, model)
     if "n_real" in frame.columns:
         empty = frame["n_real"] == 0
         if empty.any():

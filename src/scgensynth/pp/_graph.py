@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from scgensynth._keys import check_new_key, check_params_key, record_params
+from scgensynth._utils._anndata import rows_per_block
+from scgensynth._utils._keys import check_new_key, check_params_key, record_params
 
 from ._scaling import _CONSTANT_TOL, _check_finite, get_matrix, iter_row_chunks
 
@@ -26,9 +27,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: bytes of float64 correlations computed at once (a block of genes x all genes)
-_BLOCK_BYTES = 64 * 2**20
-#: the standardised matrix is kept in memory (float64) when it is at most this large
+#: the standardized matrix is kept in memory (float64) when it is at most this large
 _CACHE_BYTES = 256 * 2**20
 
 
@@ -179,59 +178,15 @@ def coexpression_matrix(
             "samples, or supply one with graph_from_edges()."
         )
         raise ValueError(msg)
-    if block_size is None:
-        block_size = _BLOCK_BYTES // (8 * max(n_genes, 1))
+    if block_size is None:  # float64 correlations of a block of genes x all genes: 64 MiB
+        block_size = rows_per_block(n_genes)
     block_size = int(max(1, min(int(block_size), n_genes)))
-    # row chunks of the standardised matrix, each densified as float64 (<= 64 MiB)
-    chunk = max(1, _BLOCK_BYTES // (8 * max(n_genes, 1)))
-    is_sparse = sparse.issparse(X)
-
-    total = np.zeros(n_genes)
-    for block in iter_row_chunks(X, chunk, rows):
-        _check_finite(block, "The expression matrix", is_sparse)
-        total += block.sum(axis=0)
-    mean = total / n_obs
-    sum_sq = np.zeros(n_genes)
-    for block in iter_row_chunks(X, chunk, rows):
-        block = block - mean  # not in place: a float64 block may be a view of the user's X
-        sum_sq += np.einsum("ij,ij->j", block, block)
-    std = np.sqrt(sum_sq / n_obs)
-    constant = std <= _CONSTANT_TOL * np.maximum(1.0, np.abs(mean))
-    scale = np.where(constant, 0.0, 1.0 / np.sqrt(np.where(constant, 1.0, sum_sq)))
-
-    def standardised() -> Iterator[np.ndarray]:
-        for block in iter_row_chunks(X, chunk, rows):
-            z = block - mean  # a new array: never write into the user's matrix
-            z *= scale  # unit-norm columns: Z.T @ Z is the correlation matrix
-            yield z
-
-    cached = list(standardised()) if n_obs * n_genes * 8 <= _CACHE_BYTES else None
-
-    parts_rows, parts_cols, parts_vals = [], [], []
-    for start in range(0, n_genes, block_size):
-        stop = min(start + block_size, n_genes)
-        corr = np.zeros((stop - start, n_genes))
-        for z in cached if cached is not None else standardised():
-            corr += np.ascontiguousarray(z[:, start:stop].T) @ z
-        np.abs(corr, out=corr)
-        if constant.any():
-            corr[:, constant] = -np.inf
-            corr[constant[start:stop]] = -np.inf
-        corr[np.arange(stop - start), np.arange(start, stop)] = -np.inf  # no self edges
-        if top_k is None:
-            r, c = np.nonzero(corr >= threshold)
-        else:
-            if threshold is not None:
-                corr[corr < threshold] = -np.inf
-            r, c = _top_k_entries(corr, top_k)
-        parts_rows.append(r + start)
-        parts_cols.append(c)
-        parts_vals.append(np.minimum(corr[r, c], 1.0).astype(np.float32))
-        del corr
-
-    graph = _csr(
-        np.concatenate(parts_rows), np.concatenate(parts_cols), np.concatenate(parts_vals), n_genes
-    )
+    standardized = _StandardizedRows(X, rows, n_obs)
+    edges = [
+        _block_edges(standardized, start, min(start + block_size, n_genes), top_k, threshold)
+        for start in range(0, n_genes, block_size)
+    ]
+    graph = _csr(*(np.concatenate([e[i] for e in edges]) for i in range(3)), n_genes)
     n_isolated = int(np.sum(np.diff(graph.indptr) == 0))
     logger.info(
         "Co-expression graph (Pearson |r|, top_k=%s, threshold=%s) on %d samples: %d edges "
@@ -242,9 +197,78 @@ def coexpression_matrix(
         graph.nnz,
         n_genes,
         n_isolated,
-        int(constant.sum()),
+        int(standardized.constant.sum()),
     )
     return graph
+
+
+class _StandardizedRows:
+    """Row chunks of a samples x genes matrix standardized to unit-norm, zero-mean columns.
+
+    ``Z.T @ Z`` over the chunks is the gene correlation matrix (0 for constant genes). Each
+    chunk is densified as float64 (at most 64 MiB); all of them are kept in memory when the
+    whole standardized matrix fits in 256 MiB, else they are recomputed on every pass.
+    """
+
+    def __init__(self, X: Any, rows: np.ndarray | None, n_obs: int):
+        self.X, self.rows = X, rows
+        n_genes = X.shape[1]
+        self.chunk = rows_per_block(n_genes)
+        self.mean, self.scale, self.constant = self._moments(n_obs)
+        self.cached = list(self._chunks()) if n_obs * n_genes * 8 <= _CACHE_BYTES else None
+
+    def _moments(self, n_obs: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per-gene mean, ``1 / norm`` of the centred column (0 if constant), constant flags."""
+        X, is_sparse = self.X, sparse.issparse(self.X)
+        total = np.zeros(X.shape[1])
+        for block in iter_row_chunks(X, self.chunk, self.rows):
+            _check_finite(block, "The expression matrix", is_sparse)
+            total += block.sum(axis=0)
+        mean = total / n_obs
+        sum_sq = np.zeros(X.shape[1])
+        for block in iter_row_chunks(X, self.chunk, self.rows):
+            block = block - mean  # not in place: a float64 block may be a view of the user's X
+            sum_sq += np.einsum("ij,ij->j", block, block)
+        std = np.sqrt(sum_sq / n_obs)
+        constant = std <= _CONSTANT_TOL * np.maximum(1.0, np.abs(mean))
+        scale = np.where(constant, 0.0, 1.0 / np.sqrt(np.where(constant, 1.0, sum_sq)))
+        return mean, scale, constant
+
+    def _chunks(self) -> Iterator[np.ndarray]:
+        for block in iter_row_chunks(self.X, self.chunk, self.rows):
+            z = block - self.mean  # a new array: never write into the user's matrix
+            z *= self.scale  # unit-norm columns: Z.T @ Z is the correlation matrix
+            yield z
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return iter(self.cached) if self.cached is not None else self._chunks()
+
+
+def _block_edges(
+    standardized: _StandardizedRows,
+    start: int,
+    stop: int,
+    top_k: int | None,
+    threshold: float | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Edges ``(rows, cols, |r|)`` of the target genes ``start:stop``."""
+    n_genes = standardized.X.shape[1]
+    constant = standardized.constant
+    corr = np.zeros((stop - start, n_genes))
+    for z in standardized:
+        corr += np.ascontiguousarray(z[:, start:stop].T) @ z
+    np.abs(corr, out=corr)
+    if constant.any():
+        corr[:, constant] = -np.inf
+        corr[constant[start:stop]] = -np.inf
+    corr[np.arange(stop - start), np.arange(start, stop)] = -np.inf  # no self edges
+    if top_k is None:
+        r, c = np.nonzero(corr >= threshold)
+    else:
+        if threshold is not None:
+            corr[corr < threshold] = -np.inf
+        r, c = _top_k_entries(corr, top_k)
+    return r + start, c, np.minimum(corr[r, c], 1.0).astype(np.float32)
 
 
 def _check_selection(top_k: Any, threshold: Any) -> tuple[int | None, float | None]:
@@ -343,6 +367,34 @@ def graph_from_edges(
     """
     names = _gene_names(var_names_or_adata, gene_symbols)
     n_genes = len(names)
+    frame = _edge_frame(edges, source_col, target_col, weight_col)
+    n_input = len(frame)
+    frame = _known_edges(frame, names, gene_symbols)
+    pairs = _index_pairs(frame, names, symmetric)
+    if pairs.empty:
+        msg = (
+            f"No edge of the {n_input} given joins two different genes of the data. Check that "
+            f"the names in {source_col!r}/{target_col!r} are the same kind of identifier as "
+            f"{_matched_names(gene_symbols)} (e.g. {list(names[:3])}): symbols vs Ensembl ids "
+            "vs probe sets; pass gene_symbols= to match a column of adata.var instead."
+        )
+        raise ValueError(msg)
+    graph = _csr(pairs["i"].to_numpy(), pairs["j"].to_numpy(), pairs["weight"].to_numpy(), n_genes)
+    logger.info(
+        "Gene graph from %d listed edges: %d edges (symmetric=%s) over %d of %d genes.",
+        n_input,
+        graph.nnz,
+        symmetric,
+        int(np.sum(np.diff(graph.indptr) > 0)),
+        n_genes,
+    )
+    return graph
+
+
+def _edge_frame(
+    edges: Any, source_col: str, target_col: str, weight_col: str | None
+) -> pd.DataFrame:
+    """The edge list as columns ``source``, ``target`` (names) and ``weight`` (float64)."""
     if not isinstance(edges, pd.DataFrame):
         msg = f"edges must be a pandas DataFrame with one row per edge; got {type(edges)}."
         raise TypeError(msg)
@@ -371,25 +423,41 @@ def graph_from_edges(
             "weight_col=None for unweighted edges."
         )
         raise ValueError(msg)
+    return frame
+
+
+def _matched_names(gene_symbols: str | None) -> str:
+    """What the edge list's names are matched against, for messages."""
+    return f"adata.var[{gene_symbols!r}]" if gene_symbols is not None else "var_names"
+
+
+def _known_edges(frame: pd.DataFrame, names: pd.Series, gene_symbols: str | None) -> pd.DataFrame:
+    """The edges whose both ends are genes of the data (a warning says what was dropped)."""
     n_input = len(frame)
     known = set(names.dropna())
     ends = pd.concat([frame["source"], frame["target"]])
     unknown = ends[~ends.isin(known)].dropna().unique()
     ok = frame["source"].isin(known) & frame["target"].isin(known)
     if not ok.all():
-        against = f"adata.var[{gene_symbols!r}]" if gene_symbols is not None else "var_names"
         logger.warning(
             "graph_from_edges: %d of %d genes in the edge list are not in %s (e.g. %s); "
             "dropped the %d of %d edges that touch them (or have a missing name).",
             len(unknown),
             ends.dropna().nunique(),
-            against,
+            _matched_names(gene_symbols),
             ", ".join(map(repr, unknown[:5])),
             int((~ok).sum()),
             n_input,
         )
-    frame = frame[ok]
-    lookup = pd.DataFrame({"name": names.to_numpy(), "index": np.arange(n_genes)}).dropna()
+    return frame[ok]
+
+
+def _index_pairs(frame: pd.DataFrame, names: pd.Series, symmetric: bool) -> pd.DataFrame:
+    """Edges as gene indices ``i`` (target), ``j`` (neighbour) with their ``weight``.
+
+    Self-edges are dropped, duplicates merged (largest weight), rows sorted by ``i``, ``j``.
+    """
+    lookup = pd.DataFrame({"name": names.to_numpy(), "index": np.arange(len(names))}).dropna()
     frame = frame.merge(lookup.rename(columns={"name": "source", "index": "j"}), on="source")
     frame = frame.merge(lookup.rename(columns={"name": "target", "index": "i"}), on="target")
     pairs = frame[["i", "j", "weight"]]
@@ -398,26 +466,7 @@ def graph_from_edges(
     self_edges = pairs["i"] == pairs["j"]
     if self_edges.any():
         logger.info("graph_from_edges: dropped %d self-edges.", int(self_edges.sum()))
-    pairs = pairs[~self_edges].groupby(["i", "j"], as_index=False, sort=True)["weight"].max()
-    if pairs.empty:
-        against = f"adata.var[{gene_symbols!r}]" if gene_symbols is not None else "var_names"
-        msg = (
-            f"No edge of the {n_input} given joins two different genes of the data. Check that "
-            f"the names in {source_col!r}/{target_col!r} are the same kind of identifier as "
-            f"{against} (e.g. {list(names[:3])}): symbols vs Ensembl ids vs probe sets; pass "
-            "gene_symbols= to match a column of adata.var instead."
-        )
-        raise ValueError(msg)
-    graph = _csr(pairs["i"].to_numpy(), pairs["j"].to_numpy(), pairs["weight"].to_numpy(), n_genes)
-    logger.info(
-        "Gene graph from %d listed edges: %d edges (symmetric=%s) over %d of %d genes.",
-        n_input,
-        graph.nnz,
-        symmetric,
-        int(np.sum(np.diff(graph.indptr) > 0)),
-        n_genes,
-    )
-    return graph
+    return pairs[~self_edges].groupby(["i", "j"], as_index=False, sort=True)["weight"].max()
 
 
 def _as_names(values: Any) -> pd.Series:
@@ -496,6 +545,33 @@ def random_graph(graph: sparse.spmatrix | sparse.sparray, *, seed: int = 0) -> s
     >>> bool((np.diff(r.indptr) == np.diff(g.indptr)).all()), int(r.diagonal().sum())
     (True, 0)
     """
+    g = _simple_graph(graph)
+    n = g.shape[0]
+    degree = np.diff(g.indptr)
+    rng = np.random.default_rng(seed)
+    t = np.repeat(np.arange(n, dtype=np.int64), degree)
+    s = rng.permutation(g.indices.astype(np.int64))
+    n_swapped, n_fallback = _rewire(t, s, n, rng)
+
+    out = _csr(t, s, g.data.copy(), n)
+    n_edges = len(t)
+    overlap = np.intersect1d(t * n + s, t * n + g.indices).size  # edges of the input kept
+    logger.info(
+        "Random graph (seed %d): %d edges, row degrees kept; %d self-loops/duplicates removed "
+        "by swaps, %d by new random neighbours (column degree changed); %d edges (%.1f %%) "
+        "shared with the input.",
+        seed,
+        out.nnz,
+        n_swapped,
+        n_fallback,
+        overlap,
+        100.0 * overlap / max(n_edges, 1),
+    )
+    return out
+
+
+def _simple_graph(graph: Any) -> sparse.csr_matrix:
+    """``graph`` as a float32 CSR copy, checked square and with at most n - 1 edges a row."""
     if not sparse.issparse(graph) or graph.shape[0] != graph.shape[1]:
         msg = (
             "graph must be a square scipy sparse matrix (genes x genes, row = target, column = "
@@ -513,75 +589,85 @@ def random_graph(graph: sparse.spmatrix | sparse.sparray, *, seed: int = 0) -> s
             "graph.eliminate_zeros())."
         )
         raise ValueError(msg)
-    rng = np.random.default_rng(seed)
-    t = np.repeat(np.arange(n, dtype=np.int64), degree)
-    s = rng.permutation(g.indices.astype(np.int64))
-    vals = g.data.copy()
-    n_edges = len(t)
+    return g
 
+
+class _EdgeCounts:
+    """How many times each edge ``(target i, neighbour j)`` occurs in a graph being rewired."""
+
+    def __init__(self, key: np.ndarray, n: int):
+        self.n = n
+        self.counts: dict[int, int] = {}
+        for k in key.tolist():
+            self.counts[k] = self.counts.get(k, 0) + 1
+
+    def free(self, i: int, j: int) -> bool:
+        """Whether ``(i, j)`` would be a new edge and not a self-loop."""
+        return i != j and self.counts.get(i * self.n + j, 0) == 0
+
+    def move(self, i: int, old: int, new: int) -> None:
+        """Record that the edge ``(i, old)`` became ``(i, new)``."""
+        self.counts[i * self.n + old] -= 1
+        self.counts[i * self.n + new] = self.counts.get(i * self.n + new, 0) + 1
+
+    def is_bad(self, i: int, j: int) -> bool:
+        """Whether the edge ``(i, j)`` is a self-loop or occurs more than once."""
+        return i == j or self.counts[i * self.n + j] > 1
+
+
+def _rewire(t: np.ndarray, s: np.ndarray, n: int, rng: np.random.Generator) -> tuple[int, int]:
+    """Remove the self-loops and duplicates of edges ``(t, s)`` by changing ``s`` in place.
+
+    Each bad edge (in random order) swaps its neighbour end with a partner edge (see
+    :func:`_swap_partner`); if none exists it takes a random new neighbour. Returns the
+    numbers of swaps and of new neighbours.
+    """
     key = t * n + s
     _, first = np.unique(key, return_index=True)
-    duplicate = np.ones(n_edges, dtype=bool)
+    duplicate = np.ones(len(t), dtype=bool)
     duplicate[first] = False
     bad = np.flatnonzero((s == t) | duplicate)
     rng.shuffle(bad)
-    counts: dict[int, int] = {}
-    for k in key.tolist():
-        counts[k] = counts.get(k, 0) + 1
-
-    def free(i: int, j: int) -> bool:
-        return i != j and counts.get(i * n + j, 0) == 0
-
-    def move(i: int, old: int, new: int) -> None:
-        counts[i * n + old] -= 1
-        counts[i * n + new] = counts.get(i * n + new, 0) + 1
-
-    def is_bad(i: int, j: int) -> bool:
-        return i == j or counts[i * n + j] > 1
-
+    counts = _EdgeCounts(key, n)
     n_swapped = n_fallback = 0
     for e in bad.tolist():
         te, se = int(t[e]), int(s[e])
-        if not is_bad(te, se):  # already repaired as the partner of an earlier swap
+        if not counts.is_bad(te, se):  # already repaired as the partner of an earlier swap
             continue
-        partner = -1
-        for _ in range(100):
-            p = int(rng.integers(n_edges))
-            tp, sp = int(t[p]), int(s[p])
-            if tp != te and sp != se and free(te, sp) and free(tp, se):
-                partner = p
-                break
-        else:  # rare: search every edge for a valid partner
-            current = np.unique(t * n + s)
-            ok = (t != te) & (s != se) & (s != te) & (t != se)
-            ok &= ~np.isin(te * n + s, current) & ~np.isin(t * n + se, current)
-            candidates = np.flatnonzero(ok)
-            if candidates.size:
-                partner = int(rng.choice(candidates))
+        partner = _swap_partner(t, s, e, counts, rng)
         if partner >= 0:
             tp, sp = int(t[partner]), int(s[partner])
-            move(te, se, sp)
-            move(tp, sp, se)
+            counts.move(te, se, sp)
+            counts.move(tp, sp, se)
             s[e], s[partner] = sp, se
             n_swapped += 1
         else:  # no swap exists: a random new neighbour (this edge's column degree moves)
             n_fallback += 1
             taken = np.append(s[t == te], te)
             new = int(rng.choice(np.setdiff1d(np.arange(n), taken)))
-            move(te, se, new)
+            counts.move(te, se, new)
             s[e] = new
+    return n_swapped, n_fallback
 
-    out = _csr(t, s, vals, n)
-    overlap = np.intersect1d(t * n + s, t * n + g.indices).size  # edges of the input kept
-    logger.info(
-        "Random graph (seed %d): %d edges, row degrees kept; %d self-loops/duplicates removed "
-        "by swaps, %d by new random neighbours (column degree changed); %d edges (%.1f %%) "
-        "shared with the input.",
-        seed,
-        out.nnz,
-        n_swapped,
-        n_fallback,
-        overlap,
-        100.0 * overlap / max(n_edges, 1),
-    )
-    return out
+
+def _swap_partner(
+    t: np.ndarray, s: np.ndarray, e: int, counts: _EdgeCounts, rng: np.random.Generator
+) -> int:
+    """An edge ``p`` whose neighbour end edge ``e`` may swap with; -1 if there is none.
+
+    The swap ``(te, se), (tp, sp) -> (te, sp), (tp, se)`` must create neither a self-loop
+    nor a duplicate. Up to 100 random edges are tried, then every edge.
+    """
+    te, se = int(t[e]), int(s[e])
+    for _ in range(100):
+        p = int(rng.integers(len(t)))
+        tp, sp = int(t[p]), int(s[p])
+        if tp != te and sp != se and counts.free(te, sp) and counts.free(tp, se):
+            return p
+    # rare: search every edge for a valid partner
+    n = counts.n
+    current = np.unique(t * n + s)
+    ok = (t != te) & (s != se) & (s != te) & (t != se)
+    ok &= ~np.isin(te * n + s, current) & ~np.isin(t * n + se, current)
+    candidates = np.flatnonzero(ok)
+    return int(rng.choice(candidates)) if candidates.size else -1

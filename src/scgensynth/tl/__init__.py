@@ -1,7 +1,8 @@
 """One-call tools in scanpy style.
 
 Train, generate, augment, interpolate, compare generators, perturb samples (TSPG) and rank
-counterfactual biomarkers.
+counterfactual biomarkers. Every registered generator has a ``train_<name>`` shortcut of
+:func:`train` (``sgs.tl.train_wgan``, ...), made from the registry.
 """
 
 from ._compare import compare_generators
@@ -9,7 +10,22 @@ from ._counterfactual import counterfactual
 from ._generate import augment, generate
 from ._interpolate import interpolate
 from ._perturb import perturb, train_tspg
-from ._train import train, train_attgan, train_ddpm, train_gan, train_gmda, train_wgan
+from ._train import named_trainer, named_trainers, train
+
+# train_wgan, train_gan, ...: one for each generator registered when sgs.tl is imported
+globals().update(named_trainers())
+
+
+def __getattr__(name: str):
+    """``train_<name>`` of a generator registered later (``sgs.model.register``)."""
+    if name.startswith("train_"):
+        from scgensynth.model import available
+
+        if name[len("train_") :] in available().index:
+            return named_trainer(name[len("train_") :])
+    msg = f"module 'scgensynth.tl' has no attribute {name!r}"
+    raise AttributeError(msg)
+
 
 __all__ = [
     "augment",
@@ -19,10 +35,6 @@ __all__ = [
     "interpolate",
     "perturb",
     "train",
-    "train_attgan",
-    "train_ddpm",
-    "train_gan",
-    "train_gmda",
     "train_tspg",
-    "train_wgan",
+    *named_trainers(),
 ]

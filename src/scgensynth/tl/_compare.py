@@ -8,7 +8,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from scgensynth.model._registry import _REGISTRY, get_model_class
+from scgensynth._utils._checks import check_fraction, check_seed
+from scgensynth._utils._deprecation import renamed_arguments
+from scgensynth._utils._docs import doctest_skip
+from scgensynth.model import available, get_model_class
 
 from ._train import train
 
@@ -18,27 +21,25 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-def _stratified_split(adata: AnnData, label_key: str, test_size: float, seed: int):
+def _stratified_split(adata: AnnData, labels_key: str, test_size: float, seed: int):
     from sklearn.model_selection import train_test_split
 
-    if label_key not in adata.obs:
-        msg = f"{label_key!r} is not a column of .obs (columns: {list(adata.obs.columns)})."
+    if labels_key not in adata.obs:
+        msg = f"{labels_key!r} is not a column of .obs (columns: {list(adata.obs.columns)})."
         raise KeyError(msg)
-    labels = adata.obs[label_key]
+    labels = adata.obs[labels_key]
     if labels.isna().any():
-        msg = f"{int(labels.isna().sum())} samples have no {label_key!r}; drop them first."
+        msg = f"{int(labels.isna().sum())} samples have no {labels_key!r}; drop them first."
         raise ValueError(msg)
     counts = labels.value_counts()
     if (counts < 2).any():
         small = list(counts[counts < 2].index)
         msg = (
-            f"Every {label_key!r} class needs at least 2 samples for a stratified split; "
+            f"Every {labels_key!r} class needs at least 2 samples for a stratified split; "
             f"{small} have 1. Drop or merge them."
         )
         raise ValueError(msg)
-    if not 0 < test_size < 1:
-        msg = f"test_size must be between 0 and 1, got {test_size}."
-        raise ValueError(msg)
+    test_size = check_fraction(test_size, "test_size", closed=False)
     idx_train, idx_test = train_test_split(
         np.arange(adata.n_obs), test_size=test_size, stratify=labels.astype(str),
         random_state=seed,
@@ -54,9 +55,11 @@ def _values_in_x(adata: AnnData, layer: str | None) -> AnnData:
     return ad.AnnData(X=adata.layers[layer], obs=adata.obs.copy(), var=adata.var.copy())
 
 
+@doctest_skip("trains a generator (minutes)")
+@renamed_arguments({"label_key": "labels_key"})
 def compare_generators(
     adata: AnnData,
-    label_key: str,
+    labels_key: str,
     *,
     models: Sequence[str] | None = None,
     test_size: float = 0.3,
@@ -73,7 +76,7 @@ def compare_generators(
     """Train several generators on one stratified split and evaluate them side by side.
 
     The comparison of Lacan et al. (2023) on your data: ``adata`` is split once (stratified
-    by ``label_key``); every model is trained on the same training part, generates as many
+    by ``labels_key``); every model is trained on the same training part, generates as many
     samples as there are training samples (covariates resampled from them), and
     :func:`scgensynth.metrics.evaluate` scores the samples against the training part with the
     held-out part as ``holdout`` (classifiers are tested on it, the privacy check measures
@@ -82,8 +85,8 @@ def compare_generators(
     Parameters
     ----------
     adata
-        Samples x genes with ``label_key`` in ``.obs``.
-    label_key
+        Samples x genes with ``labels_key`` in ``.obs``.
+    labels_key
         The label to stratify by and to evaluate with (e.g. ``"tissue"``); also the
         categorical covariate unless ``categorical_covariate_keys`` says otherwise.
     models
@@ -125,10 +128,11 @@ def compare_generators(
 
     if isinstance(models, str):
         models = [models]
-    names = list(_REGISTRY) if models is None else list(models)
+    registered = list(available().index)
+    names = registered if models is None else list(models)
     if not names:
         msg = (
-            f"models is empty; name at least one generator (one of {list(_REGISTRY)}), or "
+            f"models is empty; name at least one generator (one of {registered}), or "
             "pass models=None to compare them all."
         )
         raise ValueError(msg)
@@ -142,8 +146,9 @@ def compare_generators(
     if unknown:
         msg = f"model_kwargs names models that are not compared: {sorted(unknown)}."
         raise ValueError(msg)
-    cat_keys = [label_key] if categorical_covariate_keys is None else categorical_covariate_keys
-    train_part, test_part = _stratified_split(adata, label_key, test_size, seed)
+    cat_keys = [labels_key] if categorical_covariate_keys is None else categorical_covariate_keys
+    seed = check_seed(seed)
+    train_part, test_part = _stratified_split(adata, labels_key, test_size, seed)
     # generated samples carry their values in X, whatever the model was trained on
     eval_train, eval_test = (_values_in_x(a, layer) for a in (train_part, test_part))
     logger.info(
@@ -168,7 +173,7 @@ def compare_generators(
         report = evaluate(
             eval_train,
             synth,
-            label_key=label_key,
+            labels_key=labels_key,
             holdout=eval_test,
             metrics=metrics,
             seed=seed,

@@ -8,8 +8,9 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from scgensynth.model.base._base import SOURCE_KEY
-from scgensynth.pp._scaling import get_matrix
+from scgensynth._utils._anndata import get_matrix, in_memory
+from scgensynth._utils._docs import doctest_skip
+from scgensynth._utils._keys import SOURCE_KEY
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from scgensynth.model.base import BaseGeneratorModel
 
 
+@doctest_skip("needs a trained model")
 def generate(
     model: BaseGeneratorModel,
     n_obs: int | None = None,
@@ -74,6 +76,7 @@ def generate(
     return model.generate(n_obs, covariates, seed=seed, batch_size=batch_size, **kwargs)
 
 
+@doctest_skip("needs a trained model")
 def augment(
     adata: AnnData,
     model: BaseGeneratorModel,
@@ -152,7 +155,7 @@ def augment(
         raise ValueError(msg)
     synth = model.generate(n_obs, covariates, seed=seed, **kwargs)
     real = ad.AnnData(
-        X=X,
+        X=in_memory(X),
         obs=adata.obs.copy(),
         var=adata.var.copy(),
     )

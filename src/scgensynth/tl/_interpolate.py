@@ -4,17 +4,18 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+import anndata as ad
 import numpy as np
 import pandas as pd
 import torch
 
-from scgensynth.model.base._generation import GenerationRows
-from scgensynth.model.base._validation import check_count
+from scgensynth._utils._checks import check_count, resolve_seed
+from scgensynth._utils._docs import doctest_skip
 
 if TYPE_CHECKING:
     from anndata import AnnData
 
-    from scgensynth.model.base import BaseGeneratorModel
+    from scgensynth.model import BaseGeneratorModel
 
 logger = logging.getLogger(__name__)
 
@@ -35,10 +36,37 @@ def match_category(value, categories, name: str, where: str, noun: str = "catego
     raise ValueError(msg)
 
 
-def _check_category(model, covariate: str, value, name: str):
+def check_generator(model: Any) -> None:
+    """Refuse anything but a trained scgensynth generator."""
+    from scgensynth.model import BaseGeneratorModel
+
+    if not isinstance(model, BaseGeneratorModel):
+        msg = (
+            f"model must be a scgensynth generator (e.g. from sgs.tl.train_wgan), not "
+            f"{type(model).__name__}."
+        )
+        raise TypeError(msg)
+    if not model.is_trained_:
+        msg = (
+            f"The {type(model).__name__} is not trained; call model.train() or train it with "
+            "sgs.tl.train(...) first."
+        )
+        raise RuntimeError(msg)
+
+
+def known_category(model: BaseGeneratorModel, covariate: str, value: Any, name: str) -> Any:
+    """``value`` as a category of the model's categorical ``covariate``, or a clear error."""
+    if covariate not in model.categorical_covariate_keys:
+        msg = (
+            f"{covariate!r} is not a categorical covariate of the model; it has "
+            f"{model.categorical_covariate_keys}. Train the model conditioned on it "
+            "(categorical_covariate_keys=[...])."
+        )
+        raise ValueError(msg)
     return match_category(value, model.categories[covariate], name, repr(covariate))
 
 
+@doctest_skip("trains a generator (minutes)")
 def interpolate(
     model: BaseGeneratorModel,
     covariate: str,
@@ -50,7 +78,7 @@ def interpolate(
     covariates: Mapping[str, Any] | None = None,
     seed: int | None = 0,
     batch_size: int = 4096,
-    **kwargs,
+    **sampling_options,
 ) -> AnnData:
     """Walk between two categories of a covariate through the model's learned embeddings.
 
@@ -83,7 +111,7 @@ def interpolate(
         Seed of the noise and the resampling (``None``: random).
     batch_size
         Samples generated at a time.
-    **kwargs
+    **sampling_options
         The model's sampling options (e.g. ``guidance_scale`` of DDPM).
 
     Returns
@@ -101,98 +129,83 @@ def interpolate(
     >>> walk = sgs.tl.interpolate(model, "tissue", start="Blood", end="Blood Vessel")
     >>> walk.obs.groupby("sgs_lambda").size()
     """
-    from scgensynth.module import DDPMModule
-
-    model._check_if_trained(warn=False)
-    module = model.module
-    embedder = getattr(module, "generator_embedding", None)
-    if embedder is None:
-        msg = (
-            f"{type(model).__name__} has no learned covariate embeddings to interpolate; "
-            "interpolate works with WGANGP, GAN, AttGAN, RandAttGAN, DDPM and GMDA."
-        )
-        raise TypeError(msg)
-    if covariate not in model.categorical_covariate_keys:
-        msg = (
-            f"{covariate!r} is not a categorical covariate of the model; it has "
-            f"{model.categorical_covariate_keys}."
-        )
-        raise ValueError(msg)
-    start = _check_category(model, covariate, start, "start")
-    end = _check_category(model, covariate, end, "end")
+    check_generator(model)
+    start = known_category(model, covariate, start, "start")
+    end = known_category(model, covariate, end, "end")
+    ends = model.embed_categories(covariate, [start, end])  # also: it has embeddings
     steps = check_count(steps, "steps", minimum=2, hint=" The steps include both endpoints.")
     n_per_step = check_count(n_per_step, "n_per_step")
-    model._checked_categories(covariate, model.categories[covariate], [start, end])
-    if kwargs:
-        allowed = {"sampler", "n_sampling_steps", "eta", "guidance_scale"}
-        bad = sorted(set(kwargs) - allowed) if isinstance(module, DDPMModule) else sorted(kwargs)
-        if bad:
-            msg = (
-                f"Unknown argument(s) {bad} for {type(model).__name__}; only DDPM takes "
-                f"sampling options ({sorted(allowed)})."
-            )
-            raise TypeError(msg)
-    given = dict(covariates or {})
+    model.check_generation_size(steps * n_per_step)
+    given = check_other_covariates(
+        model, covariate, covariates, "covariates", "being interpolated"
+    )
+    seed = resolve_seed(seed)
+    people = _walkers(model, covariate, start, given, n_per_step, seed)
+    gen = torch.Generator().manual_seed(seed)
+    noise = torch.randn(n_per_step, model.noise_width, generator=gen)
+    lambdas = np.linspace(0.0, 1.0, steps)
+    # every step generates the same individuals (same noise, same seed: the same row keys)
+    walk = [
+        model.generate(
+            covariates=people, seed=seed, batch_size=batch_size, noise=noise,
+            covariate_embeddings={covariate: ((1 - lam) * ends[0] + lam * ends[1]).repeat(
+                n_per_step, 1
+            )},
+            **sampling_options,
+        )
+        for lam in lambdas
+    ]  # fmt: skip
+    call = {
+        "covariate": covariate, "start": str(start), "end": str(end), "steps": steps,
+        "n_per_step": n_per_step,
+    }  # fmt: skip
+    return _path(model, walk, lambdas, call, start, end)
+
+
+def check_other_covariates(
+    model: BaseGeneratorModel, covariate: str, values, name: str, role: str
+) -> dict[str, Any]:
+    """The values the user fixed for the covariates other than ``covariate``, checked.
+
+    ``name`` is the argument that holds them and ``role`` what ``covariate`` does (for the
+    message when the user passes it there too).
+    """
+    if values is not None and not isinstance(values, Mapping):
+        msg = f"{name} must be a dict {{covariate: value}}, not {type(values).__name__}."
+        raise TypeError(msg)
+    given = dict(values or {})
     if covariate in given:
-        msg = f"Do not pass {covariate!r} in covariates: it is the one being interpolated."
+        msg = f"Do not pass {covariate!r} in {name}: it is the covariate {role}."
         raise ValueError(msg)
     known = [*model.categorical_covariate_keys, *model.continuous_covariate_keys]
     unknown = sorted(set(given) - set(known))
     if unknown:
-        msg = f"covariates has {unknown}, which the model does not know; it has {known}."
+        msg = f"{name} has {unknown}, which the model does not know; it has {known}."
         raise ValueError(msg)
+    return given
 
-    seed = model._generation_seed(seed)
+
+def _walkers(model, covariate, start, given, n_per_step: int, seed: int) -> pd.DataFrame:
+    """One set of other covariates per individual, drawn from training samples of ``start``."""
+    model.check_categories(covariate, [start])
     rng = np.random.default_rng(seed)
-    # one set of other covariates per individual, drawn from training samples of `start`
     pool = np.flatnonzero(np.asarray(model.covariates_[covariate] == start))
     rows = rng.choice(pool, size=n_per_step, replace=True)
     people = model.covariates_.iloc[rows].reset_index(drop=True)
     if given:
         values = pd.DataFrame({k: [v] * n_per_step for k, v in given.items()})
-        checked = model._checked_covariates(
-            n_per_step, pd.concat([people.drop(columns=list(given)), values], axis=1)
+        people = model.check_covariates(
+            pd.concat([people.drop(columns=list(given)), values], axis=1), n_obs=n_per_step
         )
-        people = checked
-    frame = pd.concat([people] * steps, ignore_index=True)
-    lambdas = np.linspace(0.0, 1.0, steps)
+    return people
+
+
+def _path(model, walk: list[AnnData], lambdas: np.ndarray, call: dict, start, end) -> AnnData:
+    """The steps of the walk as one AnnData, ordered by step."""
+    steps, n_per_step, covariate = len(walk), call["n_per_step"], call["covariate"]
+    synth = ad.concat(walk, index_unique=None, uns_merge="first")
+    synth.obs_names = pd.Index([f"synth_{i}" for i in range(synth.n_obs)])
     lam = np.repeat(lambdas, n_per_step)
-
-    j = model.categorical_covariate_keys.index(covariate)
-    codes = torch.as_tensor(
-        [model.categories[covariate].index(start), model.categories[covariate].index(end)]
-    )
-    device = module.scaling.mean.device
-    with torch.inference_mode():
-        e_start, e_end = embedder.embed(j, codes.to(device)).cpu()
-    lam_t = torch.as_tensor(lam, dtype=torch.float32)[:, None]
-    embedded: list[torch.Tensor | None] = [None] * len(model.categorical_covariate_keys)
-    embedded[j] = (1 - lam_t) * e_start + lam_t * e_end
-
-    gen = torch.Generator().manual_seed(seed)
-    if isinstance(module, DDPMModule):
-        noise_key, width = "noise", module.n_input
-    else:
-        noise_key, width = "z", module.n_latent
-    noise = torch.randn(n_per_step, width, generator=gen).repeat(steps, 1)
-
-    synth = model._generate(
-        GenerationRows.explicit(frame, np.tile(rows, steps)),
-        seed=seed,
-        batch_size=batch_size,
-        sample_kwargs=kwargs or None,
-        per_sample={"cat_embedded": embedded, noise_key: noise},
-        uns={
-            "interpolation": {
-                "covariate": covariate,
-                "start": str(start),
-                "end": str(end),
-                "steps": steps,
-                "n_per_step": n_per_step,
-            },
-            **kwargs,
-        },
-    )
     labels = pd.Series(pd.NA, index=range(len(lam)), dtype=object)
     labels[lam == 0.0] = start
     labels[lam == 1.0] = end
@@ -202,4 +215,5 @@ def interpolate(
     synth.obs[LAMBDA_KEY] = lam
     synth.obs["sgs_step"] = np.repeat(np.arange(steps), n_per_step)
     synth.obs["sgs_individual"] = np.tile(np.arange(n_per_step), steps)
+    synth.uns["sgs"] = {**walk[0].uns["sgs"], "n_obs": synth.n_obs, "interpolation": call}
     return synth

@@ -12,10 +12,11 @@ import numpy as np
 import pandas as pd
 import scvi
 
-from scgensynth.model.base._base import proxy_anndata
-from scgensynth.model.base._validation import check_covariates, check_seed, check_shape
+from scgensynth._utils._anndata import get_matrix
+from scgensynth._utils._checks import check_count, check_seed
+from scgensynth._utils._docs import doctest_skip
+from scgensynth._utils._logging import quiet_training
 from scgensynth.pp import iter_row_chunks
-from scgensynth.pp._scaling import get_matrix
 
 from ._interpolate import match_category
 from ._rank import RANK_BY, rank_genes_structure
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+@doctest_skip("trains a generator (minutes)")
 def train_tspg(
     adata: AnnData,
     labels_key: str,
@@ -81,14 +83,9 @@ def train_tspg(
 
     model_args = _model_arg_names(TSPG)
     model_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in model_args}
-    scvi.settings.seed = check_seed(seed)
-    check_shape(adata)
-    if not isinstance(labels_key, str):
-        msg = f"labels_key must be the name of an .obs column, not {labels_key!r}."
-        raise TypeError(msg)
-    check_covariates(adata, [labels_key], [])
-    proxy = proxy_anndata(adata, layer, [labels_key], [])
-    TSPG.setup_anndata(proxy, labels_key=labels_key, layer=layer)
+    with quiet_training():  # Lightning says "Seed set to ..."
+        scvi.settings.seed = check_seed(seed)
+    proxy = TSPG.setup_proxy(adata, labels_key, layer)
     model = TSPG(proxy, gene_set=gene_set, gene_sets=gene_sets, **model_kwargs)
     model.train(**kwargs)
     return model
@@ -100,6 +97,7 @@ def _as_list(value) -> list:
     return list(value)
 
 
+@doctest_skip("trains a generator (minutes)")
 def perturb(
     adata: AnnData,
     model: TSPG,
@@ -170,6 +168,34 @@ def perturb(
     >>> sc.get.rank_genes_groups_df(liver, "Lung").head()
     >>> sgs.pl.perturbation_heatmap(liver, sample=0)
     """
+    target = _check_target(model, target, rank_by)
+    batch_size = check_count(batch_size, "batch_size")
+    labels_key = model.labels_key if labels_key is None else labels_key
+    labels = _labels(adata, labels_key)
+    sources = _sources(labels, labels_key, source, target)
+    cols = _gene_columns(adata, model.var_names)
+    label_str = labels.astype(str).to_numpy()
+    source_str = [str(s) for s in sources]
+    rows = np.flatnonzero(np.isin(label_str, source_str))
+    X = get_matrix(adata, model.layer)
+    X = np.concatenate([b[:, cols] for b in iter_row_chunks(X, 4096, rows)])
+    if not np.isfinite(X).all():
+        msg = "The samples to perturb have missing or infinite values; impute or drop them."
+        raise ValueError(msg)
+    x_adv, probs = model.perturb_values(X, target, batch_size=batch_size)
+    _check_finite_result(adata, rows, X, x_adv)
+    out = _perturbed(adata, model, rows, cols, X, x_adv, probs, label_str, source_str, target)
+    _add_ranking(out, label_str[rows], source_str, target, key_added, rank_by)
+    out.uns["tspg"] = {
+        "target": str(target), "sources": source_str, "labels_key": labels_key,
+        "model_labels_key": model.labels_key, "n_genes": len(model.var_names),
+        "gene_set": model.gene_set_ is not None, "rank_key": key_added,
+    }  # fmt: skip
+    return out
+
+
+def _check_target(model: TSPG, target: Any, rank_by: str) -> Any:
+    """The model (a trained TSPG) and the class it perturbs to (one of its targets)."""
     from scgensynth.model import TSPG
 
     if not isinstance(model, TSPG):
@@ -180,9 +206,6 @@ def perturb(
         raise ValueError(msg)
     if rank_by not in RANK_BY:
         msg = f"rank_by must be one of {RANK_BY}, not {rank_by!r}."
-        raise ValueError(msg)
-    if int(batch_size) < 1:
-        msg = f"batch_size must be >= 1, not {batch_size}."
         raise ValueError(msg)
     if target is None:
         msg = f"Pass the class to perturb to, e.g. target={model.targets[0]!r}."
@@ -195,16 +218,21 @@ def perturb(
             f"includes {target!r}."
         )
         raise ValueError(msg)
-    target_code = model.categories.index(target)
+    return target
 
-    labels_key = model.labels_key if labels_key is None else labels_key
+
+def _labels(adata: AnnData, labels_key: str) -> pd.Series:
     if labels_key not in adata.obs.columns:
         msg = (
             f"adata.obs has no column {labels_key!r} with the samples' classes; pass "
             f"labels_key=<column> (available: {list(adata.obs.columns)})."
         )
         raise KeyError(msg)
-    labels = adata.obs[labels_key]
+    return adata.obs[labels_key]
+
+
+def _sources(labels: pd.Series, labels_key: str, source: Any, target: Any) -> list:
+    """The classes of ``adata`` to perturb (all but the target by default)."""
     present = list(pd.unique(labels.dropna()))
     if isinstance(labels.dtype, pd.CategoricalDtype):
         present = [c for c in labels.cat.categories if c in set(present)]
@@ -216,28 +244,31 @@ def perturb(
                 f"{labels_key!r}); there is nothing to perturb. Pass samples of other classes."
             )
             raise ValueError(msg)
-    else:
-        sources = []
-        for s in _as_list(source):
-            s = match_category(s, present, "source", f"{labels_key!r} in adata", "class")
-            if str(s) == str(target):
-                msg = (
-                    f"source and target are both {target!r}: a class is not perturbed to "
-                    "itself. Choose other source classes, or source=None for all classes but "
-                    "the target."
-                )
-                raise ValueError(msg)
-            if s not in sources:
-                sources.append(s)
-        if not sources:
+        return sources
+    sources = []
+    for s in _as_list(source):
+        s = match_category(s, present, "source", f"{labels_key!r} in adata", "class")
+        if str(s) == str(target):
             msg = (
-                f"source is empty; name the classes of {labels_key!r} to perturb (e.g. "
-                f"{[str(c) for c in present[:3]]}), or pass source=None for every class but "
+                f"source and target are both {target!r}: a class is not perturbed to "
+                "itself. Choose other source classes, or source=None for all classes but "
                 "the target."
             )
             raise ValueError(msg)
+        if s not in sources:
+            sources.append(s)
+    if not sources:
+        msg = (
+            f"source is empty; name the classes of {labels_key!r} to perturb (e.g. "
+            f"{[str(c) for c in present[:3]]}), or pass source=None for every class but "
+            "the target."
+        )
+        raise ValueError(msg)
+    return sources
 
-    genes = model.var_names
+
+def _gene_columns(adata: AnnData, genes: Sequence[str]) -> np.ndarray:
+    """Columns of ``adata`` holding the model's genes, in the model's order."""
     var_index = pd.Index(np.asarray(adata.var_names).astype(str))
     if not var_index.is_unique:
         dup = var_index[var_index.duplicated()].unique()[:5].tolist()
@@ -252,16 +283,10 @@ def perturb(
             "(model.var_names)."
         )
         raise ValueError(msg)
+    return cols
 
-    label_str = labels.astype(str).to_numpy()
-    source_str = [str(s) for s in sources]
-    rows = np.flatnonzero(np.isin(label_str, source_str))
-    X = get_matrix(adata, model._layer)
-    X = np.concatenate([b[:, cols] for b in iter_row_chunks(X, 4096, rows)])
-    if not np.isfinite(X).all():
-        msg = "The samples to perturb have missing or infinite values; impute or drop them."
-        raise ValueError(msg)
-    x_adv, probs = model._perturb(X, target_code, batch_size=int(batch_size))
+
+def _check_finite_result(adata: AnnData, rows, X: np.ndarray, x_adv: np.ndarray) -> None:
     failed = ~np.isfinite(x_adv).all(1)
     if failed.any():
         first = adata.obs_names[rows[np.flatnonzero(failed)[0]]]
@@ -271,8 +296,12 @@ def perturb(
             "was trained on. Perturb data on the training data's scale."
         )
         raise ValueError(msg)
-    perturbation = (x_adv.astype(np.float64) - X).astype(np.float32)
 
+
+def _perturbed(adata, model, rows, cols, X, x_adv, probs, label_str, source_str, target):
+    """The perturbed samples as an AnnData (values, perturbation, original, predictions)."""
+    target_code = model.categories.index(target)
+    perturbation = (x_adv.astype(np.float64) - X).astype(np.float32)
     obs = adata.obs.iloc[rows].copy()
     obs["source"] = pd.Categorical(label_str[rows], categories=source_str)
     obs["target"] = pd.Categorical([str(target)] * len(rows), categories=[str(target)])
@@ -281,34 +310,24 @@ def perturb(
     obs["predicted"] = pd.Categorical(classes[probs.argmax(1)], categories=list(classes))
     var = adata.var.iloc[cols].copy()
     var["target_mean"] = model.target_mean(target).astype(np.float32)
-    out = ad.AnnData(
+    return ad.AnnData(
         X=x_adv.astype(np.float32),
         obs=obs,
         var=var,
         layers={"perturbation": perturbation, "original": X.astype(np.float32)},
     )
-    groups = {s: perturbation[label_str[rows] == s] for s in source_str}
+
+
+def _add_ranking(out: AnnData, labels, source_str, target, key_added: str, rank_by: str):
+    """Rank the genes each source class's perturbation moves (``uns[key_added]``)."""
+    perturbation = out.layers["perturbation"]
+    groups = {s: perturbation[labels == s] for s in source_str}
     groups = {s: d for s, d in groups.items() if len(d)}
     empty = [s for s in source_str if s not in groups]
     if empty:
         logger.warning("No samples of %s in adata to perturb.", empty)
     if groups:
         out.uns[key_added] = rank_genes_structure(
-            groups,
-            out.var_names,
-            method="tspg",
-            groupby="source",
-            reference=str(target),
-            rank_by=rank_by,
-            layer="perturbation",
-        )
-    out.uns["tspg"] = {
-        "target": str(target),
-        "sources": source_str,
-        "labels_key": labels_key,
-        "model_labels_key": model.labels_key,
-        "n_genes": len(genes),
-        "gene_set": model.gene_set_ is not None,
-        "rank_key": key_added,
-    }
-    return out
+            groups, out.var_names, method="tspg", groupby="source",
+            reference=str(target), rank_by=rank_by, layer="perturbation",
+        )  # fmt: skip

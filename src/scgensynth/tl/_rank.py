@@ -107,7 +107,7 @@ def rank_genes_structure(
     rank_by
         Statistic in ``scores``, by which genes are sorted (descending, so the most
         increased genes come first and the most decreased last): ``"mean"`` (mean
-        difference), ``"effect"`` (standardised: mean / standard deviation) or ``"sign"``
+        difference), ``"effect"`` (standardized: mean / standard deviation) or ``"sign"``
         (share of samples with the mean's sign, signed by the mean's direction).
     pvalues
         Compute one-sample t-test p-values (else NaN).

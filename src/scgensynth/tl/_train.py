@@ -7,21 +7,16 @@ from typing import TYPE_CHECKING, Any
 
 import scvi
 
-from scgensynth._keys import check_params_key, record_params
-from scgensynth.model._registry import get_model_class
-from scgensynth.model.base._base import proxy_anndata
-from scgensynth.model.base._validation import (
-    as_key_list,
-    check_covariates,
-    check_seed,
-    check_shape,
-)
+from scgensynth._utils._checks import check_seed
+from scgensynth._utils._docs import doctest_skip
+from scgensynth._utils._keys import check_params_key, record_params
+from scgensynth._utils._logging import quiet_training
+from scgensynth.model import available, get_model_class
 
 if TYPE_CHECKING:
     from anndata import AnnData
 
-    from scgensynth.model import WGANGP
-    from scgensynth.model.base import BaseGeneratorModel
+    from scgensynth.model import BaseGeneratorModel
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +48,7 @@ def _model_arg_names(cls: type) -> set[str]:
     return names
 
 
+@doctest_skip("trains a generator (minutes)")
 def train(
     adata: AnnData,
     model: str = "wgan",
@@ -109,30 +105,20 @@ def train(
     """
     cls = get_model_class(model)
     key_added = model if key_added is None else key_added
-    cat_keys = as_key_list(categorical_covariate_keys, "categorical_covariate_keys")
-    cont_keys = as_key_list(continuous_covariate_keys, "continuous_covariate_keys")
     model_args = _model_arg_names(cls)
     model_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in model_args}
     seed = check_seed(seed)
     check_params_key(adata, key_added)
-    scvi.settings.seed = seed
-    # validate against the user's AnnData first, so errors name its columns
-    check_shape(adata)
-    check_covariates(adata, cat_keys, cont_keys)
-    proxy = proxy_anndata(adata, layer, cat_keys, cont_keys)
-    cls.setup_anndata(
-        proxy,
-        layer=layer,
-        categorical_covariate_keys=cat_keys or None,
-        continuous_covariate_keys=cont_keys or None,
-    )
+    with quiet_training():  # Lightning says "Seed set to ..."
+        scvi.settings.seed = seed
+    proxy = cls.setup_proxy(adata, layer, categorical_covariate_keys, continuous_covariate_keys)
     fitted = cls(proxy, **model_kwargs)
     fitted.train(max_epochs=max_epochs, **kwargs)
     params = {
         "model": cls.__name__,
         "layer": layer,
-        "categorical_covariate_keys": cat_keys,
-        "continuous_covariate_keys": cont_keys,
+        "categorical_covariate_keys": list(fitted.categorical_covariate_keys),
+        "continuous_covariate_keys": list(fitted.continuous_covariate_keys),
         "max_epochs": max_epochs,
         "seed": seed,
         "scaling": fitted.scaling_["mode"],
@@ -143,105 +129,44 @@ def train(
     return fitted
 
 
-def train_wgan(
-    adata: AnnData,
-    *,
-    layer: str | None = None,
-    categorical_covariate_keys: Sequence[str] | str | None = None,
-    continuous_covariate_keys: Sequence[str] | str | None = None,
-    max_epochs: int | None = None,
-    seed: int = 0,
-    key_added: str = "wgan",
-    **kwargs,
-) -> WGANGP:
-    """Train a conditional WGAN-GP (Viñas et al. 2022) on ``adata`` in one call.
+def named_trainer(name: str):
+    """``sgs.tl.train_<name>``: :func:`train` with the generator ``name`` (see the registry).
 
-    ``sgs.tl.train(adata, "wgan", ...)``; see :func:`train` for the parameters. Model
-    arguments: ``n_latent``, ``n_hidden``, ``n_hidden_critic``, ``gp_weight``, ``scaling``;
-    training arguments: ``n_steps``, ``batch_size``, ``train_size``, ``selection``,
-    ``lr_generator``, ``lr_critic``, ``n_critic``, ``accelerator``, ...
+    Every registered generator has one; they are made here, from the registry, so a new
+    generator needs no code of its own in ``sgs.tl``.
+    """
+    cls = get_model_class(name)
+    summary = (cls.__doc__ or cls.__name__).strip().splitlines()[0].rstrip(".")
+
+    def trainer(adata: AnnData, *, key_added: str = name, **kwargs) -> BaseGeneratorModel:
+        return train(adata, name, key_added=key_added, **kwargs)
+
+    trainer.__name__ = trainer.__qualname__ = f"train_{name}"
+    trainer.__module__ = "scgensynth.tl"
+    trainer.__doctest_skip__ = "trains a generator (minutes)"
+    arguments = ", ".join(f"``{a}``" for a in sorted(_model_arg_names(cls)))
+    trainer.__doc__ = f"""Train a {cls.__name__}: ``sgs.tl.train(adata, "{name}", ...)``.
+
+    {summary}.
+
+    See :func:`~scgensynth.tl.train` for the arguments; the model's own are {arguments}
+    (see :class:`scgensynth.model.{cls.__name__}`).
 
     Returns
     -------
-    The trained :class:`~scgensynth.model.WGANGP`. Sets ``adata.uns[key_added]["params"]``.
+    The trained :class:`~scgensynth.model.{cls.__name__}`. Sets
+    ``adata.uns[key_added]["params"]`` (``key_added`` defaults to ``"{name}"``).
 
     Examples
     --------
     >>> import scgensynth as sgs
     >>> adata = sgs.datasets.gtex_tissues()
-    >>> model = sgs.tl.train_wgan(adata, categorical_covariate_keys=["tissue"])
+    >>> model = sgs.tl.train_{name}(adata, categorical_covariate_keys=["tissue"])
     >>> synth = sgs.tl.generate(model, n_obs=1000)
     """
-    return train(
-        adata,
-        "wgan",
-        layer=layer,
-        categorical_covariate_keys=categorical_covariate_keys,
-        continuous_covariate_keys=continuous_covariate_keys,
-        max_epochs=max_epochs,
-        seed=seed,
-        key_added=key_added,
-        **kwargs,
-    )
+    return trainer
 
 
-def train_gan(adata: AnnData, *, key_added: str = "gan", **kwargs) -> BaseGeneratorModel:
-    """Train a conditional vanilla GAN: ``sgs.tl.train(adata, "gan", ...)``.
-
-    See :func:`train` for the arguments and :class:`~scgensynth.model.GAN` for the model's.
-
-    Examples
-    --------
-    >>> import scgensynth as sgs
-    >>> adata = sgs.datasets.gtex_tissues()
-    >>> model = sgs.tl.train_gan(adata, categorical_covariate_keys=["tissue"])
-    """
-    return train(adata, "gan", key_added=key_added, **kwargs)
-
-
-def train_attgan(adata: AnnData, *, key_added: str = "attgan", **kwargs) -> BaseGeneratorModel:
-    """Train an AttGAN (WGAN-GP + sparse gene attention): ``sgs.tl.train(adata, "attgan")``.
-
-    See :func:`train` for the arguments and :class:`~scgensynth.model.AttGAN` for the
-    model's (``graph``, ``top_k``, ``threshold``, ``gamma``, ``learn_gamma``,
-    ``pretrain_steps``, ...); ``graph="random"`` gives the RandAttGAN lesion.
-
-    Examples
-    --------
-    >>> import scgensynth as sgs
-    >>> adata = sgs.datasets.gtex_tissues()
-    >>> model = sgs.tl.train_attgan(adata, categorical_covariate_keys=["tissue"], top_k=10)
-    """
-    return train(adata, "attgan", key_added=key_added, **kwargs)
-
-
-def train_ddpm(adata: AnnData, *, key_added: str = "ddpm", **kwargs) -> BaseGeneratorModel:
-    """Train a conditional diffusion model: ``sgs.tl.train(adata, "ddpm", ...)``.
-
-    See :func:`train` for the arguments and :class:`~scgensynth.model.DDPM` for the model's
-    (``n_hidden``, ``n_blocks``, ``n_timesteps``, ``beta_schedule``, ``p_uncond``,
-    ``ema_decay``, default sampler settings, ...); training arguments include ``lr`` and
-    ``lr_warmup_steps``.
-
-    Examples
-    --------
-    >>> import scgensynth as sgs
-    >>> adata = sgs.datasets.gtex_tissues()
-    >>> model = sgs.tl.train_ddpm(adata, categorical_covariate_keys=["tissue"])
-    >>> synth = model.generate(1000, seed=0, n_sampling_steps=50)
-    """
-    return train(adata, "ddpm", key_added=key_added, **kwargs)
-
-
-def train_gmda(adata: AnnData, *, key_added: str = "gmda", **kwargs) -> BaseGeneratorModel:
-    """Train a GMDA generator (density alignment, no adversary): ``sgs.tl.train(adata, "gmda")``.
-
-    See :func:`train` for the arguments and :class:`~scgensynth.model.GMDA` for the model's.
-
-    Examples
-    --------
-    >>> import scgensynth as sgs
-    >>> adata = sgs.datasets.gtex_tissues()
-    >>> model = sgs.tl.train_gmda(adata, categorical_covariate_keys=["tissue"])
-    """
-    return train(adata, "gmda", key_added=key_added, **kwargs)
+def named_trainers() -> dict[str, Any]:
+    """``{"train_<name>": trainer}`` for every registered generator."""
+    return {f"train_{name}": named_trainer(name) for name in available().index}

@@ -1,5 +1,7 @@
 """Lightning training plans and callbacks."""
 
+from ._base import EpochMeanPlan
+from ._checkpoint import ResumableCheckpoint, check_checkpoint, checkpoint_path
 from ._ddpm_plan import DDPMTrainingPlan
 from ._gan_plan import GANTrainingPlan
 from ._gmda_plan import GMDATrainingPlan
@@ -9,10 +11,14 @@ from ._wgan_plan import WGANGPTrainingPlan
 
 __all__ = [
     "DDPMTrainingPlan",
+    "EpochMeanPlan",
     "GANTrainingPlan",
     "GMDATrainingPlan",
     "GeneratorSelection",
+    "ResumableCheckpoint",
     "SelectionCriterion",
     "TSPGTrainingPlan",
     "WGANGPTrainingPlan",
+    "check_checkpoint",
+    "checkpoint_path",
 ]

@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from scgensynth._utils._files import ModelFileError, atomic_write
+
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_FILE = "last.ckpt"
@@ -78,8 +80,6 @@ def checkpoint_path(dir_path: str | os.PathLike) -> Path:
 
 def check_checkpoint(path: str | os.PathLike) -> None:
     """Refuse a checkpoint that cannot be loaded without unpickling code."""
-    from scgensynth.model.base._files import ModelFileError
-
     try:
         torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # any failure means: not a safe checkpoint
@@ -154,8 +154,6 @@ class ResumableCheckpoint(pl.Callback):
         progress["is_last_batch"] = False
 
     def _save(self, trainer: pl.Trainer) -> None:
-        from scgensynth.model.base._files import atomic_write
-
         self.dirpath.mkdir(parents=True, exist_ok=True)
         atomic_write(
             checkpoint_path(self.dirpath),

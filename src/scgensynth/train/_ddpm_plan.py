@@ -1,10 +1,11 @@
 from __future__ import annotations
 
-import lightning.pytorch as pl
 import torch
 
+from ._base import EpochMeanPlan
 
-class DDPMTrainingPlan(pl.LightningModule):
+
+class DDPMTrainingPlan(EpochMeanPlan):
     """Training of a denoising diffusion model: one optimiser, the weight average after each step.
 
     Each mini-batch draws time steps and noise, and minimises the noise-prediction error
@@ -33,6 +34,9 @@ class DDPMTrainingPlan(pl.LightningModule):
     'AdamW'
     """
 
+    logged_losses = ("diffusion_loss", "diffusion_loss_validation")
+    progress_losses = ("diffusion_loss",)
+
     def __init__(
         self,
         module,
@@ -51,8 +55,6 @@ class DDPMTrainingPlan(pl.LightningModule):
         self.weight_decay = float(weight_decay)
         self.lr_warmup_steps = max(0, int(lr_warmup_steps))
         self.grad_clip = None if grad_clip is None else float(grad_clip)
-        self._sum: torch.Tensor | None = None
-        self._count = 0
 
     def configure_optimizers(self):
         opt = torch.optim.AdamW(
@@ -75,22 +77,13 @@ class DDPMTrainingPlan(pl.LightningModule):
         """Noise-prediction loss of one mini-batch."""
         x, cat, cont = self.module.parse_batch(batch)
         loss = self.module.diffusion_loss(self.module.scaling(x), cat, cont).mean()
-        n = x.shape[0]
-        value = loss.detach() * n
-        self._sum = value if self._sum is None else self._sum + value
-        self._count += n
+        self.accumulate("diffusion_loss", loss, x.shape[0])
         return loss
 
     def on_train_batch_end(self, outputs, batch, batch_idx):
         """Update the weight average after the optimiser step."""
         if self.module.ema_decay > 0:
             self.module.update_ema()
-
-    def on_train_epoch_end(self):
-        """Log the epoch mean of the loss (kept in the model's ``history``)."""
-        if self._sum is not None:
-            self.log("diffusion_loss", self._sum / self._count, prog_bar=True)
-        self._sum, self._count = None, 0
 
     def validation_step(self, batch, batch_idx):
         """Noise-prediction loss on held-out samples."""

@@ -7,7 +7,7 @@ import torch
 from ._wgan_plan import WGANGPTrainingPlan
 
 if TYPE_CHECKING:
-    from scgensynth.module._gan import GANModule
+    from scgensynth.module import GANModule
 
 
 class GANTrainingPlan(WGANGPTrainingPlan):
@@ -46,7 +46,7 @@ class GANTrainingPlan(WGANGPTrainingPlan):
 
     Examples
     --------
-    >>> from scgensynth.module._gan import GANModule
+    >>> from scgensynth.module import GANModule
     >>> plan = GANTrainingPlan(GANModule(n_input=10))
     >>> [type(o).__name__ for o in plan.configure_optimizers()]
     ['Adam', 'Adam']
@@ -76,7 +76,8 @@ class GANTrainingPlan(WGANGPTrainingPlan):
         )
 
     _adam_betas = (0.5, 0.999)
-    _progress_keys = ("d_real", "d_fake")
+    logged_losses = ("discriminator_loss", "generator_loss", "d_real", "d_fake")
+    progress_losses = ("d_real", "d_fake")
 
     def critic_step_losses(self, x_scaled, cat, cont) -> tuple[torch.Tensor, dict]:
         """Discriminator cross-entropy and the mean probabilities it gives real and fake."""

@@ -2,20 +2,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import lightning.pytorch as pl
 import torch
 
+from ._base import EpochMeanPlan
+
 if TYPE_CHECKING:
-    from scgensynth.module._gmda import GMDAModule, Probes
+    from scgensynth.module import GMDAModule
 
 
-class GMDATrainingPlan(pl.LightningModule):
+class GMDATrainingPlan(EpochMeanPlan):
     """Training loop of GMDA: one Adam optimiser on the probe-alignment loss, no adversary.
 
     Each mini-batch: generated samples take the covariates of the real mini-batch, the
     module computes the GMDA loss over ``n_probes`` probes (those kept from the previous
     step plus new ones) and ``n_dark_probes`` dark probes (see
-    :class:`~scgensynth.module._gmda.GMDAModule`), the generator takes one Adam step, and
+    :class:`~scgensynth.module.GMDAModule`), the generator takes one Adam step, and
     the share ``persistence`` of real probes with the highest loss is kept for the next
     step (genes, centre values, widths and conditions; the state lives in the plan, it is
     not saved with the model). The learning rate follows a cosine decay from ``lr`` to
@@ -29,7 +30,7 @@ class GMDATrainingPlan(pl.LightningModule):
     Parameters
     ----------
     module
-        The :class:`~scgensynth.module._gmda.GMDAModule` to train.
+        The :class:`~scgensynth.module.GMDAModule` to train.
     lr
         Initial learning rate of Adam.
     lr_min_ratio
@@ -39,11 +40,14 @@ class GMDATrainingPlan(pl.LightningModule):
 
     Examples
     --------
-    >>> from scgensynth.module._gmda import GMDAModule
+    >>> from scgensynth.module import GMDAModule
     >>> plan = GMDATrainingPlan(GMDAModule(n_input=10), lr=1e-3)
     >>> type(plan.configure_optimizers()["optimizer"]).__name__
     'Adam'
     """
+
+    logged_losses = ("gmda_loss", "dark_loss", "total_loss", "gmda_loss_validation")
+    progress_losses = ("gmda_loss",)
 
     def __init__(
         self,
@@ -71,15 +75,7 @@ class GMDATrainingPlan(pl.LightningModule):
         self.lr_min_ratio = float(lr_min_ratio)
         self.weight_decay = float(weight_decay)
         #: probes kept from the previous step (persistence); not part of the saved model
-        self.kept_probes: Probes | None = None
-        self._sums: dict[str, torch.Tensor] = {}
-        self._counts: dict[str, int] = {}
-
-    def _accumulate(self, name: str, value: torch.Tensor, n: int) -> None:
-        # Lightning's self.log costs ~2 ms a call; sum on-device and log once per epoch
-        value = value.detach() * n
-        self._sums[name] = self._sums[name] + value if name in self._sums else value
-        self._counts[name] = self._counts.get(name, 0) + n
+        self.kept_probes = None  # the module's Probes, or None
 
     def on_train_start(self):
         """Start without kept probes (unless a resumed run restored them)."""
@@ -94,17 +90,9 @@ class GMDATrainingPlan(pl.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         """Restore the persistent probes of a checkpoint."""
-        from scgensynth.module._gmda import Probes
-
         kept = checkpoint.get("sgs_kept_probes")
-        self.kept_probes = None if kept is None else Probes(**kept)
+        self.kept_probes = None if kept is None else self.module.restore_probes(kept)
         self._resumed = True
-
-    def on_train_epoch_end(self):
-        """Log the epoch means of the losses (kept in the model's ``history``)."""
-        for name, total in self._sums.items():
-            self.log(name, total / self._counts[name], prog_bar=name == "gmda_loss")
-        self._sums, self._counts = {}, {}
 
     def configure_optimizers(self):
         optimizer = torch.optim.Adam(
@@ -125,20 +113,16 @@ class GMDATrainingPlan(pl.LightningModule):
 
     def training_step(self, batch, batch_idx):
         """GMDA loss of the mini-batch; keeps the hardest probes for the next step."""
-        from scgensynth.module._gmda import keep_hardest
-
         x, cat, cont = self.module.parse_batch(batch)
         kept = self.kept_probes
         if kept is not None:
             kept = kept.to(x.device)
         out = self.module.gmda_loss(self.module.scaling(x), cat, cont, kept=kept)
-        self.kept_probes = keep_hardest(
-            out["probes"], out["probe_losses"], self.module.persistence
-        )
+        self.kept_probes = self.module.kept_probes(out["probes"], out["probe_losses"])
         n = x.shape[0]
-        self._accumulate("gmda_loss", out["gmda_loss"], n)
-        self._accumulate("dark_loss", out["dark_loss"], n)
-        self._accumulate("total_loss", out["loss"], n)
+        self.accumulate("gmda_loss", out["gmda_loss"], n)
+        self.accumulate("dark_loss", out["dark_loss"], n)
+        self.accumulate("total_loss", out["loss"], n)
         return out["loss"]
 
     def validation_step(self, batch, batch_idx):

@@ -8,45 +8,27 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 
+from scgensynth._utils._docs import doctest_skip
+from scgensynth.metrics import correlation_score, precision_recall
+
 logger = logging.getLogger(__name__)
 
 CRITERIA = ("conditional", "correlation")
 
 
-def _corr_upper(x: torch.Tensor) -> torch.Tensor:
-    """Upper triangle of the gene-gene Pearson correlation matrix of ``x`` (samples x genes)."""
-    x = x - x.mean(0, keepdim=True)
-    x = x / x.norm(dim=0, keepdim=True).clamp_min(1e-8)
-    c = x.T @ x
-    iu = torch.triu_indices(c.shape[0], c.shape[1], offset=1, device=c.device)
-    return c[iu[0], iu[1]]
+def _correlation_part(real: np.ndarray, synth: np.ndarray) -> float:
+    """:func:`~scgensynth.metrics.correlation_score` of the samples, clipped at 0.
+
+    Samples in which fewer than 3 genes vary (a collapsed generator) have no gene-gene
+    structure to credit: 0.
+    """
+    varying = (np.ptp(real, axis=0) > 0) & (np.ptp(synth, axis=0) > 0)
+    if varying.sum() < 3:
+        return 0.0
+    return max(0.0, correlation_score(real, synth, max_genes=None))
 
 
-def correlation_score(real: torch.Tensor, synth: torch.Tensor) -> float:
-    """Pearson correlation between the gene-gene correlation matrices of two sample sets."""
-    a, b = _corr_upper(real.double()), _corr_upper(synth.double())
-    a, b = a - a.mean(), b - b.mean()
-    return float((a @ b) / (a.norm() * b.norm()).clamp_min(1e-12))
-
-
-def _knn_radii(x: torch.Tensor, k: int) -> torch.Tensor:
-    d = torch.cdist(x, x)
-    k = min(k, x.shape[0] - 1)
-    return d.kthvalue(k + 1, dim=1).values  # +1: the point itself is at distance 0
-
-
-def precision_recall_f1(
-    real: torch.Tensor, synth: torch.Tensor, k: int = 5, real_radii: torch.Tensor | None = None
-) -> float:
-    """F1 of improved precision/recall (Kynkäänniemi et al. 2019) with ``k``-NN balls."""
-    r_real = _knn_radii(real, k) if real_radii is None else real_radii
-    r_synth = _knn_radii(synth, k)
-    d = torch.cdist(synth, real)  # synth x real
-    precision = (d <= r_real[None, :]).any(dim=1).float().mean()
-    recall = (r_synth[None, :] >= d.T).any(dim=1).float().mean()
-    return float(2 * precision * recall / (precision + recall).clamp_min(1e-12))
-
-
+@doctest_skip("needs a trained model")
 @dataclass
 class SelectionCriterion:
     """Score of a generator on real reference data, higher is better (at most 1).
@@ -87,7 +69,6 @@ class SelectionCriterion:
     _basis: torch.Tensor = field(init=False, repr=False)
     _center: torch.Tensor = field(init=False, repr=False)
     _real_pcs: torch.Tensor = field(init=False, repr=False)
-    _real_radii: torch.Tensor = field(init=False, repr=False)
 
     def __post_init__(self):
         if self.kind not in CRITERIA:
@@ -106,7 +87,6 @@ class SelectionCriterion:
         torch.random.set_rng_state(state)
         self._basis = v[:, :q]
         self._real_pcs = (real - self._center) @ self._basis
-        self._real_radii = _knn_radii(self._real_pcs, self.k)
 
     def _project(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self._center) @ self._basis
@@ -142,22 +122,22 @@ class SelectionCriterion:
         synth = synth.float().cpu()
         if not torch.isfinite(synth).all():
             return float("-inf"), {"correlation": float("nan")}
-        parts = {
-            "correlation": max(
-                0.0, correlation_score(self.real[:, self._genes], synth[:, self._genes])
-            )
-        }
+        # the scores of sgs.metrics, on the selected genes / the real PCA space
+        real, fake = (x[:, self._genes].double().numpy() for x in (self.real, synth))
+        parts = {"correlation": _correlation_part(real, fake)}
         if self.kind == "conditional":
             synth_pcs = self._project(synth)
             cond = self._conditional(synth_pcs)
             if cond is not None:
                 parts["conditional"] = cond
-            parts["fidelity"] = precision_recall_f1(
-                self._real_pcs, synth_pcs, self.k, self._real_radii
+            fidelity = precision_recall(
+                self._real_pcs.double().numpy(), synth_pcs.double().numpy(), k=self.k
             )
+            parts["fidelity"] = fidelity["f1"]
         return float(np.mean(list(parts.values()))), parts
 
 
+@doctest_skip("needs a trained model")
 class GeneratorSelection(pl.Callback):
     """Keep the best generator weights by a :class:`SelectionCriterion`, stop after a patience.
 

@@ -2,14 +2,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import lightning.pytorch as pl
 import torch
 
+from ._base import EpochMeanPlan
+
 if TYPE_CHECKING:
-    from scgensynth.module._tspg import TSPGModule
+    from scgensynth.module import TSPGModule
 
 
-class TSPGTrainingPlan(pl.LightningModule):
+class TSPGTrainingPlan(EpochMeanPlan):
     """TSPG's training in two phases, with Lightning's manual optimisation.
 
     1. The first ``classifier_steps`` mini-batches train the target classifier ``f``
@@ -43,13 +44,19 @@ class TSPGTrainingPlan(pl.LightningModule):
 
     Examples
     --------
-    >>> from scgensynth.module._tspg import TSPGModule
+    >>> from scgensynth.module import TSPGModule
     >>> module = TSPGModule(n_input=5, n_classes=3)
     >>> x, y = torch.rand(12, 5), torch.arange(12) % 3
     >>> plan = TSPGTrainingPlan(module, real_x=x, real_labels=y, classifier_steps=10)
     >>> [type(o).__name__ for o in plan.configure_optimizers()]
     ['Adam', 'Adam', 'Adam']
     """
+
+    logged_losses = (
+        "discriminator_loss", "generator_loss", "d_real", "d_fake", "classifier_loss",
+        "gan_loss", "adv_loss", "norm_loss", "target_loss",
+    )  # fmt: skip
+    progress_losses = ("success",)
 
     def __init__(
         self,
@@ -83,8 +90,6 @@ class TSPGTrainingPlan(pl.LightningModule):
         self.register_buffer("class_count", counts, persistent=False)
         module.target_distribution.fit(real_x, real_labels)
         self.steps = 0
-        self._sums: dict[str, torch.Tensor] = {}
-        self._counts: dict[str, int] = {}
         # a module used since its last training (perturb puts it in eval mode) trains again
         # in training mode; Lightning does not switch it back
         module.train()
@@ -104,18 +109,6 @@ class TSPGTrainingPlan(pl.LightningModule):
         count = self.class_count[classes]
         idx = self.class_start[classes] + (u * count).long().clamp_max(count - 1)
         return self.real_x[idx]
-
-    def _accumulate(self, name: str, value: torch.Tensor, n: int) -> None:
-        # Lightning's self.log costs ~2 ms a call; sum on-device and log once per epoch
-        value = value.detach() * n
-        self._sums[name] = self._sums[name] + value if name in self._sums else value
-        self._counts[name] = self._counts.get(name, 0) + n
-
-    def on_train_epoch_end(self):
-        """Log the epoch means of the losses (kept in the model's ``history``)."""
-        for name, total in self._sums.items():
-            self.log(name, total / self._counts[name], prog_bar=name in ("success",))
-        self._sums, self._counts = {}, {}
 
     def configure_optimizers(self):
         m = self.module
@@ -159,8 +152,8 @@ class TSPGTrainingPlan(pl.LightningModule):
             opt_f.zero_grad(set_to_none=True)
             self.manual_backward(out["loss"])
             opt_f.step()
-            self._accumulate("classifier_loss", out["loss"], n)
-            self._accumulate("classifier_accuracy", out["accuracy"], n)
+            self.accumulate("classifier_loss", out["loss"], n)
+            self.accumulate("classifier_accuracy", out["accuracy"], n)
             if self.steps == self.classifier_steps:
                 self._freeze_classifier()
             return
@@ -185,13 +178,13 @@ class TSPGTrainingPlan(pl.LightningModule):
         self.manual_backward(g_out["loss"])
         opt_g.step()
 
-        self._accumulate("discriminator_loss", d_out["loss"], n)
-        self._accumulate("d_real", d_out["d_real"], n)
-        self._accumulate("d_fake", d_out["d_fake"], n)
-        self._accumulate("generator_loss", g_out["loss"], n)
+        self.accumulate("discriminator_loss", d_out["loss"], n)
+        self.accumulate("d_real", d_out["d_real"], n)
+        self.accumulate("d_fake", d_out["d_fake"], n)
+        self.accumulate("generator_loss", g_out["loss"], n)
         for key in ("gan", "adv", "norm", "target"):
-            self._accumulate(f"{key}_loss", g_out[key], n)
-        self._accumulate("success", g_out["success"], n)
+            self.accumulate(f"{key}_loss", g_out[key], n)
+        self.accumulate("success", g_out["success"], n)
 
     def validation_step(self, batch, batch_idx):
         """Classifier accuracy on held-out samples, and (phase 2) their perturbation success."""

@@ -1,14 +1,15 @@
 from __future__ import annotations
 
-import lightning.pytorch as pl
 import torch
 
 from scgensynth.module import WGANGPModule
 
+from ._base import EpochMeanPlan
+
 _OPTIMIZERS = {"rmsprop": torch.optim.RMSprop, "adam": torch.optim.Adam}
 
 
-class WGANGPTrainingPlan(pl.LightningModule):
+class WGANGPTrainingPlan(EpochMeanPlan):
     """Critic/generator loop of WGAN-GP with Lightning's manual optimisation.
 
     Every mini-batch updates the critic once; every ``n_critic``-th mini-batch also updates
@@ -32,6 +33,8 @@ class WGANGPTrainingPlan(pl.LightningModule):
     Examples
     --------
     >>> from scgensynth.module import WGANGPModule
+
+    from ._base import EpochMeanPlan
     >>> plan = WGANGPTrainingPlan(WGANGPModule(n_input=10), n_critic=5)
     >>> [type(o).__name__ for o in plan.configure_optimizers()]
     ['RMSprop', 'RMSprop']
@@ -62,13 +65,11 @@ class WGANGPTrainingPlan(pl.LightningModule):
         self.weight_decay = float(weight_decay)
         self.automatic_optimization = False
         self._critic_steps = 0
-        self._sums: dict[str, torch.Tensor] = {}
-        self._counts: dict[str, int] = {}
 
     #: Adam's betas when ``optimizer="adam"``
     _adam_betas: tuple[float, float] = (0.5, 0.9)
-    #: epoch means shown in the progress bar
-    _progress_keys: tuple[str, ...] = ("wasserstein",)
+    logged_losses = ("critic_loss", "generator_loss", "wasserstein", "gradient_penalty")
+    progress_losses = ("wasserstein",)
 
     def critic_step_losses(self, x_scaled, cat, cont) -> tuple[torch.Tensor, dict]:
         """The critic's loss on a mini-batch and the values to log under their names."""
@@ -79,18 +80,6 @@ class WGANGPTrainingPlan(pl.LightningModule):
             "gradient_penalty": out["penalty"],
         }
         return out["loss"], logged
-
-    def _accumulate(self, name: str, value: torch.Tensor, n: int) -> None:
-        # Lightning's self.log costs ~2 ms a call; sum on-device and log once per epoch
-        value = value.detach() * n
-        self._sums[name] = self._sums[name] + value if name in self._sums else value
-        self._counts[name] = self._counts.get(name, 0) + n
-
-    def on_train_epoch_end(self):
-        """Log the epoch means of the losses (kept in the model's ``history``)."""
-        for name, total in self._sums.items():
-            self.log(name, total / self._counts[name], prog_bar=name in self._progress_keys)
-        self._sums, self._counts = {}, {}
 
     def _make_optimizer(self, params, lr):
         kwargs = {"lr": lr, "weight_decay": self.weight_decay}
@@ -128,14 +117,14 @@ class WGANGPTrainingPlan(pl.LightningModule):
         opt_critic.step()
         self._critic_steps += 1
         for name, value in logged.items():
-            self._accumulate(name, value, n)
+            self.accumulate(name, value, n)
 
         if self._critic_steps % self.n_critic == 0:
             g_loss = self.module.generator_loss(n, cat, cont)
             opt_generator.zero_grad(set_to_none=True)
             self.manual_backward(g_loss)
             opt_generator.step()
-            self._accumulate("generator_loss", g_loss, n)
+            self.accumulate("generator_loss", g_loss, n)
 
     def validation_step(self, batch, batch_idx):
         """Critic's Wasserstein estimate on held-out samples (no gradient penalty)."""

@@ -1,49 +1,44 @@
 from __future__ import annotations
 
-import contextlib
 import copy
 import logging
 import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import anndata as ad
-import h5py
 import numpy as np
 import pandas as pd
 import torch
-from scvi import REGISTRY_KEYS, settings
+from scvi import REGISTRY_KEYS
 from scvi.data import AnnDataManager
 from scvi.data.fields import CategoricalJointObsField, LayerField, NumericalJointObsField
-from scvi.dataloaders import DataSplitter
-from scvi.model._utils import use_distributed_sampler
-from scvi.model.base import BaseModelClass, UnsupervisedTrainingMixin
 
-from scgensynth.module._random import RowNoise
-from scgensynth.pp import detect_scaling, fit_scaling, iter_row_chunks
-from scgensynth.pp._scaling import get_matrix
+from scgensynth._utils._anndata import get_matrix
+from scgensynth._utils._checks import check_count, resolve_seed
+from scgensynth._utils._docs import doctest_skip
+from scgensynth._utils._files import check_disk_space, check_output_path
+from scgensynth._utils._random import RowNoise
+from scgensynth.pp import detect_scaling, fit_scaling
 from scgensynth.train import GeneratorSelection, SelectionCriterion
-from scgensynth.train._checkpoint import ResumableCheckpoint, check_checkpoint, checkpoint_path
 
 from ._generation import (
     GenerationRows,
     bytes_needed,
     check_backed_obs_fits,
+    check_fits_in_memory,
     collect_in_memory,
     write_backed,
 )
-from ._output import check_disk_space, check_output_path
-from ._save import SafeSaveMixin
+from ._model import SgsModel
+from ._proxy import proxy_anndata
+from ._run import TrainingRun
 from ._validation import (
     as_key_list,
-    check_count,
     check_covariate_size,
     check_covariates,
-    check_seed,
     check_shape,
-    check_training_lengths,
     covariate_frame_from_dict,
 )
 
@@ -52,253 +47,57 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-SOURCE_KEY = "sgs_source"
 
-
-def proxy_anndata(
-    adata: AnnData,
-    layer: str | None,
-    categorical_covariate_keys: Sequence[str],
-    continuous_covariate_keys: Sequence[str],
-    *,
-    warn_unused: bool = True,
-) -> AnnData:
-    """A private AnnData that shares the expression matrix with ``adata`` (no copy).
-
-    The generators register their scvi-tools fields on this proxy, so the user's AnnData
-    is never written to. Categories without samples are left out of its covariates (with a
-    warning unless ``warn_unused=False``, as when a saved model is loaded).
-    """
-    X = get_matrix(adata, layer)
-    if X is None:
-        msg = "adata.X is None; pass the layer that holds expression values with layer=..."
-        raise ValueError(msg)
-    if isinstance(X, h5py.Dataset):  # a backed dense matrix stays on disk
-        X = _RowsInAnyOrder(X.id)
-    keys = [*categorical_covariate_keys, *continuous_covariate_keys]
-    obs = adata.obs[keys].copy()
-    obs.index = pd.RangeIndex(adata.n_obs).astype(str)  # unique even if obs_names are not
-    for key in categorical_covariate_keys:
-        obs[key] = _without_unused_categories(obs[key], key, warn_unused)
-    var = adata.var.copy()
-    with np.errstate(all="ignore"):
-        if layer is None:
-            return ad.AnnData(X=X, obs=obs, var=var)
-        return ad.AnnData(obs=obs, var=var, layers={layer: X})
-
-
-def _without_unused_categories(col: pd.Series, key: str, warn: bool = True) -> pd.Series:
-    """A categorical column without the categories no sample has (with a warning).
-
-    A category without samples would get an embedding that training never updates, and
-    generating it would give noise that looks like data.
-    """
-    if not isinstance(col.dtype, pd.CategoricalDtype):
-        return col
-    unused = col.cat.categories[~col.cat.categories.isin(col.dropna().unique())]
-    if len(unused) and warn:
-        logger.warning(
-            "Categorical covariate %r has %d categor%s without samples (%s); the model leaves "
-            "%s out and cannot generate %s. Drop them with "
-            "`adata.obs[%r] = adata.obs[%r].cat.remove_unused_categories()` to silence this.",
-            key,
-            len(unused),
-            "y" if len(unused) == 1 else "ies",
-            list(unused[:5]),
-            "it" if len(unused) == 1 else "them",
-            "it" if len(unused) == 1 else "them",
-            key,
-            key,
-        )
-    return col.cat.remove_unused_categories() if len(unused) else col
-
-
-class _RowsInAnyOrder(h5py.Dataset):
-    """An on-disk (backed) matrix whose rows can be read in any order.
-
-    h5py reads only increasing row indices; scvi-tools sorts mini-batch indices only for
-    AnnData objects that are themselves backed, which the private proxy is not. Rows are
-    read in increasing order and returned in the order asked for, so a mini-batch from a
-    backed file is the one the same seed gives in memory.
-    """
-
-    def __getitem__(self, args):
-        rows = args[0] if isinstance(args, tuple) else args
-        if isinstance(rows, list | np.ndarray) and np.ndim(rows) == 1 and len(rows) > 1:
-            rows = np.asarray(rows)
-            order = np.argsort(rows, kind="stable")
-            unique, inverse = np.unique(rows[order], return_inverse=True)
-            rest = args[1:] if isinstance(args, tuple) else ()
-            block = super().__getitem__((unique, *rest)) if rest else super().__getitem__(unique)
-            out = np.empty((len(rows), *block.shape[1:]), dtype=block.dtype)
-            out[order] = block[inverse]
-            return out
-        return super().__getitem__(args)
-
-
-def _n_devices(devices: int | Sequence[int] | str) -> int:
-    """Number of processes Lightning starts for ``devices`` (1 when it decides itself)."""
-    if isinstance(devices, int) and devices > 0:
-        return devices
-    if isinstance(devices, str) and devices.strip().isdigit():
-        return max(1, int(devices))
-    if isinstance(devices, Sequence) and not isinstance(devices, str):
-        return max(1, len(devices))
-    return 1
-
-
-def _check_trainer_kwargs(kwargs: dict, plan_args: Sequence[str]) -> None:
-    """Refuse misspelt training arguments before anything is built."""
-    import inspect
-
-    import lightning.pytorch as pl
-    from scvi.train import Trainer
-
-    known = set(inspect.signature(Trainer.__init__).parameters)
-    known |= set(inspect.signature(pl.Trainer.__init__).parameters)
-    known |= {"callbacks"}
-    unknown = sorted(set(kwargs) - known)
-    if unknown:
-        own = ["n_steps", "batch_size", "train_size", "selection", "selection_every"]
-        own += ["patience", "min_steps", "max_epochs", *plan_args]
+def _covariate_table(
+    covariates: pd.DataFrame | Mapping[str, Any], n_obs: int | None, keys: list[str]
+) -> pd.DataFrame:
+    """Covariates as a frame holding each of ``keys`` once, ``n_obs`` rows if given."""
+    if isinstance(covariates, Mapping):
+        covariates = covariate_frame_from_dict(covariates, n_obs, keys)
+    if not isinstance(covariates, pd.DataFrame):
         msg = (
-            f"Unknown training argument(s) {unknown}. The model's own are {own}; anything "
-            "else must be an argument of Lightning's Trainer (e.g. enable_progress_bar)."
+            "covariates must be a pandas DataFrame (one row per sample) or a dict "
+            f"{{column: value}}, not {type(covariates).__name__}."
         )
         raise TypeError(msg)
-
-
-def _data_parallel_world(kwargs: dict, devices) -> tuple[bool, int]:
-    """Whether the strategy shares each epoch's batches among processes, and how many."""
-    distributed = use_distributed_sampler(kwargs.get("strategy"))
-    return distributed, _n_devices(devices) if distributed else 1
-
-
-def _make_splitter(
-    model, train_idx, val_idx, batch_size: int, distributed: bool, datasplitter_kwargs
-):
-    """scvi-tools' DataSplitter over fixed train/validation indices.
-
-    A last mini-batch of 1 or 2 samples is dropped (batch norm and the gradient penalty need
-    more); with data parallelism each process draws its own share of every epoch's batches.
-    """
-    datasplitter_kwargs = dict(datasplitter_kwargs or {})
-    if distributed:
-        datasplitter_kwargs.setdefault("distributed_sampler", True)
-    remainder = len(train_idx) % batch_size
-    return model._data_splitter_cls(
-        model.adata_manager,
-        external_indexing=[train_idx, val_idx, np.array([], dtype=int)],
-        batch_size=batch_size,
-        drop_last=0 < remainder < 3,
-        **datasplitter_kwargs,
-    )
-
-
-def _check_checkpoint_args(checkpoint_dir, checkpoint_every, resume) -> None:
-    if checkpoint_every is not None and (
-        isinstance(checkpoint_every, bool)
-        or not isinstance(checkpoint_every, int | np.integer)
-        or checkpoint_every < 1
-    ):
-        msg = f"checkpoint_every must be a positive number of epochs, not {checkpoint_every!r}"
-        raise ValueError(msg)
-    if resume and checkpoint_dir is None:
-        msg = "resume=True needs the checkpoint_dir=... the interrupted run wrote to."
-        raise ValueError(msg)
-
-
-def _add_checkpointing(
-    callbacks: list,
-    kwargs: dict,
-    *,
-    checkpoint_dir,
-    checkpoint_every: int | None,
-    resume: bool,
-    fingerprint: dict[str, Any],
-    max_epochs: int,
-) -> None:
-    """Add the resumable checkpoint callback, and Lightning's ``ckpt_path`` to resume from."""
-    if checkpoint_dir is None:
-        return
-    every = checkpoint_every or max(1, max_epochs // 20)
-    callbacks.append(ResumableCheckpoint(checkpoint_dir, every, fingerprint))
-    path = checkpoint_path(checkpoint_dir)
-    if resume and path.exists():
-        check_checkpoint(path)
-        kwargs["ckpt_path"] = str(path)
-    elif resume:
-        logger.info("No checkpoint in %s yet; training from the start.", checkpoint_dir)
-    elif path.exists():
-        logger.warning(
-            "Replacing the checkpoint in %s (pass resume=True to continue from it).",
-            checkpoint_dir,
+    if n_obs is not None and n_obs != len(covariates):
+        msg = (
+            f"n_obs={n_obs} but covariates has {len(covariates)} rows; pass one of them, "
+            "or a dict of covariates with n_obs."
         )
+        raise ValueError(msg)
+    doubled = sorted({k for k in keys if (covariates.columns == k).sum() > 1})
+    if doubled:
+        msg = f"covariates has more than one column named {doubled}; keep one of each."
+        raise ValueError(msg)
+    missing = [k for k in keys if k not in covariates.columns]
+    if missing:
+        msg = (
+            f"covariates lacks column(s) {missing}; the model was trained on {keys}. "
+            "Give a value for each of them."
+        )
+        raise KeyError(msg)
+    return covariates
 
 
-def _run_fingerprint(
-    model, n_train: int, batch_size: int, max_epochs: int, train_size: float, seed: int, **extra
-) -> dict[str, Any]:
-    """What a checkpoint must match to be resumed: the data's shape and the run's settings."""
-    return {
-        "class": type(model).__name__,
-        "n_obs": int(model.adata.n_obs),
-        "n_vars": int(model.adata.n_vars),
-        "n_train": int(n_train),
-        "batch_size": int(batch_size),
-        "max_epochs": int(max_epochs),
-        "train_size": float(train_size),
-        "seed": int(seed),
-        **extra,
-    }
+def _continuous_values(col: pd.Series, key: str) -> np.ndarray:
+    """A continuous covariate's values as float32, or a clear error."""
+    if not pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
+        msg = (
+            f"Continuous covariate {key!r} must be numbers (not booleans or text), got "
+            f"dtype {col.dtype}."
+        )
+        raise TypeError(msg)
+    values = col.to_numpy(dtype=np.float64)
+    if not np.isfinite(values).all():
+        msg = f"Continuous covariate {key!r} has missing or infinite values."
+        raise ValueError(msg)
+    check_covariate_size(values, key)
+    return values.astype(np.float32)
 
 
-def _configure_run(
-    model,
-    callbacks: list,
-    kwargs: dict,
-    *,
-    train_idx,
-    val_idx,
-    batch_size: int,
-    max_epochs: int,
-    batches_per_epoch: int,
-    train_size: float,
-    seed: int,
-    checkpoint_dir,
-    checkpoint_every: int | None,
-    resume: bool,
-    **fingerprint,
-) -> None:
-    """Checkpointing (the run fingerprinted with ``fingerprint`` added) and validation."""
-    _add_checkpointing(
-        callbacks, kwargs, checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every,
-        resume=resume, max_epochs=max_epochs,
-        fingerprint=_run_fingerprint(
-            model, len(train_idx), batch_size, max_epochs, train_size, seed, **fingerprint
-        ),
-    )  # fmt: skip
-    _validation_defaults(kwargs, max_epochs, len(val_idx), batches_per_epoch)
-
-
-def _validation_defaults(kwargs: dict, max_epochs: int, n_val: int, batches_per_epoch: int):
-    """Validate about 20 times per run (never without held-out samples); log each epoch."""
-    kwargs.setdefault("check_val_every_n_epoch", max(1, max_epochs // 20) if n_val else None)
-    if not n_val:
-        kwargs["limit_val_batches"] = 0
-    kwargs.setdefault("log_every_n_steps", max(1, min(50, batches_per_epoch)))
-
-
-def _finish_training(model, train_idx, val_idx) -> None:
-    """Keep the split, and make the logged history numeric (scvi-tools keeps objects)."""
-    model.train_indices_ = np.asarray(train_idx)
-    model.validation_indices_ = np.asarray(val_idx)
-    for key, frame in (model.history_ or {}).items():
-        with contextlib.suppress(TypeError, ValueError):
-            model.history_[key] = frame.astype(float)
-
-
-class BaseGeneratorModel(SafeSaveMixin, UnsupervisedTrainingMixin, BaseModelClass):
+@doctest_skip("needs a trained model")
+class BaseGeneratorModel(SgsModel):
     """Base class of scgensynth's conditional generators.
 
     It registers expression values and covariates through scvi-tools' ``AnnDataManager``,
@@ -310,29 +109,34 @@ class BaseGeneratorModel(SafeSaveMixin, UnsupervisedTrainingMixin, BaseModelClas
     Examples
     --------
     >>> class MyGenerator(BaseGeneratorModel):
+    ...     description = "what the generator is, in one line"
     ...     _module_cls = MyModule  # a ConditionalGeneratorModule implementing generate_scaled
     ...     _training_plan_cls = MyPlan
     ...
-    ...     def __init__(self, adata=None, scaling="auto", n_hidden=(256, 256)):
+    ...     def __init__(self, adata=None, n_latent=8, scaling="auto"):
     ...         super().__init__(adata, scaling=scaling)
-    ...         self.module = self._module_cls(n_input=self.summary_stats.n_vars, ...)
-    ...         self._init_module_statistics()
+    ...         self._build_module(f"latent {n_latent}", n_latent=n_latent)
     ...         self.init_params_ = self._get_init_params(locals())
+    >>> sgs.model.register("mygenerator", MyGenerator)  # then sgs.tl.train_mygenerator(...)
+
+    The worked example in ``docs/contributing.md`` (a test) goes through it all.
     """
 
+    #: one line on what the generator is (shown by ``sgs.model.available()``)
+    description: ClassVar[str] = ""
+    #: where the method comes from
+    reference: ClassVar[str] = ""
+    #: constructor arguments of a small, fast network: for smoke tests, examples and the
+    #: short runs of the tutorials (quality is not the point of such a model)
+    quick_kwargs: ClassVar[dict[str, Any]] = {}
     _module_cls = None
-    _training_plan_cls = None
-    _data_splitter_cls = DataSplitter
-    #: plan arguments accepted directly by :meth:`train`
-    _plan_arg_names: tuple[str, ...] = ()
 
     def __init__(self, adata: AnnData | None = None, scaling: str = "auto"):
         super().__init__(adata)
         check_shape(self.adata)
         self._cat_keys = list(self._cat_state().get("field_keys", []))
         self._cont_keys = list(self._cont_state().get("columns", []))
-        x_field = self.adata_manager.data_registry[REGISTRY_KEYS.X_KEY]
-        layer = x_field.attr_key if x_field.attr_name == "layers" else None
+        layer = self.layer
         if scaling == "auto":
             scaling = detect_scaling(self.adata, layer=layer)
             logger.info(
@@ -365,6 +169,22 @@ class BaseGeneratorModel(SafeSaveMixin, UnsupervisedTrainingMixin, BaseModelClas
                     key,
                     empty[:5],
                 )
+
+    @property
+    def logged_losses(self) -> tuple[str, ...]:
+        """The losses training logs per epoch, drawn by :func:`~scgensynth.pl.training_history`.
+
+        Declared by the training plan (``logged_losses``).
+        """
+        return tuple(getattr(self._training_plan_cls, "logged_losses", ()))
+
+    def _get_init_params(self, locals: dict[str, Any]) -> dict[str, Any]:
+        """The constructor arguments save/load reproduce: the resolved scaling, not "auto"."""
+        params = super()._get_init_params(locals)
+        for group in [params["non_kwargs"], *params["kwargs"].values()]:
+            if "scaling" in group:
+                group["scaling"] = self.scaling_mode
+        return params
 
     # -- registry -----------------------------------------------------------------------------
     @classmethod
@@ -409,6 +229,42 @@ class BaseGeneratorModel(SafeSaveMixin, UnsupervisedTrainingMixin, BaseModelClas
         adata_manager.register_fields(adata, **kwargs)
         cls.register_manager(adata_manager)
 
+    @classmethod
+    def setup_proxy(
+        cls,
+        adata: AnnData,
+        layer: str | None = None,
+        categorical_covariate_keys: Sequence[str] | str | None = None,
+        continuous_covariate_keys: Sequence[str] | str | None = None,
+    ) -> AnnData:
+        """A private AnnData sharing ``adata``'s values, registered with :meth:`setup_anndata`.
+
+        What the one-call tools train on: ``adata`` is checked (its column names appear in
+        the errors) and never written to; the proxy holds the covariate columns (unused
+        categories left out, with a warning) and the expression matrix itself, not a copy.
+
+        Examples
+        --------
+        >>> import scgensynth as sgs
+        >>> adata = sgs.datasets.gtex_tissues()
+        >>> proxy = sgs.model.WGANGP.setup_proxy(adata, categorical_covariate_keys="tissue")
+        >>> model = sgs.model.WGANGP(proxy, **sgs.model.WGANGP.quick_kwargs)
+        >>> "_scvi_manager_uuid" in adata.uns
+        False
+        """
+        cat_keys = as_key_list(categorical_covariate_keys, "categorical_covariate_keys")
+        cont_keys = as_key_list(continuous_covariate_keys, "continuous_covariate_keys")
+        check_shape(adata)
+        check_covariates(adata, cat_keys, cont_keys)
+        proxy = proxy_anndata(adata, layer, cat_keys, cont_keys)
+        cls.setup_anndata(
+            proxy,
+            layer=layer,
+            categorical_covariate_keys=cat_keys or None,
+            continuous_covariate_keys=cont_keys or None,
+        )
+        return proxy
+
     def _cat_state(self) -> dict:
         if REGISTRY_KEYS.CAT_COVS_KEY not in self.adata_manager.data_registry:
             return {}
@@ -449,6 +305,21 @@ class BaseGeneratorModel(SafeSaveMixin, UnsupervisedTrainingMixin, BaseModelClas
             frame[key] = adata.obs[key].to_numpy(dtype=np.float32)
         return frame
 
+    def _check_loaded_attributes(self) -> tuple[str, str] | None:
+        """The restored training covariates must fit the registered ones (see load)."""
+        frame = self.covariates_
+        keys = [*self._cat_keys, *self._cont_keys]
+        if not isinstance(frame, pd.DataFrame) or list(frame.columns) != keys:
+            return "attributes.covariates_", f"not a table of the covariates {keys}"
+        for key, cats in self.categories.items():
+            col = frame[key]
+            if not isinstance(col.dtype, pd.CategoricalDtype) or list(col.cat.categories) != cats:
+                return f"attributes.covariates_.{key}", f"not the categories {cats}"
+        for key in self._cont_keys:
+            if not pd.api.types.is_numeric_dtype(frame[key]) or not np.isfinite(frame[key]).all():
+                return f"attributes.covariates_.{key}", "not finite numbers"
+        return None
+
     def _encode(self, frame: pd.DataFrame) -> tuple[np.ndarray | None, np.ndarray | None]:
         cat = cont = None
         if self._cat_keys:
@@ -463,6 +334,26 @@ class BaseGeneratorModel(SafeSaveMixin, UnsupervisedTrainingMixin, BaseModelClas
             cont = frame[self._cont_keys].to_numpy(dtype=np.float32)
         return cat, cont
 
+    def _build_module(self, summary: str, **module_kwargs: Any) -> None:
+        """Build the model's module (``_module_cls``) for the registered data.
+
+        The module gets the data's shape (genes, categories per covariate, continuous
+        covariates) and the resolved scaling, plus ``module_kwargs``; then the fitted
+        statistics. ``summary`` describes the architecture in the model's summary string.
+        """
+        self.module = self._module_cls(
+            n_input=self.summary_stats.n_vars,
+            n_cats_per_cov=self.n_cats_per_cov,
+            n_continuous_cov=len(self._cont_keys),
+            scaling=self.scaling_mode,
+            **module_kwargs,
+        )
+        self._init_module_statistics()
+        self._model_summary_string = (
+            f"{type(self).__name__}: {self.summary_stats.n_vars} genes, covariates "
+            f"{[*self._cat_keys, *self._cont_keys]}, {summary}, scaling {self.scaling_mode!r}"
+        )
+
     def _init_module_statistics(self) -> None:
         stats = self._scaling_stats
         self.module.scaling.set_statistics(
@@ -475,34 +366,18 @@ class BaseGeneratorModel(SafeSaveMixin, UnsupervisedTrainingMixin, BaseModelClas
             self.module.set_continuous_statistics(values.mean(0), np.where(std > 0, std, 1.0))
 
     # -- splitting and selection --------------------------------------------------------------
-    def _split(self, train_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-        """Train/validation indices, stratified on the joint categorical covariates."""
-        n = self.adata.n_obs
-        rng = np.random.default_rng(seed)
-        if train_size >= 1.0:
-            return rng.permutation(n), np.array([], dtype=int)
-        if self._cat_keys:
-            groups = self.covariates_[self._cat_keys].astype(str).agg("|".join, axis=1)
-            groups = groups.to_numpy()
-        else:
-            groups = np.zeros(n, dtype=int)
-        val: list[np.ndarray] = []
-        for g in pd.unique(groups):
-            members = rng.permutation(np.flatnonzero(groups == g))
-            n_val = math.floor(len(members) * (1 - train_size) + rng.random())
-            n_val = min(n_val, len(members) - 1)  # every group keeps a training sample
-            val.append(members[:n_val])
-        val_idx = np.sort(np.concatenate(val)) if val else np.array([], dtype=int)
-        train_idx = np.setdiff1d(np.arange(n), val_idx)
-        return rng.permutation(train_idx), val_idx
+    def _strata(self) -> np.ndarray | None:
+        """The joint categorical covariates: the split keeps each combination's share."""
+        if not self._cat_keys:
+            return None
+        return self.covariates_[self._cat_keys].astype(str).agg("|".join, axis=1).to_numpy()
 
     def _scaled_rows(self, rows: np.ndarray) -> torch.Tensor:
-        X = self.adata_manager.get_from_registry(REGISTRY_KEYS.X_KEY)
+        """The rows on the networks' scale (float32), read a block at a time."""
         scaling = copy.deepcopy(self.module.scaling).cpu()  # leave the module on its device
-        chunk = max(1, (64 * 2**20) // (8 * max(X.shape[1], 1)))
-        out = torch.empty(len(rows), X.shape[1])
+        out = torch.empty(len(rows), self.adata.n_vars)
         start = 0
-        for block in iter_row_chunks(X, chunk, rows):
+        for block in self._iter_rows(rows):
             out[start : start + len(block)] = scaling(torch.as_tensor(block, dtype=torch.float32))
             start += len(block)
         return out
@@ -600,91 +475,45 @@ class BaseGeneratorModel(SafeSaveMixin, UnsupervisedTrainingMixin, BaseModelClas
             Plan arguments accepted by name (see the model's docstring), or arguments of
             scvi-tools' / Lightning's ``Trainer``.
         """
-        plan_kwargs = dict(plan_kwargs or {})
-        for name in self._plan_arg_names:
-            if name in kwargs:
-                plan_kwargs[name] = kwargs.pop(name)
-        _check_trainer_kwargs(kwargs, self._plan_arg_names)
-        check_training_lengths(
-            n_steps=n_steps, max_epochs=max_epochs, batch_size=batch_size,
-            train_size=train_size, selection_every=(selection_every, 1),
+        run = TrainingRun.plan(
+            self, n_steps=n_steps, max_epochs=max_epochs, batch_size=batch_size,
+            train_size=train_size, devices=devices, plan_kwargs=plan_kwargs, kwargs=kwargs,
+            default_n_steps=self.default_n_steps, selection_every=(selection_every, 1),
             patience=(patience, 0), min_steps=(min_steps, 0),
         )  # fmt: skip
-        seed = int(settings.seed or 0)
-        train_idx, val_idx = self._split(train_size, seed)
-        if len(train_idx) < batch_size:
-            msg = (
-                f"Only {len(train_idx)} training samples ({self.adata.n_obs} samples x "
-                f"train_size={train_size}) for a mini-batch of {batch_size}. Pass a smaller "
-                f"batch_size (e.g. batch_size={max(2, len(train_idx) // 4)}) or train_size=1.0."
-            )
-            raise ValueError(msg)
-        # with data parallelism every process takes its share of each epoch's batches, and a
-        # step is one mini-batch per process: n_steps still counts optimiser steps
-        distributed, world = _data_parallel_world(kwargs, devices)
-        batches_per_epoch = math.ceil(len(train_idx) / (batch_size * world))
-        if max_epochs is None:
-            n_steps = self._default_n_steps(len(train_idx)) if n_steps is None else n_steps
-            max_epochs = max(1, math.ceil(n_steps / batches_per_epoch))
-        total_steps = max_epochs * batches_per_epoch
-        splitter = _make_splitter(
-            self, train_idx, val_idx, batch_size, distributed, datasplitter_kwargs
-        )
-        callbacks = list(kwargs.pop("callbacks", []))
         self._selection_callback = None
         if selection is not None:
-            every = selection_every or max(1, total_steps // 40)
-            min_steps = total_steps // 2 if min_steps is None else int(min_steps)
-            callback = GeneratorSelection(
-                self._make_criterion(train_idx, val_idx, selection, seed),
-                every_n_epochs=max(1, round(every / batches_per_epoch)),
-                patience=patience,
-                min_epochs=math.ceil(min_steps / batches_per_epoch),
-            )
-            callbacks.append(callback)
-            self._selection_callback = callback
-        _check_checkpoint_args(checkpoint_dir, checkpoint_every, resume)
-        _configure_run(
-            self, callbacks, kwargs, train_idx=train_idx, val_idx=val_idx,
-            batch_size=batch_size, max_epochs=max_epochs, batches_per_epoch=batches_per_epoch,
-            train_size=train_size, seed=seed, checkpoint_dir=checkpoint_dir,
-            checkpoint_every=checkpoint_every, resume=resume, selection=str(selection),
+            self._add_selection(run, selection)
+        result = run.launch(
+            accelerator=accelerator, devices=devices, datasplitter_kwargs=datasplitter_kwargs,
+            checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every, resume=resume,
+            selection=str(selection),
         )  # fmt: skip
-        logger.info(
-            "Training %s on %d samples (%d held out) for %d epochs = %d steps of %d samples%s.",
-            type(self).__name__,
-            len(train_idx),
-            len(val_idx),
-            max_epochs,
-            total_steps,
-            batch_size,
-            f" in each of {world} processes" if world > 1 else "",
-        )
-        result = super().train(
-            max_epochs=max_epochs,
-            accelerator=accelerator,
-            devices=devices,
-            batch_size=batch_size,
-            datamodule=splitter,
-            plan_kwargs=plan_kwargs,
-            callbacks=callbacks,
-            **kwargs,
-        )
-        _finish_training(self, train_idx, val_idx)
         if self._selection_callback is not None:
             cb = self._selection_callback
             self.selection_ = pd.DataFrame(cb.scores)
             self.best_epoch_ = cb.best_epoch
         return result
 
+    def _add_selection(self, run: TrainingRun, selection: str) -> None:
+        """Score the generator on held-out samples during the run; keep the best weights."""
+        every = run.lengths["selection_every"] or max(1, run.total_steps // 40)
+        min_steps = run.lengths["min_steps"]
+        min_steps = run.total_steps // 2 if min_steps is None else min_steps
+        callback = GeneratorSelection(
+            self._make_criterion(run.train_idx, run.val_idx, selection, run.seed),
+            every_n_epochs=max(1, round(every / run.batches_per_epoch)),
+            patience=run.lengths["patience"],
+            min_epochs=math.ceil(min_steps / run.batches_per_epoch),
+        )
+        run.callbacks.append(callback)
+        self._selection_callback = callback
+
     #: default training length in mini-batches. On the bundled GTEx set (324 training samples,
     #: 26 tissues) the paper's settings need about this many for the generator to learn the
     #: tissues: 10,000 steps gave TSTR/TRTR 0.89, 20,000 gave 0.95 (see the closing note of
     #: issue 2 and benchmarks/bench_quality.py).
     default_n_steps: int = 20_000
-
-    def _default_n_steps(self, n_train: int) -> int:
-        return self.default_n_steps
 
     # -- generation ---------------------------------------------------------------------------
     def _generation_covariates(
@@ -697,82 +526,78 @@ class BaseGeneratorModel(SafeSaveMixin, UnsupervisedTrainingMixin, BaseModelClas
         if covariates is None:
             n = self.covariates_.shape[0] if n_obs is None else n_obs
             return GenerationRows.resampled(self.covariates_, n)
-        return GenerationRows.explicit(self._checked_covariates(n_obs, covariates))
+        return GenerationRows.explicit(self.check_covariates(covariates, n_obs))
 
-    def _checked_covariates(
-        self, n_obs: int | None, covariates: pd.DataFrame | Mapping[str, Any]
+    def check_covariates(
+        self, covariates: pd.DataFrame | Mapping[str, Any], n_obs: int | None = None
     ) -> pd.DataFrame:
-        """``covariates`` (a frame, or a dict of values or columns) checked and encoded."""
+        """``covariates`` checked against the model's and encoded with its categories.
+
+        Parameters
+        ----------
+        covariates
+            A frame with a column per covariate of the model (others are ignored), or a dict
+            ``{covariate: value or one value per sample}``.
+        n_obs
+            Number of samples (needed when every value of a dict is a single value).
+
+        Returns
+        -------
+        A frame with one column per covariate: categoricals with the training categories
+        (1 and "1" are matched; a category without training samples is refused),
+        continuous covariates as float32.
+
+        Examples
+        --------
+        >>> model.check_covariates({"tissue": "Liver"}, n_obs=2)  # doctest: +SKIP
+          tissue
+        0  Liver
+        1  Liver
+        """
         keys = [*self._cat_keys, *self._cont_keys]
-        if isinstance(covariates, Mapping):
-            covariates = covariate_frame_from_dict(covariates, n_obs, keys)
-        if not isinstance(covariates, pd.DataFrame):
-            msg = (
-                "covariates must be a pandas DataFrame (one row per sample) or a dict "
-                f"{{column: value}}, not {type(covariates).__name__}."
-            )
-            raise TypeError(msg)
-        if n_obs is not None and n_obs != len(covariates):
-            msg = (
-                f"n_obs={n_obs} but covariates has {len(covariates)} rows; pass one of them, "
-                "or a dict of covariates with n_obs."
-            )
-            raise ValueError(msg)
-        doubled = sorted({k for k in keys if (covariates.columns == k).sum() > 1})
-        if doubled:
-            msg = f"covariates has more than one column named {doubled}; keep one of each."
-            raise ValueError(msg)
-        missing = [k for k in keys if k not in covariates.columns]
-        if missing:
-            msg = (
-                f"covariates lacks column(s) {missing}; the model was trained on {keys}. "
-                "Give a value for each of them."
-            )
-            raise KeyError(msg)
+        covariates = _covariate_table(covariates, n_obs, keys)
         frame = pd.DataFrame(index=pd.RangeIndex(len(covariates)))
-        for key, cats in self.categories.items():
-            frame[key] = self._checked_categories(key, cats, covariates[key].to_numpy())
+        for key in self._cat_keys:
+            frame[key] = self.check_categories(key, covariates[key].to_numpy())
         for key in self._cont_keys:
-            col = covariates[key]
-            if not pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
-                msg = (
-                    f"Continuous covariate {key!r} must be numbers (not booleans or text), got "
-                    f"dtype {col.dtype}."
-                )
-                raise TypeError(msg)
-            values = col.to_numpy(dtype=np.float64)
-            if not np.isfinite(values).all():
-                msg = f"Continuous covariate {key!r} has missing or infinite values."
-                raise ValueError(msg)
-            check_covariate_size(values, key)
-            frame[key] = values.astype(np.float32)
+            frame[key] = _continuous_values(covariates[key], key)
         return frame
 
-    def _checked_categories(self, key: str, cats: list, values: np.ndarray) -> pd.Categorical:
-        """``values`` of a categorical covariate as the training categories, or a clear error."""
+    def check_categories(self, covariate: str, values: Any) -> pd.Categorical:
+        """``values`` of a categorical covariate as the training categories, or a clear error.
+
+        A value is matched by its string form too (``1`` and ``"1"``), never a boolean to a
+        number or text; a category without training samples is refused (the model never
+        learned it).
+        """
+        cats = self.categories[covariate]
+        values = np.asarray(values, dtype=object)
         known = pd.Index(cats)
         values_idx = pd.Index(values)
         unseen = values_idx[~values_idx.isin(known)].unique().tolist()
         if unseen:
             # match by string (e.g. 1 vs "1"), never a boolean to a number or text
             as_str = pd.Index([str(c) for c in cats])
-            if all(str(u) in as_str and not isinstance(u, bool | np.bool_) for u in unseen):
-                lookup = dict(zip(as_str, cats))
-                values = np.array([lookup.get(str(v), v) for v in values], dtype=object)
-            else:
-                msg = f"Unknown categories for {key!r}: {unseen}. The model knows {list(cats)}."
+            if not all(str(u) in as_str and not isinstance(u, bool | np.bool_) for u in unseen):
+                msg = (
+                    f"Unknown categories for {covariate!r}: {unseen}. The model knows "
+                    f"{list(cats)}."
+                )
                 raise ValueError(msg)
-        counts = self.covariates_[key].value_counts()
+            lookup = dict(zip(as_str, cats))
+            values = np.array([lookup.get(str(v), v) for v in values], dtype=object)
+        counts = self.covariates_[covariate].value_counts()
         empty = [c for c in pd.unique(pd.Series(values, dtype=object)) if counts.get(c, 0) == 0]
         if empty:
             msg = (
-                f"Category {empty} of {key!r} had no training samples, so the model never "
+                f"Category {empty} of {covariate!r} had no training samples, so the model never "
                 f"learned it; generate one of the categories it was trained on "
                 f"({[c for c in cats if counts.get(c, 0) > 0]})."
             )
             raise ValueError(msg)
         return pd.Categorical(values, categories=cats)
 
+    @doctest_skip("needs a trained model")
     @torch.inference_mode()
     def generate(
         self,
@@ -783,11 +608,14 @@ class BaseGeneratorModel(SafeSaveMixin, UnsupervisedTrainingMixin, BaseModelClas
         batch_size: int = 4096,
         filename: str | os.PathLike | None = None,
         overwrite: bool = False,
+        noise: Any = None,
+        covariate_embeddings: Mapping[str, Any] | None = None,
+        **sampling_options: Any,
     ) -> AnnData:
         """Generate synthetic samples as a new AnnData.
 
-        Every random draw is keyed by the seed and the sample's row number, so the same
-        seed gives the same samples whatever ``batch_size``, in memory or in a file.
+        Every random draw is keyed by the seed and the sample's row, so the same seed gives
+        the same samples whatever ``batch_size``, in memory or in a file.
 
         Parameters
         ----------
@@ -800,7 +628,7 @@ class BaseGeneratorModel(SafeSaveMixin, UnsupervisedTrainingMixin, BaseModelClas
             dict ``{covariate: value}`` whose values are repeated ``n_obs`` times (or are
             sequences of one value per sample).
         seed
-            Seed of the noise and of the covariate resampling (0 to 2**63 - 1); ``None``
+            Seed of the noise and of the covariate resampling (0 to 2**32 - 1); ``None``
             draws one from torch's global random state (set by ``scvi.settings.seed``).
         batch_size
             Samples generated at a time; memory beyond the output stays at one batch.
@@ -815,6 +643,18 @@ class BaseGeneratorModel(SafeSaveMixin, UnsupervisedTrainingMixin, BaseModelClas
             Replace an existing ``filename``; without it an existing file is refused. A file
             this process has open (an AnnData read backed from it, the model's own data) is
             always refused.
+        noise
+            The noise each sample is decoded from (``noise_input`` of the model's module:
+            the latent ``z`` of the GANs, GMDA and the CVAE, the starting point ``x_T`` of
+            DDPM), one row of ``noise_width`` values per sample. The same noise under other
+            covariates gives the same synthetic individual under them (counterfactuals).
+        covariate_embeddings
+            ``{categorical covariate: one embedding vector per sample}`` fed to the generator
+            instead of the covariate's categories (walks between categories, see
+            :func:`scgensynth.tl.interpolate`).
+        **sampling_options
+            The model's sampling options (:meth:`sampling_options`; e.g. DDPM's ``sampler``,
+            ``n_sampling_steps``, ``eta``, ``guidance_scale``); most models have none.
 
         Returns
         -------
@@ -829,18 +669,136 @@ class BaseGeneratorModel(SafeSaveMixin, UnsupervisedTrainingMixin, BaseModelClas
         >>> big = model.generate(50_000, seed=0, filename="synth.h5ad")  # backed, on disk
         """
         self._check_if_trained(warn=False)
+        settings = self._sampling_settings(sampling_options)
         path = check_output_path(filename, overwrite=overwrite)
         batch_size = check_count(batch_size, "batch_size")
-        seed = self._generation_seed(seed)
+        seed = resolve_seed(seed)
+        self._check_requested_size(n_obs, path)
         plan = self._generation_covariates(n_obs, covariates)
-        return self._generate(plan, seed=seed, batch_size=batch_size, filename=path)
+        per_sample = self._held_inputs(plan.n, noise, covariate_embeddings)
+        return self._generate(
+            plan, seed=seed, batch_size=batch_size, filename=path, per_sample=per_sample,
+            sample_kwargs=settings or None, uns=self._sampling_record(settings),
+        )  # fmt: skip
 
-    @staticmethod
-    def _generation_seed(seed: int | None) -> int:
-        """``seed`` checked, or one drawn from torch's global random state."""
-        if seed is None:
-            return int(torch.randint(0, 2**31 - 1, (1,)).item())
-        return check_seed(seed)
+    # -- sampling options: the model's own, declared here --------------------------------------
+    @doctest_skip("needs a trained model")
+    def sampling_options(self) -> dict[str, Any]:
+        """The model's sampling options and their defaults (empty for most generators).
+
+        Examples
+        --------
+        >>> model.sampling_options()  # a DDPM
+        {'sampler': 'ddim', 'n_sampling_steps': 50, 'eta': 0.0, 'guidance_scale': 1.0}
+        """
+        return {}
+
+    def _sampling_settings(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        """``options`` checked against :meth:`sampling_options`, with the defaults filled in."""
+        defaults = self.sampling_options()
+        unknown = sorted(set(options) - set(defaults))
+        if unknown:
+            takes = f"its sampling options are {sorted(defaults)}" if defaults else "it has none"
+            msg = f"Unknown argument(s) {unknown} for {type(self).__name__}.generate; {takes}."
+            raise TypeError(msg)
+        return {**defaults, **{k: v for k, v in options.items() if v is not None}}
+
+    def _sampling_record(self, settings: dict[str, Any]) -> dict[str, Any]:
+        """What ``uns["sgs"]`` records of the sampling settings."""
+        return dict(settings)
+
+    def deterministic_sampling(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        """Sampling settings under which a sample depends on its covariates and noise only.
+
+        Counterfactuals generate the same individuals (the same noise) under two covariate
+        values; any other randomness in sampling would differ between the two. A model
+        whose sampler draws more noise (DDPM's ancestral sampler) refuses such options.
+        """
+        return self._sampling_settings(options)
+
+    # -- inputs held fixed -------------------------------------------------------------------
+    @property
+    def noise_input(self) -> str | None:
+        """The input each sample is decoded from (``None``: none can be held fixed)."""
+        return self.module.noise_input
+
+    @property
+    def noise_width(self) -> int | None:
+        """Width of :attr:`noise_input` (values per sample; None without one)."""
+        return self.module.noise_width
+
+    def embed_categories(self, covariate: str, categories: Sequence[Any]) -> torch.Tensor:
+        """The generator's learned embedding vectors of ``categories`` of ``covariate``.
+
+        Examples
+        --------
+        >>> model.embed_categories("tissue", ["Lung", "Liver"]).shape  # doctest: +SKIP
+        torch.Size([2, 6])
+        """
+        embedder = self.module.covariate_embedder()
+        if embedder is None:
+            msg = (
+                f"{type(self).__name__} has no learned covariate embeddings (its categories "
+                "are one-hot or it has no network); walks between categories need them."
+            )
+            raise TypeError(msg)
+        if covariate not in self._cat_keys:
+            msg = (
+                f"{covariate!r} is not a categorical covariate of the model; it has "
+                f"{self._cat_keys}."
+            )
+            raise ValueError(msg)
+        codes = self.check_categories(covariate, categories)
+        device = self.module.scaling.mean.device
+        with torch.inference_mode():
+            index = torch.as_tensor(codes.codes.astype(np.int64), device=device)
+            return embedder.embed(self._cat_keys.index(covariate), index).cpu()
+
+    def _held_inputs(
+        self, n: int, noise: Any, covariate_embeddings: Mapping[str, Any] | None
+    ) -> dict[str, Any] | None:
+        """The module inputs given per sample (noise, covariate embeddings), checked."""
+        held: dict[str, Any] = {}
+        if noise is not None:
+            if self.noise_input is None:
+                msg = f"{type(self).__name__} has no noise input that can be held fixed."
+                raise TypeError(msg)
+            values = torch.as_tensor(np.asarray(noise, dtype=np.float32))
+            if tuple(values.shape) != (n, self.noise_width):
+                msg = (
+                    f"noise must have one row of {self.noise_width} values per sample "
+                    f"({n}), not the shape {tuple(values.shape)}."
+                )
+                raise ValueError(msg)
+            held[self.noise_input] = values
+        if covariate_embeddings:
+            embedded: list[torch.Tensor | None] = [None] * len(self._cat_keys)
+            for key, vectors in covariate_embeddings.items():
+                first = [self.covariates_[key].iloc[0]] if key in self._cat_keys else []
+                width = self.embed_categories(key, first).shape[1]  # also checks the key
+                values = torch.as_tensor(np.asarray(vectors, dtype=np.float32))
+                if tuple(values.shape) != (n, width):
+                    msg = (
+                        f"covariate_embeddings[{key!r}] must have one row of {width} values "
+                        f"per sample ({n}), not the shape {tuple(values.shape)}."
+                    )
+                    raise ValueError(msg)
+                embedded[self._cat_keys.index(key)] = values
+            held["cat_embedded"] = embedded
+        return held or None
+
+    def check_generation_size(self, n_obs: int, filename: str | os.PathLike | None = None):
+        """Refuse ``n_obs`` samples that would not fit in memory (or on ``filename``'s disk).
+
+        Examples
+        --------
+        >>> model.check_generation_size(10**12)  # doctest: +SKIP
+        Traceback (most recent call last):
+        ...
+        MemoryError: generate: 1,000,000,000,000 samples x 467 genes need about ...
+        """
+        n_obs = check_count(n_obs, "n_obs", minimum=0)
+        self._check_room(n_obs, None if filename is None else Path(filename))
 
     @torch.inference_mode()
     def _generate(
@@ -864,11 +822,7 @@ class BaseGeneratorModel(SafeSaveMixin, UnsupervisedTrainingMixin, BaseModelClas
         """
         n = plan.n
         batch_size = check_count(batch_size, "batch_size")
-        if filename is not None:
-            check_output_path(filename, overwrite=True, inputs=self._input_files())
-            n_columns = len(self._cat_keys) + len(self._cont_keys)
-            check_disk_space(filename, bytes_needed(n, self.adata.n_vars, n_columns))
-            check_backed_obs_fits(n, n_columns)
+        self._check_room(n, filename)
         counts = self.scaling_["mode"] == "counts" and len(self.library_size_)
         module = self.module
         was_training = module.training
@@ -923,11 +877,25 @@ class BaseGeneratorModel(SafeSaveMixin, UnsupervisedTrainingMixin, BaseModelClas
         finally:
             module.train(was_training)  # a later train() must not inherit eval mode
 
-    def _input_files(self) -> list[str]:
-        """Files the model reads its data from (a backed training AnnData)."""
-        X = self.adata_manager.get_from_registry(REGISTRY_KEYS.X_KEY)
-        name = getattr(getattr(X, "file", None), "filename", None)
-        return [name] if name else []
+    def _check_requested_size(self, n_obs: Any, filename: Path | None) -> None:
+        """``n_obs`` checked, and its room, before covariates for it are built."""
+        n_obs = check_count(n_obs, "n_obs", minimum=0, allow_none=True)
+        if n_obs is not None:
+            self._check_room(n_obs, filename)
+
+    def _check_room(self, n: int, filename: Path | None = None) -> None:
+        """Refuse ``n`` samples that would not fit in memory, or on the disk of ``filename``.
+
+        Checked before any covariate row is built, so a mistyped ``n_obs=10**9`` fails at
+        once with the sizes, not with a MemoryError (or a full disk) hours later.
+        """
+        n_columns = len(self._cat_keys) + len(self._cont_keys)
+        if filename is None:
+            check_fits_in_memory(n, self.adata.n_vars, n_columns, "generate")
+            return
+        check_output_path(filename, overwrite=True, inputs=self._input_files())
+        check_disk_space(filename, bytes_needed(n, self.adata.n_vars, n_columns))
+        check_backed_obs_fits(n, n_columns)
 
     # -- save / load --------------------------------------------------------------------------
     @classmethod

@@ -9,10 +9,8 @@ loading a file never imports or calls anything named in it. scvi-tools' own ``mo
 is a pickle (it is loaded with ``torch.load(weights_only=False)``); such files are refused,
 never unpickled.
 
-The file is written beside its final path and moved into place with ``os.replace``, so a
-crash while saving leaves the previous model intact; the next save removes the temporary
-file a killed process left. Files get the usual permissions (``0o666`` less the umask, or
-those of the file they replace).
+The file is written with :func:`scgensynth._utils._files.atomic_write`: beside its final
+path, then moved into place, so a crash while saving leaves the previous model intact.
 """
 
 from __future__ import annotations
@@ -20,11 +18,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
-import secrets
-import socket
-import stat
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -33,31 +26,14 @@ import numpy as np
 import pandas as pd
 import torch
 
+from scgensynth._utils._files import ModelFileError, atomic_write, check_folder, make_folder
+
 FORMAT = "scgensynth-model"
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
 LEGACY_FILE = "model.pt"
 _TAG = "__sgs_"
 _SCALARS = (type(None), bool, int, float, str)
-
-
-class ModelFileError(ValueError):
-    """A saved model that cannot be loaded safely: not ours, tampered, or incompatible.
-
-    A subclass of ``ValueError``; its message says what is wrong with the file.
-
-    Examples
-    --------
-    >>> import tempfile, pathlib
-    >>> import scgensynth as sgs
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
-    >>> _ = (folder / "model.pt").write_bytes(b"a pickle")
-    >>> try:
-    ...     sgs.model.load_model(folder, adata=sgs.datasets.gtex_tissues())
-    ... except sgs.model.ModelFileError as err:
-    ...     print("pickle" in str(err))
-    True
-    """
 
 
 # -- JSON encoding of attributes -------------------------------------------------------------
@@ -98,29 +74,18 @@ def _encode_values(values: Any, where: str) -> Any:
     return _encode_array(arr, where)
 
 
-def encode(value: Any, where: str = "value") -> Any:
-    """``value`` as JSON-ready data, or a TypeError naming what cannot be saved safely."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, _SCALARS):
-        if isinstance(value, float) and not math.isfinite(value):
-            return {f"{_TAG}float__": repr(value)}
-        return value
+def _encode_container(value: list | tuple | dict, where: str) -> Any:
     if isinstance(value, list):
         return [encode(v, f"{where}[{i}]") for i, v in enumerate(value)]
     if isinstance(value, tuple):
         return {f"{_TAG}tuple__": [encode(v, f"{where}[{i}]") for i, v in enumerate(value)]}
-    if isinstance(value, dict):
-        if all(isinstance(k, str) and not k.startswith(_TAG) for k in value):
-            return {k: encode(v, f"{where}[{k!r}]") for k, v in value.items()}
-        items = [
-            [encode(k, f"{where} key"), encode(v, f"{where}[{k!r}]")] for k, v in value.items()
-        ]
-        return {f"{_TAG}dict__": items}
-    if isinstance(value, torch.Tensor):
-        value = value.detach().cpu().numpy()
-    if isinstance(value, np.ndarray):
-        return _encode_array(value, where)
+    if all(isinstance(k, str) and not k.startswith(_TAG) for k in value):
+        return {k: encode(v, f"{where}[{k!r}]") for k, v in value.items()}
+    items = [[encode(k, f"{where} key"), encode(v, f"{where}[{k!r}]")] for k, v in value.items()]
+    return {f"{_TAG}dict__": items}
+
+
+def _encode_pandas(value: pd.Index | pd.Series | pd.DataFrame, where: str) -> dict:
     if isinstance(value, pd.Index):
         return {
             f"{_TAG}index__": {
@@ -136,17 +101,34 @@ def encode(value: Any, where: str = "value") -> Any:
                 "name": encode(value.name, f"{where}.name"),
             }
         }
-    if isinstance(value, pd.DataFrame):
-        if not value.columns.is_unique:
-            msg = f"Cannot save {where}: a DataFrame with duplicated column names."
-            raise TypeError(msg)
-        return {
-            f"{_TAG}dataframe__": {
-                "index": encode(value.index, f"{where}.index"),
-                "columns": encode(value.columns, f"{where}.columns"),
-                "data": [_encode_values(value[c], f"{where}[{c!r}]") for c in value.columns],
-            }
+    if not value.columns.is_unique:
+        msg = f"Cannot save {where}: a DataFrame with duplicated column names."
+        raise TypeError(msg)
+    return {
+        f"{_TAG}dataframe__": {
+            "index": encode(value.index, f"{where}.index"),
+            "columns": encode(value.columns, f"{where}.columns"),
+            "data": [_encode_values(value[c], f"{where}[{c!r}]") for c in value.columns],
         }
+    }
+
+
+def encode(value: Any, where: str = "value") -> Any:
+    """``value`` as JSON-ready data, or a TypeError naming what cannot be saved safely."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return {f"{_TAG}float__": repr(value)}
+    if isinstance(value, _SCALARS):
+        return value
+    if isinstance(value, list | tuple | dict):
+        return _encode_container(value, where)
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    if isinstance(value, np.ndarray):
+        return _encode_array(value, where)
+    if isinstance(value, pd.Index | pd.Series | pd.DataFrame):
+        return _encode_pandas(value, where)
     msg = (
         f"Cannot save {where} of type {type(value).__name__} in a model file; only numbers, "
         "strings, lists, dicts, NumPy arrays and pandas objects are stored (never pickles)."
@@ -174,18 +156,66 @@ def _decode_array(spec: dict) -> np.ndarray:
         raise ModelFileError(msg) from err
 
 
+def _decode_categorical(spec: Any) -> pd.Categorical:
+    categories = decode(spec["categories"])
+    codes = _decode_array(spec["codes"][f"{_TAG}ndarray__"])
+    return pd.Categorical.from_codes(codes, categories=categories, ordered=bool(spec["ordered"]))
+
+
 def _decode_values(obj: Any) -> Any:
     if not isinstance(obj, dict) or len(obj) != 1:
         msg = "malformed column"
         raise ModelFileError(msg)
     ((tag, spec),) = obj.items()
     if tag == f"{_TAG}categorical__":
-        categories = decode(spec["categories"])
-        codes = _decode_array(spec["codes"][f"{_TAG}ndarray__"])
-        return pd.Categorical.from_codes(
-            codes, categories=categories, ordered=bool(spec["ordered"])
-        )
+        return _decode_categorical(spec)
     return decode(obj)
+
+
+def _decode_float(spec: Any) -> float:
+    if spec not in ("nan", "inf", "-inf"):
+        msg = f"bad float {spec!r}"
+        raise ModelFileError(msg)
+    return float(spec)
+
+
+def _decode_strarray(spec: Any) -> np.ndarray:
+    if not all(isinstance(v, str | type(None)) for v in spec["data"]):
+        msg = "a string array holds non-strings"
+        raise ModelFileError(msg)
+    return np.asarray(spec["data"], dtype=object).reshape(spec["shape"])
+
+
+def _decode_series(spec: Any) -> pd.Series:
+    values, index = _decode_values(spec["values"]), decode(spec["index"])
+    return pd.Series(values, index=index, name=decode(spec["name"]))
+
+
+def _decode_dataframe(spec: Any) -> pd.DataFrame:
+    index, columns = decode(spec["index"]), decode(spec["columns"])
+    data = [_decode_values(v) for v in spec["data"]]
+    if len(data) != len(columns):
+        msg = "a DataFrame's columns and data differ in length"
+        raise ModelFileError(msg)
+    frame = pd.DataFrame({i: d for i, d in enumerate(data)}, index=index)
+    frame.columns = columns
+    return frame
+
+
+#: how each tagged value is built again from its JSON
+_DECODERS: dict[str, Callable[[Any], Any]] = {
+    f"{_TAG}float__": _decode_float,
+    f"{_TAG}tuple__": lambda spec: tuple(decode(v) for v in spec),
+    f"{_TAG}dict__": lambda spec: {_hashable(decode(k)): decode(v) for k, v in spec},
+    f"{_TAG}ndarray__": _decode_array,
+    f"{_TAG}strarray__": _decode_strarray,
+    f"{_TAG}index__": lambda spec: pd.Index(
+        _decode_values(spec["values"]), name=decode(spec["name"])
+    ),
+    f"{_TAG}series__": _decode_series,
+    f"{_TAG}dataframe__": _decode_dataframe,
+    f"{_TAG}categorical__": _decode_categorical,
+}
 
 
 def decode(obj: Any) -> Any:
@@ -204,41 +234,10 @@ def decode(obj: Any) -> Any:
         msg = f"malformed tagged value {sorted(obj)[:3]}"
         raise ModelFileError(msg)
     ((tag, spec),) = obj.items()
-    if tag == f"{_TAG}float__":
-        if spec not in ("nan", "inf", "-inf"):
-            msg = f"bad float {spec!r}"
-            raise ModelFileError(msg)
-        return float(spec)
-    if tag == f"{_TAG}tuple__":
-        return tuple(decode(v) for v in spec)
-    if tag == f"{_TAG}dict__":
-        return {_hashable(decode(k)): decode(v) for k, v in spec}
-    if tag == f"{_TAG}ndarray__":
-        return _decode_array(spec)
-    if tag == f"{_TAG}strarray__":
-        if not all(isinstance(v, str | type(None)) for v in spec["data"]):
-            msg = "a string array holds non-strings"
-            raise ModelFileError(msg)
-        return np.asarray(spec["data"], dtype=object).reshape(spec["shape"])
-    if tag == f"{_TAG}index__":
-        return pd.Index(_decode_values(spec["values"]), name=decode(spec["name"]))
-    if tag == f"{_TAG}series__":
-        return pd.Series(
-            _decode_values(spec["values"]), index=decode(spec["index"]), name=decode(spec["name"])
-        )
-    if tag == f"{_TAG}dataframe__":
-        index, columns = decode(spec["index"]), decode(spec["columns"])
-        data = [_decode_values(v) for v in spec["data"]]
-        if len(data) != len(columns):
-            msg = "a DataFrame's columns and data differ in length"
-            raise ModelFileError(msg)
-        frame = pd.DataFrame({i: d for i, d in enumerate(data)}, index=index)
-        frame.columns = columns
-        return frame
-    if tag == f"{_TAG}categorical__":
-        return _decode_values(obj)
-    msg = f"unknown tag {tag!r}"
-    raise ModelFileError(msg)
+    if tag not in _DECODERS:
+        msg = f"unknown tag {tag!r}"
+        raise ModelFileError(msg)
+    return _DECODERS[tag](spec)
 
 
 def _hashable(key: Any) -> Any:
@@ -278,203 +277,6 @@ def check_versions(saved: str, installed: str, where: str) -> None:
             "install that version to use it."
         )
         raise ModelFileError(msg)
-
-
-# -- folders and atomic writes ---------------------------------------------------------------
-#: a temporary of today's naming whose writer died is removed by the next write of its target;
-#: one of the earlier naming (``.{name}.XXXXXXXX.tmp``, no owner in the name) once this old
-LEGACY_TEMPORARY_AGE_S = 3600.0
-_LEGACY_TEMPORARY = re.compile(r"[a-z0-9_]{8}")
-_RANDOM = re.compile(r"[0-9a-f]{8}")
-
-
-def check_folder(dir_path: str | os.PathLike, what: str = "dir_path") -> Path:
-    """``dir_path`` as a Path, refused at once if it cannot be a folder written to.
-
-    A path that is a file, a path below a file, and a folder (or the nearest existing folder
-    it would be created in) that this user cannot write to give a clear error before any
-    work is done. The folder is not created here.
-    """
-    folder = Path(dir_path)
-    if folder.exists() and not folder.is_dir():
-        msg = f"{what} {str(folder)!r} is a file; give a folder (it is created if needed)."
-        raise NotADirectoryError(msg)
-    existing = folder
-    while not existing.exists():
-        if existing.is_symlink():
-            msg = f"{what} {str(folder)!r} cannot be created: {existing} is a broken link."
-            raise NotADirectoryError(msg)
-        if existing.parent == existing:
-            break
-        existing = existing.parent
-    if existing.exists() and not existing.is_dir():
-        msg = (
-            f"{what} {str(folder)!r} cannot be created: {existing} is a file, not a folder; "
-            "give a folder."
-        )
-        raise NotADirectoryError(msg)
-    if existing.exists() and not os.access(existing, os.W_OK | os.X_OK):
-        msg = (
-            f"Cannot write into {what} {str(folder)!r}: the folder {str(existing)!r} is not "
-            "writable by this user (permission denied). Choose a folder you can write to."
-        )
-        raise PermissionError(msg)
-    return folder
-
-
-def make_folder(folder: Path) -> None:
-    """Create ``folder`` (and its parents), with a clear error when that is not allowed."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except PermissionError as err:
-        msg = (
-            f"Cannot create the folder {str(folder)!r}: permission denied. Choose a folder you "
-            "can write to."
-        )
-        raise PermissionError(msg) from err
-    except (FileExistsError, NotADirectoryError) as err:
-        msg = f"Cannot create the folder {str(folder)!r}: a file is in the way ({err})."
-        raise NotADirectoryError(msg) from err
-
-
-def _owner_token() -> str:
-    """The machine (and PID namespace) as named in temporary files."""
-    host = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname()) or "host"
-    try:  # processes of another container with the same host name are not ours to judge
-        namespace = "".join(ch for ch in os.readlink("/proc/self/ns/pid") if ch.isdigit())
-    except OSError:
-        namespace = ""
-    return f"{host}-{namespace}" if namespace else host
-
-
-def _process_alive(pid: int) -> bool:
-    if pid <= 0:
-        return True  # not a process we can judge: keep its file
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # e.g. PermissionError: it exists, under another user
-        return True
-    return True
-
-
-def remove_stale_temporaries(path: Path) -> list[Path]:
-    """Remove the temporary files an interrupted :func:`atomic_write` of ``path`` left.
-
-    A temporary is named ``.{name}.{host}.{pid}.{random}.tmp``; it is removed when it was
-    written on this machine by a process that no longer runs. Temporaries of the earlier
-    naming, ``.{name}.XXXXXXXX.tmp``, are removed once not modified for
-    :data:`LEGACY_TEMPORARY_AGE_S`. A temporary of a running process (a concurrent save) is
-    never touched. Returns the removed paths.
-    """
-    prefix, owner, now = f".{path.name}.", _owner_token(), time.time()
-    removed = []
-    try:
-        with os.scandir(path.parent) as listing:
-            entries = [e for e in listing if e.name.startswith(prefix)]
-    except OSError:
-        return removed
-    for entry in entries:
-        name = entry.name
-        if not (name.startswith(prefix) and name.endswith(".tmp")):
-            continue
-        rest = name[len(prefix) : -len(".tmp")]
-        parts = rest.rsplit(".", 2)
-        try:
-            if not entry.is_file(follow_symlinks=False):
-                continue
-            if len(parts) == 3 and parts[0] == owner and parts[1].isdigit():
-                stale = _RANDOM.fullmatch(parts[2]) is not None and not _process_alive(
-                    int(parts[1])
-                )
-            elif _LEGACY_TEMPORARY.fullmatch(rest):
-                age = now - entry.stat(follow_symlinks=False).st_mtime
-                stale = age > LEGACY_TEMPORARY_AGE_S
-            else:
-                stale = False
-            if stale:
-                os.unlink(entry.path)
-                removed.append(Path(entry.path))
-        except OSError:  # gone meanwhile, or not ours to remove: leave it
-            continue
-    return removed
-
-
-def _umask() -> int:
-    """The process's umask, read without changing it where the system says it."""
-    try:
-        with open("/proc/self/status", encoding="ascii", errors="replace") as status:
-            for line in status:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def _new_temporary(path: Path) -> Path:
-    owner, pid = _owner_token(), os.getpid()
-    for _ in range(100):
-        tmp = path.parent / f".{path.name}.{owner}.{pid}.{secrets.token_hex(4)}.tmp"
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            continue
-        except PermissionError as err:
-            msg = (
-                f"Cannot write {path.name} into the folder {str(path.parent)!r}: permission "
-                "denied (the folder is not writable by this user). Choose a folder you can "
-                "write to."
-            )
-            raise PermissionError(msg) from err
-        os.close(fd)
-        return tmp
-    msg = f"Could not create a temporary file beside {path}."  # pragma: no cover
-    raise FileExistsError(msg)  # pragma: no cover
-
-
-def atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    """``write(tmp)`` a file beside ``path``, flush it to disk, then move it into place.
-
-    A crash at any point leaves ``path`` as it was; an exception leaves no temporary file
-    behind, and the temporary of a killed process is removed by the next write of ``path``
-    (:func:`remove_stale_temporaries`). The file gets the permissions of a newly created
-    file (``0o666`` less the umask), or keeps those of the file it replaces.
-    """
-    path = Path(path)
-    if path.is_dir():
-        msg = f"{path} is a folder; remove or rename it, or choose another path."
-        raise IsADirectoryError(msg)
-    remove_stale_temporaries(path)
-    try:
-        mode = stat.S_IMODE(os.stat(path).st_mode)
-    except OSError:
-        mode = 0o666 & ~_umask()
-    tmp = _new_temporary(path)
-    try:
-        write(str(tmp))
-        os.chmod(tmp, mode)
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    try:  # make the rename itself durable
-        fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 # -- reading and writing ---------------------------------------------------------------------
@@ -523,17 +325,9 @@ def _unreadable(path: Path) -> PermissionError:
     return PermissionError(msg)
 
 
-def read_model_file(
-    dir_path: str | os.PathLike, prefix: str | None = None, *, weights: bool = True
-) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """Read ``(metadata, state_dict)`` of a saved model without running any of its content.
-
-    With ``weights=False`` only the header is read and the state dict is empty.
-    """
-    from safetensors import SafetensorError, safe_open
-
+def _existing_model_file(dir_path: str | os.PathLike, prefix: str | None) -> Path:
+    """The model file in ``dir_path``, refused if it is missing, a pickle or unreadable."""
     path = model_file(dir_path, prefix)
-    legacy = Path(dir_path) / f"{prefix or ''}{LEGACY_FILE}"
     if Path(dir_path).exists() and not Path(dir_path).is_dir():
         folder = Path(dir_path).parent if Path(dir_path).name.endswith(WEIGHTS_FILE) else None
         hint = f" (here {str(folder)!r})" if folder is not None else ""
@@ -543,6 +337,7 @@ def read_model_file(
         )
         raise NotADirectoryError(msg)
     if not path.exists():
+        legacy = Path(dir_path) / f"{prefix or ''}{LEGACY_FILE}"
         if legacy.exists():
             msg = (
                 f"{dir_path} holds {legacy.name}, a pickle (scvi-tools' format, or an early "
@@ -562,6 +357,13 @@ def read_model_file(
             pass
     except PermissionError as err:
         raise _unreadable(path) from err
+    return path
+
+
+def _read_safetensors(path: Path, weights: bool) -> tuple[dict[str, str], dict[str, Any]]:
+    """The header of ``path`` and, if ``weights``, its tensors."""
+    from safetensors import SafetensorError, safe_open
+
     try:
         with safe_open(str(path), framework="pt", device="cpu") as handle:
             header = handle.metadata() or {}
@@ -572,6 +374,11 @@ def read_model_file(
     except (SafetensorError, OSError, ValueError) as err:
         msg = f"{path} is not a readable model file (damaged or not a safetensors file): {err}"
         raise ModelFileError(msg) from err
+    return header, tensors
+
+
+def _header_metadata(path: Path, header: dict[str, str]) -> dict[str, Any]:
+    """The JSON metadata in a safetensors ``header``, refused if not ours or another version."""
     if header.get("format") != FORMAT or "sgs_metadata" not in header:
         msg = f"{path} is a safetensors file but not a scgensynth model (no {FORMAT!r} header)."
         raise ModelFileError(msg)
@@ -596,4 +403,16 @@ def read_model_file(
             f"this scgensynth reads version {FORMAT_VERSION}."
         )
         raise ModelFileError(msg)
-    return metadata, tensors
+    return metadata
+
+
+def read_model_file(
+    dir_path: str | os.PathLike, prefix: str | None = None, *, weights: bool = True
+) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """Read ``(metadata, state_dict)`` of a saved model without running any of its content.
+
+    With ``weights=False`` only the header is read and the state dict is empty.
+    """
+    path = _existing_model_file(dir_path, prefix)
+    header, tensors = _read_safetensors(path, weights)
+    return _header_metadata(path, header), tensors

@@ -1,9 +1,9 @@
 """The rows of a generation, built and written a batch at a time.
 
 Everything random in a generation is keyed by the seed and the sample's row number, in
-blocks of :data:`~scgensynth.module._random.ROW_BLOCK` rows: the covariate rows resampled
+blocks of :data:`~scgensynth._utils._random.ROW_BLOCK` rows: the covariate rows resampled
 from the training data, the library sizes of count models and the modules' noise
-(:class:`~scgensynth.module._random.RowNoise`). So the same seed gives the same samples
+(:class:`~scgensynth._utils._random.RowNoise`). So the same seed gives the same samples
 whatever the ``batch_size``, in memory or written to a file, and a file of a billion samples
 never holds more than a batch of them (values or covariates) in memory.
 """
@@ -19,9 +19,8 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from scgensynth.module._random import ROW_BLOCK, stream_seed
-
-from ._files import atomic_write
+from scgensynth._utils._files import atomic_write
+from scgensynth._utils._random import ROW_BLOCK, stream_seed
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -243,6 +242,19 @@ def _available_memory() -> int | None:
     return None
 
 
+def check_fits_in_memory(n: int, n_vars: int, n_columns: int, what: str) -> None:
+    """Refuse an in-memory result of ``n`` samples that could not fit in the memory left."""
+    need = int(n) * (4 * int(n_vars) + OBS_BYTES_PER_SAMPLE + 8 * int(n_columns))
+    available = _available_memory()
+    if available is not None and need > available:
+        msg = (
+            f"{what}: {n:,} samples x {n_vars:,} genes need about {need / 2**30:,.1f} GiB of "
+            f"memory, and {available / 2**30:,.1f} GiB is available. Ask for fewer samples, "
+            "or write them to disk a batch at a time with generate(..., filename='x.h5ad')."
+        )
+        raise MemoryError(msg)
+
+
 def check_backed_obs_fits(n: int, n_columns: int) -> None:
     """Refuse a file whose ``obs`` could not be held in memory when it is opened backed.
 
@@ -266,6 +278,7 @@ __all__ = [
     "GenerationRows",
     "bytes_needed",
     "check_backed_obs_fits",
+    "check_fits_in_memory",
     "collect_in_memory",
     "obs_names",
     "write_backed",

@@ -8,18 +8,24 @@ from collections.abc import Mapping
 from numbers import Real
 from typing import TYPE_CHECKING, Any
 
+import anndata as ad
+import h5py
 import numpy as np
 import pandas as pd
 
-from ._files import (
-    FORMAT_VERSION,
+from scgensynth._utils._files import (
     ModelFileError,
     atomic_write,
     check_folder,
+    check_output_path,
+    make_folder,
+)
+
+from ._files import (
+    FORMAT_VERSION,
     check_versions,
     decode,
     encode,
-    make_folder,
     model_file,
     read_model_file,
     write_model_file,
@@ -136,47 +142,65 @@ def _mapping(value: Any, where: str, field: str) -> Mapping[str, Any]:
     return value
 
 
+def _require(value: Mapping[str, Any], keys: tuple[str, ...], where: str, field: str) -> None:
+    """Refuse the header field ``field`` (``value``) if it lacks one of ``keys``."""
+    for key in keys:
+        if key not in value:
+            msg = f"{where}: the header field {field!r} lacks {key!r}."
+            raise ModelFileError(msg)
+
+
+def _decode_attribute(name: str, value: Any, where: str) -> Any:
+    field = f"attributes.{name}"
+    if not (name.isidentifier() and name.endswith("_") and not name.startswith("_")):
+        raise _damaged(where, field, "not the name of a fitted attribute")
+    try:
+        return decode(value)
+    except ModelFileError as err:
+        msg = f"{where}: malformed model metadata in {field!r} ({err})."
+        raise ModelFileError(msg) from err
+    except (*_CAUGHT, RecursionError) as err:
+        msg = f"{where}: malformed model metadata in {field!r} ({type(err).__name__}: {err})."
+        raise ModelFileError(msg) from err
+
+
+def _mapping_of_mappings(
+    value: Any, where: str, field: str, keys: tuple[str, ...]
+) -> Mapping[str, Any]:
+    """``value`` (the header field ``field``) as a mapping whose ``keys`` hold mappings."""
+    value = _mapping(value, where, field)
+    _require(value, keys, where, field)
+    for key in keys:
+        _mapping(value[key], where, f"{field}.{key}")
+    return value
+
+
+def _check_registry(value: Any, where: str) -> None:
+    """The saved scvi-tools registry must hold mappings where scvi-tools reads mappings."""
+    name = "attributes.registry_"
+    registry = _mapping_of_mappings(value, where, name, ("setup_args", "field_registries"))
+    for key, field in registry["field_registries"].items():
+        field = _mapping(field, where, f"{name}.field_registries.{key}")
+        state = field.get("state_registry", {})
+        _mapping(state, where, f"{name}.field_registries.{key}.state_registry")
+
+
+def _check_init_params(value: Any, where: str) -> None:
+    """The saved constructor arguments must be mappings, as scvi-tools reads them."""
+    name = "attributes.init_params_"
+    init = _mapping_of_mappings(value, where, name, ("non_kwargs", "kwargs"))
+    for key, group in init["kwargs"].items():
+        _mapping(group, where, f"{name}.kwargs.{key}")
+
+
 def _decode_attributes(metadata: Mapping[str, Any], where: str) -> dict[str, Any]:
     raw = metadata.get("attributes")
     if not isinstance(raw, dict):
         raise _damaged(where, "attributes", f"{_kind(raw)}, not a mapping")
-    attrs = {}
-    for name, value in raw.items():
-        field = f"attributes.{name}"
-        if not (name.isidentifier() and name.endswith("_") and not name.startswith("_")):
-            raise _damaged(where, field, "not the name of a fitted attribute")
-        try:
-            attrs[name] = decode(value)
-        except ModelFileError as err:
-            msg = f"{where}: malformed model metadata in {field!r} ({err})."
-            raise ModelFileError(msg) from err
-        except (*_CAUGHT, RecursionError) as err:
-            msg = f"{where}: malformed model metadata in {field!r} ({type(err).__name__}: {err})."
-            raise ModelFileError(msg) from err
-    for name in ("registry_", "init_params_"):
-        if name not in attrs:
-            msg = f"{where}: the header field 'attributes' lacks {name!r}."
-            raise ModelFileError(msg)
-    registry = _mapping(attrs["registry_"], where, "attributes.registry_")
-    for key in ("setup_args", "field_registries"):
-        if key not in registry:
-            msg = f"{where}: the header field 'attributes.registry_' lacks {key!r}."
-            raise ModelFileError(msg)
-    _mapping(registry["setup_args"], where, "attributes.registry_.setup_args")
-    fields = _mapping(registry["field_registries"], where, "attributes.registry_.field_registries")
-    for key, field in fields.items():
-        field = _mapping(field, where, f"attributes.registry_.field_registries.{key}")
-        state = field.get("state_registry", {})
-        _mapping(state, where, f"attributes.registry_.field_registries.{key}.state_registry")
-    init = _mapping(attrs["init_params_"], where, "attributes.init_params_")
-    for key in ("non_kwargs", "kwargs"):
-        if key not in init:
-            msg = f"{where}: the header field 'attributes.init_params_' lacks {key!r}."
-            raise ModelFileError(msg)
-    _mapping(init["non_kwargs"], where, "attributes.init_params_.non_kwargs")
-    groups = _mapping(init["kwargs"], where, "attributes.init_params_.kwargs")
-    for key, group in groups.items():
-        _mapping(group, where, f"attributes.init_params_.kwargs.{key}")
+    attrs = {name: _decode_attribute(name, value, where) for name, value in raw.items()}
+    _require(attrs, ("registry_", "init_params_"), where, "attributes")
+    _check_registry(attrs["registry_"], where)
+    _check_init_params(attrs["init_params_"], where)
     return attrs
 
 
@@ -252,10 +276,38 @@ def _check_setup_args(cls: type, setup_args: Mapping[str, Any], where: str) -> N
     # scvi-tools records the named arguments of setup_anndata, never its **kwargs
     params = inspect.signature(cls.setup_anndata).parameters
     named = {k for k, p in params.items() if p.kind is not inspect.Parameter.VAR_KEYWORD}
+    field = "attributes.registry_.setup_args"
     unknown = sorted(set(setup_args) - named - {"adata"})
     if unknown:
         detail = f"{unknown} are not arguments of {cls.__name__}.setup_anndata"
-        raise _damaged(where, "attributes.registry_.setup_args", detail)
+        raise _damaged(where, field, detail)
+    required = [
+        k for k, p in params.items()
+        if k not in ("cls", "adata") and p.default is inspect.Parameter.empty
+        and p.kind not in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)
+    ]  # fmt: skip
+    lacking = [k for k in required if k not in setup_args]
+    if lacking:
+        raise _damaged(where, field, f"lacks {lacking}")
+    for key, value in setup_args.items():  # column and layer names: a name, or a list of them
+        names = key.endswith("_keys")
+        if value is None or not (names or key.endswith("_key") or key == "layer"):
+            continue
+        if names and not (
+            isinstance(value, list | tuple) and all(isinstance(v, str) for v in value)
+        ):
+            raise _damaged(where, f"{field}.{key}", f"{_kind(value)}, not a list of names")
+        if not names and not isinstance(value, str):
+            raise _damaged(where, f"{field}.{key}", f"{_kind(value)}, not a name")
+
+
+#: the kinds of value a constructor argument may hold, by the kind of its default
+_SAME_KIND = [
+    (bool, (bool, np.bool_)),
+    (int | float, (int, float, np.integer, np.floating)),
+    (str, (str,)),
+    (list | tuple, (list, tuple)),
+]
 
 
 def _check_init_arguments(cls: type, arguments: Mapping[str, Any], where: str) -> None:
@@ -266,6 +318,27 @@ def _check_init_arguments(cls: type, arguments: Mapping[str, Any], where: str) -
     if unknown:
         detail = f"{unknown} are not arguments of {cls.__name__}"
         raise _damaged(where, "attributes.init_params_", detail)
+    for name, value in arguments.items():  # a value of the default's kind (or None if typed so)
+        default = params[name].default
+        if value is None and (default is None or "None" in str(params[name].annotation)):
+            continue
+        if not _same_kind(value, default):
+            detail = f"{_kind(value)} where {cls.__name__} takes {_kind(default)}"
+            raise _damaged(where, f"attributes.init_params_.{name}", detail)
+
+
+def _same_kind(value: Any, default: Any) -> bool:
+    """Whether ``value`` is of the kind of ``default`` (a list's items too); True if unknown."""
+    if isinstance(value, bool | np.bool_) and not isinstance(default, bool | np.bool_):
+        return default is None  # a boolean is an int to Python, never a count or a size here
+    for kind, allowed in _SAME_KIND:
+        if isinstance(default, kind):
+            if not isinstance(value, allowed):
+                return False
+            if isinstance(default, list | tuple) and len(default):
+                return all(_same_kind(v, default[0]) for v in value)
+            return True
+    return True
 
 
 def _kind(value: Any) -> str:
@@ -348,6 +421,39 @@ def _check_attributes(model: Any, attrs: Mapping[str, Any], n_obs: Any, where: s
             problem = None if ok else "not a mapping of loss tables"
         if problem:
             raise _damaged(where, field, problem)
+
+
+def _on_disk(values: Any) -> h5py.Dataset | h5py.Group | None:
+    """The HDF5 object behind a backed matrix (dense dataset or sparse group), else None."""
+    if isinstance(values, h5py.Dataset):
+        return values
+    group = getattr(values, "group", None)
+    return group if isinstance(group, h5py.Group) else None
+
+
+def write_training_data(adata: AnnData, path: str, write_kwargs: Mapping[str, Any]) -> None:
+    """Write a model's registered data to ``path``; backed matrices are copied, not loaded.
+
+    A model trained on a backed file holds its matrix on disk: it is copied from that file
+    into the new one by HDF5, block by block, so saving never loads it into memory.
+    """
+    backed = {"X": _on_disk(adata.X)} | {
+        f"layers/{k}": _on_disk(v) for k, v in adata.layers.items()
+    }
+    backed = {k: v for k, v in backed.items() if v is not None}
+    if not backed:
+        adata.write_h5ad(path, **write_kwargs)
+        return
+    layers = {k: v for k, v in adata.layers.items() if f"layers/{k}" not in backed}
+    X = None if "X" in backed else adata.X
+    ad.AnnData(X=X, obs=adata.obs, var=adata.var, uns=dict(adata.uns), layers=layers).write_h5ad(
+        path, **write_kwargs
+    )
+    with h5py.File(path, "r+") as f:
+        for name, source in backed.items():
+            if name in f:
+                del f[name]
+            source.file.copy(source, f, name=name)
 
 
 class SafeSaveMixin:
@@ -434,10 +540,14 @@ class SafeSaveMixin:
             "var_names": [str(v) for v in self.adata.var_names],
             "attributes": {k: encode(v, f"{name}.{k}") for k, v in attrs.items()},
         }
+        if save_anndata and targets[1].exists():  # never over a file the model reads
+            check_output_path(targets[1], overwrite=True, inputs=self._input_files())
         make_folder(folder)
         if save_anndata:
             adata = self.adata
-            atomic_write(targets[1], lambda tmp: adata.write_h5ad(tmp, **anndata_write_kwargs))
+            atomic_write(
+                targets[1], lambda tmp: write_training_data(adata, tmp, anndata_write_kwargs)
+            )
         write_model_file(
             folder, self.module.state_dict(), metadata, overwrite=overwrite, prefix=prefix
         )
@@ -452,6 +562,21 @@ class SafeSaveMixin:
     def _load_proxy(cls, adata: AnnData, setup_args: Mapping[str, Any]) -> AnnData:
         raise NotImplementedError
 
+    def _check_loaded_attributes(self) -> tuple[str, str] | None:
+        """``(field, what is wrong)`` with the fitted attributes a file restored, or None.
+
+        A subclass checks what a damaged file could make wrong but well-typed (values that
+        do not fit its data setup).
+        """
+        return None
+
+    def _input_files(self) -> list[str]:
+        """Files the model reads its data from (a backed training AnnData)."""
+        from scvi import REGISTRY_KEYS
+
+        source = _on_disk(self.adata_manager.get_from_registry(REGISTRY_KEYS.X_KEY))
+        return [source.file.filename] if source is not None else []
+
     def _init_params_to_save(self, init: dict[str, Any]) -> dict[str, Any]:
         """Constructor arguments as stored (a subclass replaces objects it cannot store)."""
         return init
@@ -459,6 +584,40 @@ class SafeSaveMixin:
     @classmethod
     def _check_restored_init(cls, arguments: Mapping[str, Any], where: str) -> None:
         """Refuse constructor arguments that a file could not restore (see above)."""
+
+    @classmethod
+    def _construct_saved(
+        cls,
+        proxy: AnnData,
+        init: Mapping[str, Any],
+        init_overrides: Mapping[str, Any],
+        where: str,
+    ):
+        """The model built on ``proxy`` from the saved constructor arguments ``init``.
+
+        ``init_overrides`` (arguments given to :meth:`load`) replace saved ones of the same
+        name; an unknown one is a TypeError, arguments that do not build the class a
+        :class:`ModelFileError`.
+        """
+        arguments = dict(init["non_kwargs"])
+        arguments.update({k: v for group in init["kwargs"].values() for k, v in group.items()})
+        _check_init_arguments(cls, arguments, where)
+        unknown = sorted(set(init_overrides) - set(arguments))
+        if unknown:
+            msg = f"{cls.__name__}.load() got unknown argument(s) {unknown}."
+            raise TypeError(msg)
+        arguments.update(init_overrides)
+        cls._check_restored_init(arguments, where)
+        try:
+            return cls(proxy, **arguments)
+        except (KeyError, TypeError, AttributeError, IndexError) as err:
+            yours = f" and your {sorted(init_overrides)}" if init_overrides else ""
+            msg = (
+                f"{where}: the constructor arguments saved in the file (header field "
+                f"'attributes.init_params_'){yours} do not build a {cls.__name__} "
+                f"({type(err).__name__}: {err})."
+            )
+            raise ModelFileError(msg) from err
 
     @classmethod
     def load(
@@ -541,28 +700,13 @@ class SafeSaveMixin:
                 f"'attributes.registry_') does not fit ({type(err).__name__}: {err})."
             )
             raise ModelFileError(msg) from err
-        arguments = dict(init["non_kwargs"])
-        arguments.update({k: v for group in init["kwargs"].values() for k, v in group.items()})
-        _check_init_arguments(cls, arguments, where)
-        unknown = sorted(set(init_overrides) - set(arguments))
-        if unknown:
-            msg = f"{cls.__name__}.load() got unknown argument(s) {unknown}."
-            raise TypeError(msg)
-        arguments.update(init_overrides)
-        cls._check_restored_init(arguments, where)
-        try:
-            model = cls(proxy, **arguments)
-        except (KeyError, TypeError, AttributeError, IndexError) as err:
-            yours = f" and your {sorted(init_overrides)}" if init_overrides else ""
-            msg = (
-                f"{where}: the constructor arguments saved in the file (header field "
-                f"'attributes.init_params_'){yours} do not build a {cls.__name__} "
-                f"({type(err).__name__}: {err})."
-            )
-            raise ModelFileError(msg) from err
+        model = cls._construct_saved(proxy, init, init_overrides, where)
         _check_attributes(model, attrs, _x_state(registry).get("n_obs"), where)
         for name, value in attrs.items():
             setattr(model, name, value)
+        problem = model._check_loaded_attributes()
+        if problem:
+            raise _damaged(where, *problem)
         model.module.on_load(model)
         try:
             model.module.load_state_dict(state)

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from scgensynth._utils._checks import check_count, check_fraction
+
 if TYPE_CHECKING:
     from anndata import AnnData
 
@@ -88,7 +90,7 @@ def check_covariates(
         check_covariate_size(values, key)
 
 
-#: largest magnitude of a continuous covariate: the networks standardise covariates in
+#: largest magnitude of a continuous covariate: the networks standardize covariates in
 #: float32, where larger values overflow
 MAX_COVARIATE = 1e30
 
@@ -152,58 +154,8 @@ def check_shape(adata: AnnData) -> None:
         raise ValueError(msg)
 
 
-def check_count(
-    value: Any, name: str, *, minimum: int = 1, allow_none: bool = False, hint: str = ""
-) -> int | None:
-    """``value`` as an int if it is a whole number >= ``minimum``; else a clear error.
-
-    Booleans, floats (even ``2.0``), strings, NaN and ``None`` (unless ``allow_none``) are
-    refused, so that a typo never silently truncates or falls back to a default.
-
-    Examples
-    --------
-    >>> check_count(5, "n_steps")
-    5
-    >>> check_count(0, "n_steps")
-    Traceback (most recent call last):
-    ...
-    ValueError: n_steps must be a whole number >= 1, not 0.
-    """
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        msg = f"{name} must be a whole number >= {minimum}, not {value!r}.{hint}"
-        raise TypeError(msg)
-    if value < minimum:
-        msg = f"{name} must be a whole number >= {minimum}, not {value!r}.{hint}"
-        raise ValueError(msg)
-    return int(value)
-
-
-def check_fraction(value: Any, name: str) -> float:
-    """``value`` as a float in (0, 1]; else a clear error."""
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        msg = f"{name} must be a number in (0, 1], not {value!r}."
-        raise TypeError(msg)
-    if not 0 < value <= 1:  # also refuses NaN
-        msg = f"{name} must be in (0, 1], not {value!r}."
-        raise ValueError(msg)
-    return float(value)
-
-
-#: largest seed: seeds are stored in ``.h5ad`` files, whose integers are 64-bit signed
-MAX_SEED = 2**63 - 1
-
-
-def check_seed(seed: Any, name: str = "seed") -> int:
-    """A seed as an int in ``[0, 2**63 - 1]``; else a clear error."""
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
-        msg = f"{name} must be a whole number between 0 and 2**63 - 1 (or None), not {seed!r}."
-        raise TypeError(msg)
-    if not 0 <= seed <= MAX_SEED:
-        msg = f"{name} must be between 0 and 2**63 - 1, not {seed}."
-        raise ValueError(msg)
-    return int(seed)
+#: longest training accepted (in optimiser steps or epochs): a run that could never end
+MAX_TRAINING_LENGTH = 2**31 - 1
 
 
 def check_training_lengths(
@@ -213,19 +165,26 @@ def check_training_lengths(
     batch_size: Any = 32,
     train_size: Any = 0.9,
     **optional_counts: Any,
-) -> None:
-    """Refuse run lengths that would silently mean something else (0 steps, -5 epochs, ...).
+) -> dict[str, Any]:
+    """Run lengths as plain numbers, refusing those that would mean something else.
 
-    ``optional_counts`` are further counts (``name=(value, minimum)``) that may be ``None``.
+    0 steps, -5 epochs, 2.5 samples per batch or a run that could never end are errors,
+    never a silent default or truncation. ``optional_counts`` are further counts
+    (``name=(value, minimum)``) that may be ``None``. Returns every value checked, NumPy
+    numbers turned into Python ones.
     """
-    check_count(n_steps, "n_steps", allow_none=True)
-    check_count(max_epochs, "max_epochs", allow_none=True)
-    check_count(
-        batch_size, "batch_size", minimum=2, hint=" Mini-batch statistics need two samples."
-    )
-    check_fraction(train_size, "train_size")
+    longest = {"maximum": MAX_TRAINING_LENGTH, "allow_none": True}
+    out = {
+        "n_steps": check_count(n_steps, "n_steps", **longest),
+        "max_epochs": check_count(max_epochs, "max_epochs", **longest),
+        "batch_size": check_count(
+            batch_size, "batch_size", minimum=2, hint=" Mini-batch statistics need two samples."
+        ),
+        "train_size": check_fraction(train_size, "train_size"),
+    }
     for name, (value, minimum) in optional_counts.items():
-        check_count(value, name, minimum=minimum, allow_none=True)
+        out[name] = check_count(value, name, minimum=minimum, allow_none=True)
+    return out
 
 
 def covariate_frame_from_dict(

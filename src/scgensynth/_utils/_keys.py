@@ -11,6 +11,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+#: ``.obs`` column that tells real samples from synthetic ones ("real" / "synthetic")
+SOURCE_KEY = "sgs_source"
+
 
 def check_params_key(adata: AnnData, key: str) -> None:
     """Refuse a ``key_added`` whose ``adata.uns`` entry cannot take a ``"params"`` record.
