@@ -11,6 +11,7 @@ os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 import contextlib
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 from types import SimpleNamespace
 
 import anndata as ad
@@ -185,3 +186,33 @@ def gtex_model_dir(gtex_model, tmp_path_factory):
     path = tmp_path_factory.mktemp("gtex_model") / "model"
     gtex_model.model.save(str(path))
     return path
+
+
+class SafetensorsHeader:
+    """Read and rewrite the JSON header of a ``.safetensors`` model file (damaged-file tests)."""
+
+    @staticmethod
+    def read(path) -> tuple[dict, bytes]:
+        """``(header, the bytes after it)``."""
+        import json
+        import struct
+
+        raw = Path(path).read_bytes()
+        (n,) = struct.unpack("<Q", raw[:8])
+        return json.loads(raw[8 : 8 + n]), raw[8 + n :]
+
+    @staticmethod
+    def write(path, header: dict, data: bytes) -> None:
+        """Write ``header`` (padded to 8 bytes, as safetensors does) followed by ``data``."""
+        import json
+        import struct
+
+        blob = json.dumps(header).encode()
+        blob += b" " * (-len(blob) % 8)
+        Path(path).write_bytes(struct.pack("<Q", len(blob)) + blob + data)
+
+
+@pytest.fixture(scope="session")
+def safetensors_header() -> type[SafetensorsHeader]:
+    """Reading and rewriting a model file's header, shared by the damaged-file tests."""
+    return SafetensorsHeader

@@ -1320,18 +1320,6 @@ def test_every_trained_category_generates_and_is_labelled_right(
 LOADED = [*MODELS, "tspg"]
 
 
-def _read_header(path: Path) -> tuple[dict, bytes]:
-    raw = path.read_bytes()
-    (n,) = struct.unpack("<Q", raw[:8])
-    return json.loads(raw[8 : 8 + n]), raw[8 + n :]
-
-
-def _write_header(path: Path, header: dict, data: bytes) -> None:
-    blob = json.dumps(header).encode()
-    blob += b" " * (-len(blob) % 8)
-    path.write_bytes(struct.pack("<Q", len(blob)) + blob + data)
-
-
 def _json_kind(value) -> str:
     if value is None:
         return "null"
@@ -1370,17 +1358,18 @@ def _paths(value, prefix=(), depth: int = 5):
 
 
 @pytest.fixture(scope="module")
-def headers(saved):
+def headers(saved, safetensors_header):
     """Per saved model: its folder, header, weights bytes, metadata and damageable paths."""
     out = {}
     for name in LOADED:
-        header, data = _read_header(saved[name] / "model.safetensors")
+        header, data = safetensors_header.read(saved[name] / "model.safetensors")
         metadata = json.loads(header["__metadata__"]["sgs_metadata"])
         paths = list(_paths(metadata))
         out[name] = {
             "folder": saved[name],
             "header": header,
             "data": data,
+            "write": safetensors_header.write,
             "metadata": metadata,
             "top": [p for p in paths if len(p) == 1 or (len(p) == 2 and p[0] == "attributes")],
             "nested": [p for p in paths if len(p) > 2 and p[0] == "attributes"],
@@ -1415,7 +1404,7 @@ def _damaged_copy(info, path, damage, folder: Path) -> None:
     header = copy.deepcopy(info["header"])
     header["__metadata__"]["sgs_metadata"] = json.dumps(metadata)
     folder.mkdir()
-    _write_header(folder / "model.safetensors", header, info["data"])
+    info["write"](folder / "model.safetensors", header, info["data"])
 
 
 def _load_and_use(name: str, folder: Path, loader: str) -> None:
@@ -1469,7 +1458,7 @@ def test_a_damaged_header_field_gives_a_model_file_error(
             )
             header["__metadata__"]["sgs_metadata"] = replacement
         folder.mkdir()
-        _write_header(folder / "model.safetensors", header, info["data"])
+        info["write"](folder / "model.safetensors", header, info["data"])
         if where == "header":  # the safetensors header itself cut short or garbled
             raw = (folder / "model.safetensors").read_bytes()
             (n,) = struct.unpack("<Q", raw[:8])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import pickle
-import struct
 from pathlib import Path
 
 import numpy as np
@@ -65,24 +64,18 @@ def _outputs(model, adata):
 
 
 # -- safetensors header surgery -------------------------------------------------------------------
-def _read_header(path: Path) -> tuple[dict, bytes]:
-    raw = path.read_bytes()
-    (n,) = struct.unpack("<Q", raw[:8])
-    return json.loads(raw[8 : 8 + n]), raw[8 + n :]
+@pytest.fixture
+def tamper(safetensors_header):
+    """Change a saved model file's metadata in place: ``tamper(path, change)``."""
 
+    def change_metadata(path: Path, change) -> None:
+        header, data = safetensors_header.read(path)
+        metadata = json.loads(header["__metadata__"]["sgs_metadata"])
+        change(metadata)
+        header["__metadata__"]["sgs_metadata"] = json.dumps(metadata)
+        safetensors_header.write(path, header, data)
 
-def _write_header(path: Path, header: dict, data: bytes) -> None:
-    blob = json.dumps(header).encode()
-    blob += b" " * (-len(blob) % 8)
-    path.write_bytes(struct.pack("<Q", len(blob)) + blob + data)
-
-
-def _tamper(path: Path, change) -> None:
-    header, data = _read_header(path)
-    metadata = json.loads(header["__metadata__"]["sgs_metadata"])
-    change(metadata)
-    header["__metadata__"]["sgs_metadata"] = json.dumps(metadata)
-    _write_header(path, header, data)
+    return change_metadata
 
 
 @pytest.fixture
@@ -205,17 +198,17 @@ def test_the_command_line_refuses_a_pickle(small, tmp_path, capsys):
     assert not marker.exists()
 
 
-def test_metadata_cannot_name_objects_to_build(saved_wgan, small):
+def test_metadata_cannot_name_objects_to_build(saved_wgan, small, tamper):
     path = saved_wgan / "model.safetensors"
-    _tamper(path, lambda m: m["attributes"].update({"evil_": {"__sgs_object__": "os.system"}}))
+    tamper(path, lambda m: m["attributes"].update({"evil_": {"__sgs_object__": "os.system"}}))
     with pytest.raises(ModelFileError, match="unknown tag '__sgs_object__'"):
         sgs.model.load_model(saved_wgan, adata=small)
 
 
-def test_object_arrays_are_refused(saved_wgan, small):
+def test_object_arrays_are_refused(saved_wgan, small, tamper):
     path = saved_wgan / "model.safetensors"
     spec = {"__sgs_ndarray__": {"dtype": "|O", "shape": [1], "data": ["x"]}}
-    _tamper(path, lambda m: m["attributes"].update({"evil_": spec}))
+    tamper(path, lambda m: m["attributes"].update({"evil_": spec}))
     with pytest.raises(ModelFileError, match="dtype"):
         sgs.model.load_model(saved_wgan, adata=small)
 
@@ -227,8 +220,8 @@ def test_another_class_is_refused_by_name(trained, small, tmp_path):
         sgs.model.WGANGP.load(tmp_path / "ddpm", adata=small)
 
 
-def test_an_unknown_class_is_refused(saved_wgan, small):
-    _tamper(saved_wgan / "model.safetensors", lambda m: m.update({"class": "Popen"}))
+def test_an_unknown_class_is_refused(saved_wgan, small, tamper):
+    tamper(saved_wgan / "model.safetensors", lambda m: m.update({"class": "Popen"}))
     with pytest.raises(ModelFileError, match="'Popen' model, which is not a scgensynth"):
         sgs.model.load_model(saved_wgan, adata=small)
 
@@ -237,8 +230,8 @@ def test_an_unknown_class_is_refused(saved_wgan, small):
     ("saved", "message"),
     [("99.0.0", "newer than the installed"), ("0.0.3", "does not read")],
 )
-def test_files_from_other_releases_are_refused(saved, message, saved_wgan, small):
-    _tamper(saved_wgan / "model.safetensors", lambda m: m.update({"scgensynth_version": saved}))
+def test_files_from_other_releases_are_refused(saved, message, saved_wgan, small, tamper):
+    tamper(saved_wgan / "model.safetensors", lambda m: m.update({"scgensynth_version": saved}))
     with pytest.raises(ModelFileError, match=message):
         sgs.model.load_model(saved_wgan, adata=small)
 
@@ -252,8 +245,8 @@ def test_version_rules():
         _files.check_versions("1.9.0", "2.0.0", "f")
 
 
-def test_another_format_version_is_refused(saved_wgan, small):
-    _tamper(saved_wgan / "model.safetensors", lambda m: m.update({"format_version": 2}))
+def test_another_format_version_is_refused(saved_wgan, small, tamper):
+    tamper(saved_wgan / "model.safetensors", lambda m: m.update({"format_version": 2}))
     with pytest.raises(ModelFileError, match="format version 2"):
         sgs.model.load_model(saved_wgan, adata=small)
 
@@ -273,9 +266,9 @@ def test_a_truncated_file_is_refused(saved_wgan, small):
         sgs.model.load_model(saved_wgan, adata=small)
 
 
-def test_weights_that_do_not_fit_are_refused(saved_wgan, small):
+def test_weights_that_do_not_fit_are_refused(saved_wgan, small, tamper):
     path = saved_wgan / "model.safetensors"
-    _tamper(path, lambda m: m["attributes"]["init_params_"]["non_kwargs"].update({"n_latent": 3}))
+    tamper(path, lambda m: m["attributes"]["init_params_"]["non_kwargs"].update({"n_latent": 3}))
     with pytest.raises(ModelFileError, match="weights do not fit"):
         sgs.model.load_model(saved_wgan, adata=small)
 
@@ -687,19 +680,19 @@ DAMAGES = {
 
 @pytest.mark.parametrize("damage", list(DAMAGES))
 @pytest.mark.parametrize("loader", ["WGANGP.load", "load_model"])
-def test_a_damaged_header_field_is_named(damage, loader, saved_wgan, small):
+def test_a_damaged_header_field_is_named(damage, loader, saved_wgan, small, tamper):
     change, field = DAMAGES[damage]
-    _tamper(saved_wgan / "model.safetensors", change)
+    tamper(saved_wgan / "model.safetensors", change)
     load = sgs.model.WGANGP.load if loader == "WGANGP.load" else sgs.model.load_model
     with pytest.raises(ModelFileError) as err:
         load(saved_wgan, adata=small)
     assert field in str(err.value), str(err.value)
 
 
-def test_read_metadata_checks_the_fields(saved_wgan):
+def test_read_metadata_checks_the_fields(saved_wgan, tamper):
     from scgensynth.model.base._save import read_metadata
 
-    _tamper(saved_wgan / "model.safetensors", _set("class", value=["a", "list"]))
+    tamper(saved_wgan / "model.safetensors", _set("class", value=["a", "list"]))
     with pytest.raises(ModelFileError, match="header field 'class' is damaged"):
         read_metadata(saved_wgan)
 
