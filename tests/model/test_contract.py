@@ -216,3 +216,13 @@ def test_model_and_module_defaults_agree(name):
         and model_params[p].default != module_params[p].default
     }
     assert differ == {}
+
+
+def test_check_categories_names_what_is_wrong(data):
+    proxy = sgs.model.WGANGP.setup_proxy(data, categorical_covariate_keys="tissue")
+    model = sgs.model.WGANGP(proxy, **sgs.model.WGANGP.quick_kwargs)
+    assert list(model.check_categories("tissue", [TISSUES[0]])) == [TISSUES[0]]
+    with pytest.raises(ValueError, match="Unknown categories for 'tissue'"):
+        model.check_categories("tissue", ["no such tissue"])
+    with pytest.raises(KeyError, match="not a categorical covariate of this model"):
+        model.check_categories("sex", ["female"])

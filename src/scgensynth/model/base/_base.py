@@ -569,7 +569,33 @@ class BaseGeneratorModel(SgsModel):
         A value is matched by its string form too (``1`` and ``"1"``), never a boolean to a
         number or text; a category without training samples is refused (the model never
         learned it).
+
+        Parameters
+        ----------
+        covariate
+            A categorical covariate the model was trained on.
+        values
+            One value per sample (labels as in ``adata.obs``).
+
+        Returns
+        -------
+        The values as a :class:`pandas.Categorical` with the training categories.
+
+        Examples
+        --------
+        >>> import scgensynth as sgs
+        >>> adata = sgs.datasets.gtex_tissues()
+        >>> proxy = sgs.model.WGANGP.setup_proxy(adata, categorical_covariate_keys="tissue")
+        >>> model = sgs.model.WGANGP(proxy, **sgs.model.WGANGP.quick_kwargs)
+        >>> list(model.check_categories("tissue", ["Liver", "Lung"]))
+        ['Liver', 'Lung']
         """
+        if covariate not in self._cat_keys:
+            msg = (
+                f"{covariate!r} is not a categorical covariate of this model; it has "
+                f"{self._cat_keys}."
+            )
+            raise KeyError(msg)
         cats = self.categories[covariate]
         values = np.asarray(values, dtype=object)
         known = pd.Index(cats)
