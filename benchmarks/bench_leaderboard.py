@@ -108,6 +108,7 @@ MIN_CLASS_SIZE = 4  # classes with fewer samples are dropped
 MIN_COVERAGE_CLASS = 3  # classes with fewer held-out samples get no per-class coverage (k < 2)
 TEST_SIZE = 0.3
 OVERSAMPLE = 3  # benchmark-side generators draw 3 x n_train, n_train kept by training labels
+CORR_MULTIPLE = 10  # "corr x10": the correlation score of 10 x n_train synthetic samples
 
 REFERENCES: dict[str, type] = {
     "gaussian_noise": GaussianNoise,
@@ -217,7 +218,13 @@ tcga_lusc_sepira and in datamicroarray_su), samples without label, classes with 
 - *corr* / *corr ceil.*: `sgs.metrics.correlation_score(test, synth)` (Pearson correlation
   of the gene-gene correlation matrices) on the {N_CORR_GENES} genes most variable in the
   transformed training part (all genes if fewer); the ceiling is
-  `correlation_score(test, train)`.
+  `correlation_score(test, train)`. *corr x10*: the same score for {CORR_MULTIPLE} x n_train
+  synthetic samples (the training labels repeated; for the models, the first n_train of them
+  are the samples every other column scores). The correlation matrix of n_train synthetic
+  samples carries its own sampling noise on top of the model's, so on small sets even an
+  exact model stays far below the ceiling (a per-class Gaussian on datamicroarray_khan: 0.37
+  of a 0.58 ceiling with n_train samples, 0.53 with 10 x); the overall table also counts the
+  bar with this column in the correlation item.
 - *TSTR F1*, *TRTR F1*, *TSTR/TRTR*: `sgs.metrics.reverse_validation(test, synth, label,
   reference=train, classifier="logistic")` on the PCA features: macro-F1 on the held-out
   part of a logistic regression trained on the synthetic samples and of one trained on the
@@ -230,8 +237,12 @@ tcga_lusc_sepira and in datamicroarray_su), samples without label, classes with 
   held-out part, and this is the share of synthetic samples whose nearest real sample
   (PCA features) is in that subsample rather than in the held-out part
   (`distance_to_closest_record(train_subsample, synth, test)["nearer_train"]`), averaged
-  over {N_NEARER_DRAWS} subsamples. 0.5 when synthetic samples are no closer to the samples
-  the generator saw than to new ones. Copies of *all* training samples score
+  over {N_NEARER_DRAWS} subsamples. About 0.5 if the space were neutral; it is not (it is
+  fitted on the training part, along whose components the training samples spread more than
+  new samples do), so *nearer exp.* measures the value a perfect generator gets: real unseen
+  samples scored the same way (one half of the held-out part as "synthetic", the other as
+  the holdout, the training part subsampled to that half; {N_NEARER_DRAWS} stratified cuts).
+  It ranges 0.1-0.6 on these sets. Copies of *all* training samples score
   0.5 + 0.5 n_test / n_train (about 0.71), not 1: only that share of them is in the subsample.
 - *train s*: seconds to train (fit) the generator; *gen s*: seconds to generate.
 
@@ -245,7 +256,7 @@ where that is below 0.5 (an AUC below 0.5 is cross-validation noise, not a score
 - TSTR/TRTR >= {BAR["tstr_trtr_min"]};
 - min class cov. >= {BAR["class_coverage_min"]} and no class missing;
 - DCR ratio in [{BAR["dcr_range"][0]}, {BAR["dcr_range"][1]}] and nearer train within \
-{BAR["nearer_tolerance"]} of 0.5.
+{BAR["nearer_tolerance"]} of its expected value (*nearer exp.*).
 
 A criterion whose reference row was not run is not applied (the verdict says so).
 
@@ -272,11 +283,13 @@ COLUMNS = {  # markdown header -> summary column
     "C2ST AUC": "c2st_auc",
     "corr": "corr",
     "corr ceil.": "corr_ceiling",
+    "corr x10": "corr_x10",
     "TSTR F1": "tstr_f1",
     "TRTR F1": "trtr_f1",
     "TSTR/TRTR": "tstr_trtr",
     "DCR ratio": "dcr_ratio",
     "nearer train": "nearer_train",
+    "nearer exp.": "nearer_expected",
     "train s": "train_s",
     "gen s": "generate_s",
 }
@@ -520,6 +533,7 @@ class Split:
     y_test: np.ndarray
     corr_ceiling: float
     trtr_f1: float = math.nan
+    nearer_expected: float = math.nan
 
 
 def prepare(
@@ -562,7 +576,41 @@ def prepare(
         corr_ceiling=sgs.metrics.correlation_score(G_test, G_train, max_genes=None),
     )
     split.trtr_f1 = _macro_f1(split, P_train, split.y_train)
+    split.nearer_expected = expected_nearer_share(split)
     return split
+
+
+def expected_nearer_share(split: Split) -> float:
+    """The nearer-to-training share of *real* unseen samples: what a perfect generator scores.
+
+    The held-out part is cut in two halves (stratified where classes allow); one half stands
+    in for the synthetic samples, the other is the holdout, and the training part is
+    subsampled to the holdout half's size and class counts, as in :func:`_privacy`. Averaged
+    over ``N_NEARER_DRAWS`` cuts. Not 0.5: the space is fitted on the training part, which
+    spreads training samples along its components more than new samples (0.12-0.56 on the
+    leaderboard's sets), so new samples sit nearer each other than the training samples.
+    """
+    rng = np.random.default_rng(split.seed + 2)
+    n = len(split.y_test)
+    if n < 4:
+        return math.nan
+    m = sgs.metrics
+    shares = []
+    for _ in range(N_NEARER_DRAWS):
+        half = np.zeros(n, dtype=bool)
+        for c in np.unique(split.y_test):  # half of each class (odd sizes: a coin decides)
+            members = rng.permutation(np.flatnonzero(split.y_test == c))
+            k = len(members) // 2 + int(len(members) % 2 and rng.random() < 0.5)
+            half[members[:k]] = True
+        if half.all() or not half.any():
+            continue
+        y_hold = split.y_test[~half]
+        idx = matched_subsample(split.y_train, y_hold, rng)
+        res = m.distance_to_closest_record(
+            split.P_train[idx], split.P_test[half], split.P_test[~half]
+        )
+        shares.append(res["nearer_train"])
+    return float(np.mean(shares)) if shares else math.nan
 
 
 # -- scoring ------------------------------------------------------------------------------------
@@ -703,7 +751,18 @@ def score(split: Split, X, labels) -> dict[str, float]:
     out["trtr_f1"] = split.trtr_f1
     out["tstr_trtr"] = out["tstr_f1"] / split.trtr_f1 if split.trtr_f1 > 0 else math.nan
     out.update(_privacy(split, P_s))
+    out["nearer_expected"] = split.nearer_expected
     return out
+
+
+def correlation_of_many(split: Split, X) -> float:
+    """The correlation score of a large synthetic set (the ``corr_x10`` column).
+
+    Free of most of the sampling noise of ``n_train`` synthetic samples, which alone keeps
+    even an exact model of the data well below the ceiling on small sets.
+    """
+    _, G = split.space.features(_dense64(X))
+    return sgs.metrics.correlation_score(split.G_test, G, max_genes=None)
 
 
 def score_synthetic(
@@ -776,10 +835,15 @@ def _run_candidate(spec, split: Split) -> tuple[np.ndarray, np.ndarray, float, f
     gen.fit(_dense64(train.X), split.y_train)
     t1 = time.perf_counter()
     rng = np.random.default_rng(split.seed)
-    X, y = gen.sample(OVERSAMPLE * train.n_obs, rng)
+    wanted = np.tile(split.y_train, CORR_MULTIPLE)
+    X, y = gen.sample(OVERSAMPLE * len(wanted), rng)
     y = np.asarray(y).astype(str)
-    keep = matched_subsample(y, split.y_train, rng)
-    return np.asarray(X)[keep], y[keep], t1 - t0, time.perf_counter() - t1
+    keep = matched_subsample(y, wanted, rng)
+    X, y = np.asarray(X)[keep], y[keep]
+    first = matched_subsample(y, split.y_train, rng)  # the n_train scored by every column
+    rest = np.setdiff1d(np.arange(len(y)), first)
+    order = np.concatenate([first, rest])
+    return X[order], y[order], t1 - t0, time.perf_counter() - t1
 
 
 def _run_registered(
@@ -793,8 +857,10 @@ def _run_registered(
         data, name, categorical_covariate_keys=[label], seed=split.seed, **train_kwargs
     )
     t1 = time.perf_counter()
-    covariates = pd.DataFrame({label: train.obs[label].to_numpy()})
-    synth = sgs.tl.generate(model, n_obs=train.n_obs, covariates=covariates, seed=split.seed)
+    # the first n_train rows are the training labels; generation is keyed by row, so they
+    # are the samples generate(n_train) would give
+    covariates = pd.DataFrame({label: np.tile(train.obs[label].to_numpy(), CORR_MULTIPLE)})
+    synth = sgs.tl.generate(model, covariates=covariates, seed=split.seed)
     seconds = time.perf_counter() - t1
     return _dense64(synth.X), synth.obs[label].astype(str).to_numpy(), t1 - t0, seconds
 
@@ -846,7 +912,12 @@ def resolve_rows(
 def make_samples(
     row: Row, split: Split, train_kwargs: Mapping[str, Any]
 ) -> tuple[np.ndarray, np.ndarray, float, float]:
-    """(samples, labels, train seconds, generate seconds) of one row on one split."""
+    """(samples, labels, train seconds, generate seconds) of one row on one split.
+
+    ``CORR_MULTIPLE x n_train`` samples (the ceiling: the training part, once); the first
+    ``n_train`` have the training part's labels and are the ones scored, the rest only enter
+    the ``corr_x10`` column.
+    """
     if row.kind == "ceiling":
         return _dense64(split.train.X), split.y_train.copy(), 0.0, 0.0
     if row.kind == "registered":
@@ -879,7 +950,9 @@ def run_split(
         try:
             X, y, train_s, generate_s = make_samples(row, split, kwargs)
             record.update(train_s=train_s, generate_s=generate_s)
-            record.update(score(split, X, y))
+            n = split.train.n_obs
+            record.update(score(split, X[:n], y[:n]))
+            record["corr_x10"] = correlation_of_many(split, X) if len(X) > n else math.nan
         except Exception as exc:  # recorded in the row: the run goes on
             record.update(_failed_row(exc))
         out.append(record)
@@ -1001,20 +1074,32 @@ def _bars(group: pd.DataFrame) -> dict[str, float]:
     }
 
 
-def failed_criteria(row: pd.Series, bars: Mapping[str, float]) -> list[str]:
-    """The criteria of the bar that a summary row misses (NaN metrics miss)."""
+def failed_criteria(
+    row: pd.Series, bars: Mapping[str, float], corr_column: str = "corr"
+) -> list[str]:
+    """The criteria of the bar that a summary row misses (NaN metrics miss).
+
+    ``corr_column="corr_x10"``: the correlation item judged on 10 x n_train samples.
+    """
     lo, hi = BAR["dcr_range"]
+    corr = row.get(corr_column, math.nan)
     checks = {
         "F1": math.isnan(bars["f1"]) or row["f1"] >= bars["f1"],
         "C2ST": row["c2st_auc"] <= c2st_bar(bars),
-        "corr": row["corr"] >= BAR["corr_share_of_ceiling"] * row["corr_ceiling"],
+        "corr": corr >= BAR["corr_share_of_ceiling"] * row["corr_ceiling"],
         "TSTR": row["tstr_trtr"] >= BAR["tstr_trtr_min"],
         "class cov.": row["n_classes_missing"] == 0
         and not row["min_class_coverage"] < BAR["class_coverage_min"],  # NaN: none measured
         "DCR": lo <= row["dcr_ratio"] <= hi,
-        "nearer": abs(row["nearer_train"] - 0.5) <= BAR["nearer_tolerance"],
+        "nearer": abs(row["nearer_train"] - _expected(row)) <= BAR["nearer_tolerance"],
     }
     return [name for name, ok in checks.items() if not ok]
+
+
+def _expected(row: pd.Series) -> float:
+    """The nearer-to-training share expected of new samples (0.5 where it was not measured)."""
+    value = row.get("nearer_expected", math.nan)
+    return 0.5 if value is None or math.isnan(value) else float(value)
 
 
 def c2st_bar(bars: Mapping[str, float]) -> float:
@@ -1042,6 +1127,7 @@ def verdicts(summary: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str], pd.Da
     summary = summary.copy()
     summary["fails"] = ""
     summary["meets_bar"] = False
+    summary["meets_bar_x10"] = False
     lines = {}
     for dataset, group in summary.groupby("dataset", sort=False):
         bars = _bars(group)
@@ -1049,12 +1135,20 @@ def verdicts(summary: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str], pd.Da
             fails = failed_criteria(row, bars) if row["n_seeds"] else ["error"]
             summary.at[i, "fails"] = ", ".join(fails)
             summary.at[i, "meets_bar"] = not fails
+            summary.at[i, "meets_bar_x10"] = bool(row["n_seeds"]) and not failed_criteria(
+                row, bars, "corr_x10"
+            )
         winners = summary.loc[group.index]
         winners = list(winners.loc[winners["meets_bar"], "row"])
         lines[dataset] = f"meets the bar: {', '.join(winners) or 'none'} ({_bar_text(bars)})"
     counts = (
         summary.groupby("row", sort=False)
-        .agg(kind=("kind", "first"), met=("meets_bar", "sum"), datasets=("meets_bar", "size"))
+        .agg(
+            kind=("kind", "first"),
+            met=("meets_bar", "sum"),
+            met_x10=("meets_bar_x10", "sum"),
+            datasets=("meets_bar", "size"),
+        )
         .reset_index()
     )
     return summary, lines, counts
@@ -1182,11 +1276,14 @@ def markdown(
         "",
         "## Overall",
         "",
-        "| row | kind | meets the bar on |",
-        "|---|---|---|",
+        "| row | kind | meets the bar on | with the corr item on 10 x n_train samples |",
+        "|---|---|---|---|",
     ]
     for _, c in counts.iterrows():
-        md.append(f"| {c['row']} | {c['kind']} | {c['met']} of {c['datasets']} datasets |")
+        md.append(
+            f"| {c['row']} | {c['kind']} | {c['met']} of {c['datasets']} datasets "
+            f"| {c['met_x10']} of {c['datasets']} |"
+        )
     header = ["row", *COLUMNS, "fails"]
     for dataset, group in summary.groupby("dataset", sort=False):
         md += ["", f"## {dataset}", "", f"**Verdict:** {lines[dataset]}.", ""]

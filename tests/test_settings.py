@@ -322,7 +322,7 @@ def test_cli_prints_one_line_per_step_and_no_lightning_chatter(three_tissues, tm
     model = tmp_path / "model"
     result = subprocess.run(
         [sys.executable, "-m", "scgensynth", "train", str(data), "--out", str(model),
-         "--categorical", "tissue", "--n-steps", "4", "--batch-size", "16"],
+         "--categorical", "tissue", "--model", "wgan", "--n-steps", "4", "--batch-size", "16"],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr

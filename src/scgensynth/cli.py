@@ -80,7 +80,9 @@ def _parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train a conditional generator on an .h5ad file")
     train.add_argument(
-        "--model", default="wgan", help="generator name (wgan, gan, attgan, randattgan, ...)"
+        "--model",
+        default="gaussian",
+        help="generator name (default gaussian, the leaderboard's best; wgan, ddpm, cvae, ...)",
     )
     train.add_argument("adata", help="input .h5ad (samples x genes)")
     train.add_argument("--out", required=True, help="folder to save the model in")

@@ -6,6 +6,7 @@ from ._attgan import AttGAN, RandAttGAN
 from ._cvae import CVAE
 from ._ddpm import DDPM
 from ._gan import GAN
+from ._gaussian import GaussianGenerator
 from ._gmda import GMDA
 from ._noise import NoiseAugmenter
 from ._registry import (
@@ -21,6 +22,7 @@ from ._wgan import WGANGP
 from .base import BaseGeneratorModel
 
 # the built-in generators, by the names sgs.tl.train takes (a new one is one line here)
+register("gaussian", GaussianGenerator)
 register("wgan", WGANGP)
 register("gan", GAN)
 register("attgan", AttGAN)
@@ -40,6 +42,7 @@ __all__ = [
     "WGANGP",
     "AttGAN",
     "BaseGeneratorModel",
+    "GaussianGenerator",
     "ModelFileError",
     "NoiseAugmenter",
     "RandAttGAN",

@@ -1,23 +1,13 @@
 from __future__ import annotations
 
-import inspect
 import logging
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import numpy as np
-import pandas as pd
 import torch
-from scvi import settings
 
-from scgensynth._utils._checks import check_count
-from scgensynth._utils._docs import doctest_skip
 from scgensynth.module import NoiseModule
 
-from .base import BaseGeneratorModel
-from .base._generation import GenerationRows
-from .base._run import _check_trainer_kwargs
-from .base._validation import check_training_lengths
+from ._closed_form import ClosedFormGenerator
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -25,18 +15,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-def _training_argument_names() -> set[str]:
-    """Arguments any generator's ``train`` accepts (the noise baseline ignores them)."""
-    names = set(inspect.signature(BaseGeneratorModel.train).parameters) - {"self", "kwargs"}
-    stack = list(BaseGeneratorModel.__subclasses__())
-    while stack:
-        cls = stack.pop()
-        names |= set(cls.plan_arguments())
-        stack.extend(cls.__subclasses__())
-    return names
-
-
-class NoiseAugmenter(BaseGeneratorModel):
+class NoiseAugmenter(ClosedFormGenerator):
     """Noise augmentation: real samples plus Gaussian noise, the baseline of Lacan et al. (2023).
 
     A synthetic sample is a real training sample with the requested covariates plus noise of
@@ -79,7 +58,6 @@ class NoiseAugmenter(BaseGeneratorModel):
     reference = "Lacan et al. 2023"
     quick_kwargs: ClassVar[dict[str, Any]] = {}
     _module_cls = NoiseModule
-    _training_plan_cls = None
 
     def __init__(
         self,
@@ -92,94 +70,12 @@ class NoiseAugmenter(BaseGeneratorModel):
         self._build_module(f"noise variance {noise_variance}", noise_variance=noise_variance)
         self.init_params_ = self._get_init_params(locals())
 
-    @doctest_skip("trains a generator (minutes)")
-    def train(
-        self,
-        max_epochs: int | None = None,
-        *,
-        train_size: float = 1.0,
-        **kwargs,
-    ) -> None:
-        """Store the training samples; nothing is learned (one pass over the data).
+    def _fit(self, x_scaled: torch.Tensor, cat, cont) -> None:
+        self.module.set_data(x_scaled, cat, cont)
 
-        Accepts the training arguments of the other generators (``n_steps``, ``batch_size``,
-        ``selection``, learning rates, Lightning's ``Trainer`` arguments, ...) so the same
-        call trains every model, and ignores them.
-
-        Parameters
-        ----------
-        max_epochs
-            Ignored.
-        train_size
-            Share of samples stored; the rest (stratified by the categorical covariates, with
-            ``scvi.settings.seed``) is held out as for the other generators and never
-            resampled. Default: all samples.
-        **kwargs
-            Training arguments of the other generators, ignored.
-
-        Examples
-        --------
-        >>> model.train()
-        >>> model.is_trained_
-        True
-        """
-        known = _training_argument_names()
-        unknown = {k: v for k, v in kwargs.items() if k not in known}
-        _check_trainer_kwargs(unknown, ())
-        # ignored, but a value that would be wrong for the other generators is still refused
-        check_training_lengths(
-            n_steps=kwargs.get("n_steps"), max_epochs=max_epochs,
-            batch_size=kwargs.get("batch_size", 32), train_size=train_size,
-        )  # fmt: skip
-        ignored = sorted(k for k in kwargs if kwargs[k] is not None)
-        if max_epochs is not None:
-            ignored.insert(0, "max_epochs")
-        train_idx, val_idx = self._split(train_size, int(settings.seed or 0))
-        train_idx = np.sort(train_idx)
-        cat, cont = self._encode(self.covariates_.iloc[train_idx])
-        self.module.set_data(
-            self._scaled_rows(train_idx),
-            None if cat is None else torch.as_tensor(cat),
-            None if cont is None else torch.as_tensor(cont),
+    def _fit_message(self, n_train: int, n_held: int) -> str:
+        return (
+            f"NoiseAugmenter stored {n_train} training samples ({n_held} held out); nothing "
+            "is learned: samples are real ones plus Gaussian noise of variance "
+            f"{self.module.noise_variance:g} in standardized space."
         )
-        self.train_indices_ = train_idx
-        self.validation_indices_ = np.sort(val_idx)
-        self.test_indices_ = np.array([], dtype=int)
-        self.history_ = {}
-        self.is_trained_ = True
-        logger.info(
-            "NoiseAugmenter stored %d training samples (%d held out); nothing is learned: "
-            "samples are real ones plus Gaussian noise of variance %g in standardized space.%s",
-            len(train_idx),
-            len(val_idx),
-            self.module.noise_variance,
-            f" Ignored training arguments: {ignored}." if ignored else "",
-        )
-
-    def _generation_covariates(
-        self,
-        n_obs: int | None,
-        covariates: pd.DataFrame | Mapping[str, Any] | None,
-    ) -> GenerationRows:
-        if covariates is None:  # resample the stored (training) samples' covariate rows
-            n_obs = check_count(n_obs, "n_obs", minimum=0, allow_none=True)
-            n = len(self.train_indices_) if n_obs is None else n_obs
-            return GenerationRows.resampled(self.covariates_, n, pool=self.train_indices_)
-        plan = super()._generation_covariates(n_obs, covariates)
-        frame = plan.frame
-        if self._cat_keys and len(frame):
-            stored = self.covariates_.iloc[self.train_indices_][self._cat_keys]
-            known = set(stored.astype(str).itertuples(index=False, name=None))
-            asked = frame[self._cat_keys].astype(str).drop_duplicates()
-            unseen = [c for c in asked.itertuples(index=False, name=None) if c not in known]
-            if unseen:
-                shown = [dict(zip(self._cat_keys, c, strict=True)) for c in unseen[:5]]
-                examples = [dict(zip(self._cat_keys, c, strict=True)) for c in sorted(known)[:5]]
-                msg = (
-                    f"{len(unseen)} requested covariate combination(s) have no training "
-                    f"sample, e.g. {shown}. The noise baseline resamples real samples, so it "
-                    f"can only generate the {len(known)} combinations seen in training "
-                    f"(e.g. {examples}); request one of those."
-                )
-                raise ValueError(msg)
-        return plan

@@ -6,6 +6,7 @@ from ._cvae import CVAEModule
 from ._ddpm import DDPMModule
 from ._diffusion import GaussianDiffusion, beta_schedule
 from ._gan import GANModule
+from ._gaussian import GaussianModule, ledoit_wolf_shrinkage
 from ._gmda import GMDAModule
 from ._noise import NoiseModule
 from ._tspg import TSPGModule
@@ -19,9 +20,11 @@ __all__ = [
     "GANModule",
     "GMDAModule",
     "GaussianDiffusion",
+    "GaussianModule",
     "LatentGeneratorMixin",
     "NoiseModule",
     "TSPGModule",
     "WGANGPModule",
     "beta_schedule",
+    "ledoit_wolf_shrinkage",
 ]

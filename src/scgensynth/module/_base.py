@@ -97,6 +97,13 @@ class ConditionalGeneratorModule(BaseModuleClass):
         )
         return self.standardize_continuous(cont)
 
+    def combination_keys(self, cat: torch.Tensor) -> torch.Tensor:
+        """One integer per combination of categorical codes (their mixed-radix number)."""
+        key = torch.zeros(cat.shape[0], dtype=torch.long, device=cat.device)
+        for j, n in enumerate(self.n_cats_per_cov):
+            key = key * n + cat[:, j].long()
+        return key
+
     @staticmethod
     def parse_batch(tensors: dict[str, torch.Tensor]):
         """``(x, categorical codes, continuous covariates)`` of a scvi-tools mini-batch."""

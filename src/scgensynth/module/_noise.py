@@ -113,13 +113,6 @@ class NoiseModule(ConditionalGeneratorModule):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     # -- sampling -----------------------------------------------------------------------------
-    def _group_keys(self, cat: torch.Tensor) -> torch.Tensor:
-        """One integer per categorical combination (mixed radix of the codes)."""
-        key = torch.zeros(cat.shape[0], dtype=torch.long, device=cat.device)
-        for j, n in enumerate(self.n_cats_per_cov):
-            key = key * n + cat[:, j].long()
-        return key
-
     def source_indices(
         self,
         n: int,
@@ -134,8 +127,8 @@ class NoiseModule(ConditionalGeneratorModule):
         u = draw_noise(generator, (n,), dtype=torch.float64, uniform=True)  # one draw per row
         has_cat = cat is not None and len(self.n_cats_per_cov) > 0
         has_cont = cont is not None and self.n_continuous_cov > 0
-        stored_keys = self._group_keys(self.data_cat).cpu() if has_cat else None
-        keys = self._group_keys(cat.cpu()) if has_cat else torch.zeros(n, dtype=torch.long)
+        stored_keys = self.combination_keys(self.data_cat).cpu() if has_cat else None
+        keys = self.combination_keys(cat.cpu()) if has_cat else torch.zeros(n, dtype=torch.long)
         if has_cont:  # in float64, so equal distances (ties) stay equal
             mean, std = self.cont_mean.double().cpu(), self.cont_std.double().cpu()
             cont_std = (cont.double().cpu() - mean) / std
