@@ -106,7 +106,7 @@ def test_demo(tmp_path, capsys):
     results = json.loads((out / "results.json").read_text())
     assert set(results) == {
         "scgensynth_demo", "n_train", "n_test", "n_synthetic", "metrics",
-        "counterfactual_top50_overlap",
+        "counterfactual_top50_overlap", "default_generator_metrics",
     }  # fmt: skip
     assert results["scgensynth_demo"] == sgs.__version__  # marks the folder as the demo's
     assert results["n_train"] + results["n_test"] == 520
@@ -116,6 +116,9 @@ def test_demo(tmp_path, capsys):
         assert np.isfinite(values[key]), key
     assert values["trtr_macro_f1"] > 0.9
     assert len([k for k in values if k.startswith("recall[")]) == 26  # per tissue
+    default = results["default_generator_metrics"]  # the per-class Gaussian, same split
+    assert default["tstr_macro_f1"] > 0.9 * default["trtr_macro_f1"]
+    assert 0.8 < default["dcr_ratio"] < 1.25
     report = pd.read_csv(out / "metrics.csv")
     assert set(report["metric"]) >= {"precision", "frechet_distance_pca", "augmentation_gain"}
 
