@@ -1,7 +1,7 @@
 """Torch modules: the networks and losses of each generator."""
 
 from ._attgan import AttGANModule
-from ._base import ConditionalGeneratorModule, LatentGeneratorMixin
+from ._base import ConditionalGeneratorModule, FittedStatisticsMixin, LatentGeneratorMixin
 from ._cvae import CVAEModule
 from ._ddpm import DDPMModule
 from ._diffusion import GaussianDiffusion, beta_schedule
@@ -17,6 +17,7 @@ __all__ = [
     "CVAEModule",
     "ConditionalGeneratorModule",
     "DDPMModule",
+    "FittedStatisticsMixin",
     "GANModule",
     "GMDAModule",
     "GaussianDiffusion",

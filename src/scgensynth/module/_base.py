@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 import torch
 from scvi import REGISTRY_KEYS
-from scvi.module.base import BaseModuleClass
+from scvi.module.base import BaseModuleClass, LossOutput
 
 from scgensynth._utils._random import RowNoise, draw_noise
 from scgensynth.nn import ExpressionScaling
@@ -215,3 +215,44 @@ class LatentGeneratorMixin:
             cat, self.standardize_continuous(cont), cat_embedded=cat_embedded
         )
         return self.generator(z if c is None else torch.cat([z, c], dim=-1))
+
+
+class FittedStatisticsMixin:
+    """For modules fitted in closed form: statistics in buffers, no trainable parameters.
+
+    Declares the buffers whose shapes are only known once fitted (:attr:`fitted_buffers`,
+    resized from a saved state before it is loaded), the device (that of the buffers), and
+    a ``loss`` that reports the mean squared distance of generated to real samples as a
+    metric (nothing is learned by gradient).
+
+    Examples
+    --------
+    >>> from scgensynth.module import GaussianModule
+    >>> isinstance(GaussianModule(n_input=3), FittedStatisticsMixin)
+    True
+    """
+
+    #: buffers whose first dimension depends on the fitted data
+    fitted_buffers: ClassVar[tuple[str, ...]] = ()
+
+    @property
+    def device(self) -> torch.device:
+        """Device of the fitted statistics (the module has buffers but no parameters)."""
+        return self.scaling.mean.device
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        for name in self.fitted_buffers:  # resize to the saved shapes before loading
+            saved = state_dict.get(prefix + name)
+            if saved is not None:
+                current = self._buffers[name]
+                self._buffers[name] = torch.empty(
+                    saved.shape, dtype=current.dtype, device=current.device
+                )
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def loss(self, tensors, inference_outputs, generative_outputs, **kwargs) -> LossOutput:
+        """Nothing is learned by gradient: mean squared distance of generated to real samples."""
+        real = inference_outputs["x_scaled"]
+        fake = generative_outputs["x_scaled"]
+        mse = ((real - fake) ** 2).mean()
+        return LossOutput(loss=mse.detach(), n_obs_minibatch=real.shape[0])

@@ -4,11 +4,10 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from scvi.module.base import LossOutput
 
 from scgensynth._utils._random import RowNoise, draw_noise
 
-from ._base import ConditionalGeneratorModule
+from ._base import ConditionalGeneratorModule, FittedStatisticsMixin
 
 #: buffers whose first dimension is only known from the fitted data (resized on load)
 _FITTED_BUFFERS = (
@@ -56,7 +55,7 @@ def ledoit_wolf_shrinkage(centred: torch.Tensor) -> tuple[float, float]:
     return min(max(beta, 0.0), delta) / delta, mu
 
 
-class GaussianModule(ConditionalGeneratorModule):
+class GaussianModule(FittedStatisticsMixin, ConditionalGeneratorModule):
     """A multivariate Gaussian per covariate combination, with a shrunk covariance.
 
     For each combination of categorical covariates seen in training (a *group*), samples in
@@ -104,6 +103,7 @@ class GaussianModule(ConditionalGeneratorModule):
     """
 
     noise_input = "z"
+    fitted_buffers = _FITTED_BUFFERS
 
     def __init__(
         self,
@@ -131,11 +131,6 @@ class GaussianModule(ConditionalGeneratorModule):
     def noise_width(self) -> int:
         """One standard normal value per gene."""
         return self.n_input
-
-    @property
-    def device(self) -> torch.device:
-        """Device of the fitted statistics (the module has buffers but no parameters)."""
-        return self.scaling.mean.device
 
     @property
     def n_groups(self) -> int:
@@ -232,17 +227,6 @@ class GaussianModule(ConditionalGeneratorModule):
             a = float(self.shrinkage_method)
         return a, mu
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        # the fitted statistics' sizes are only known from the saved state: resize first
-        for name in _FITTED_BUFFERS:
-            saved = state_dict.get(prefix + name)
-            if saved is not None:
-                current = self._buffers[name]
-                self._buffers[name] = torch.empty(
-                    saved.shape, dtype=current.dtype, device=current.device
-                )
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-
     # -- sampling -----------------------------------------------------------------------------
     def group_index(self, cat: torch.Tensor | None, n: int) -> torch.Tensor:
         """Index of each row's group; an error for a combination not seen in training."""
@@ -285,14 +269,6 @@ class GaussianModule(ConditionalGeneratorModule):
         if u is not None:
             out += (u.to(self.device) - self.cont_means[group]) @ self.cont_effect
         return out
-
-    # -- the scvi-tools interface -------------------------------------------------------------
-    def loss(self, tensors, inference_outputs, generative_outputs, **kwargs) -> LossOutput:
-        """Nothing is learned by gradient: mean squared distance of generated to real samples."""
-        real = inference_outputs["x_scaled"]
-        fake = generative_outputs["x_scaled"]
-        mse = ((real - fake) ** 2).mean()
-        return LossOutput(loss=mse.detach(), n_obs_minibatch=real.shape[0])
 
 
 def check_shrinkage(shrinkage: str | float) -> str | float:

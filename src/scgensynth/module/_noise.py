@@ -4,16 +4,15 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from scvi.module.base import LossOutput
 
 from scgensynth._utils._random import RowNoise, draw_noise
 
-from ._base import ConditionalGeneratorModule
+from ._base import ConditionalGeneratorModule, FittedStatisticsMixin
 
 _DATA_BUFFERS = ("data", "data_cat", "data_cont")
 
 
-class NoiseModule(ConditionalGeneratorModule):
+class NoiseModule(FittedStatisticsMixin, ConditionalGeneratorModule):
     """Stored real samples plus Gaussian noise: the noise-augmentation baseline.
 
     The module keeps the training samples in network space (per-gene standardized) and their
@@ -49,6 +48,8 @@ class NoiseModule(ConditionalGeneratorModule):
     torch.Size([5, 3])
     """
 
+    fitted_buffers = _DATA_BUFFERS
+
     def __init__(
         self,
         n_input: int,
@@ -66,11 +67,6 @@ class NoiseModule(ConditionalGeneratorModule):
         self.register_buffer("data", torch.zeros(0, self.n_input))
         self.register_buffer("data_cat", torch.zeros(0, n_cat, dtype=torch.long))
         self.register_buffer("data_cont", torch.zeros(0, self.n_continuous_cov))
-
-    @property
-    def device(self) -> torch.device:
-        """Device of the stored samples (the module has buffers but no parameters)."""
-        return self.scaling.mean.device
 
     @property
     def n_stored(self) -> int:
@@ -100,17 +96,6 @@ class NoiseModule(ConditionalGeneratorModule):
         self.data = x_scaled.detach().float().to(device)
         self.data_cat = cat.detach().long().to(device)
         self.data_cont = cont.detach().float().reshape(n, self.n_continuous_cov).to(device)
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        # the stored samples' count is only known from the saved state: resize before loading
-        for name in _DATA_BUFFERS:
-            saved = state_dict.get(prefix + name)
-            if saved is not None:
-                current = self._buffers[name]
-                self._buffers[name] = torch.empty(
-                    saved.shape, dtype=current.dtype, device=current.device
-                )
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     # -- sampling -----------------------------------------------------------------------------
     def source_indices(
@@ -173,11 +158,3 @@ class NoiseModule(ConditionalGeneratorModule):
         noise = draw_noise(generator, (n, self.n_input))
         noise = noise.to(self.data.device) * self.noise_variance**0.5
         return self.data[idx.to(self.data.device)] + noise
-
-    # -- the scvi-tools interface -------------------------------------------------------------
-    def loss(self, tensors, inference_outputs, generative_outputs, **kwargs) -> LossOutput:
-        """Nothing is learned: mean squared distance of generated to real samples, as a metric."""
-        real = inference_outputs["x_scaled"]
-        fake = generative_outputs["x_scaled"]
-        mse = ((real - fake) ** 2).mean()
-        return LossOutput(loss=mse.detach(), n_obs_minibatch=real.shape[0])
