@@ -236,3 +236,15 @@ def test_counterfactual_moves_samples_by_the_class_difference(gtex_gauss, gtex_s
     paired = np.linalg.norm(tgt - ref, axis=1).mean()
     shuffled = np.linalg.norm(tgt - ref[np.roll(np.arange(len(ref)), 1)], axis=1).mean()
     assert paired < shuffled
+
+
+def test_fit_leaves_its_input_alone(gtex_split):
+    """The residuals are computed in place, on a copy: float64 input is not centred."""
+    train, _ = gtex_split
+    x = torch.as_tensor(np.asarray(train.X[:60], dtype=np.float64))
+    before = x.clone()
+    cat = torch.as_tensor(train.obs["tissue"].cat.codes.to_numpy()[:60, None].astype(np.int64))
+    module = GaussianModule(train.n_vars, [len(train.obs["tissue"].cat.categories)])
+    module.fit(x, cat)
+    assert torch.equal(x, before)
+    assert module.n_groups == len(np.unique(cat.numpy()))

@@ -152,14 +152,16 @@ class GaussianModule(FittedStatisticsMixin, ConditionalGeneratorModule):
                 f"covariance), got the shape {tuple(x_scaled.shape)}."
             )
             raise ValueError(msg)
-        x = x_scaled.detach().double().cpu()
+        x = x_scaled.detach().to("cpu", torch.float64, copy=True)  # centred in place below
         keys = self._keys(cat, n).cpu()
         groups, inverse = torch.unique(keys, return_inverse=True)
         sizes = torch.bincount(inverse, minlength=len(groups))
         means = torch.zeros(len(groups), self.n_input, dtype=torch.float64)
         means.index_add_(0, inverse, x)
         means /= sizes[:, None]
-        resid = x - means[inverse]
+        resid = x  # centred in place, group by group (no second n x p copy)
+        for g in range(len(groups)):
+            resid[inverse == g] -= means[g]
         u = self._group_centred_cont(cont, inverse, sizes)
         effect = torch.zeros(self.n_continuous_cov, self.n_input, dtype=torch.float64)
         cont_means = torch.zeros(len(groups), self.n_continuous_cov, dtype=torch.float64)
@@ -168,10 +170,12 @@ class GaussianModule(FittedStatisticsMixin, ConditionalGeneratorModule):
             cont_means = self._group_means(standardized, inverse, sizes)
             gram = u.T @ u + _RIDGE * torch.eye(u.shape[1], dtype=torch.float64)
             effect = torch.linalg.solve(gram, u.T @ resid)
-            resid = resid - u @ effect
-        pooled = resid[sizes[inverse] > 1]
-        if len(pooled) == 0:  # every group has one sample: the spread around the grand mean
-            pooled = resid + means[inverse] - means[inverse].mean(0)
+            resid -= u @ effect
+        pooled = None
+        if bool((sizes == 1).any()):  # a group of one sample takes the pooled spread
+            pooled = resid[sizes[inverse] > 1]
+            if len(pooled) == 0:  # every group has one sample: the spread of the means
+                pooled = means - means.mean(0)
         self._fit_covariances(resid, inverse, sizes, pooled)
         self.group_keys = groups.to(self.device)
         self.group_sizes = sizes.to(self.device)
@@ -197,7 +201,7 @@ class GaussianModule(FittedStatisticsMixin, ConditionalGeneratorModule):
         u = self.standardize_continuous(cont).double().cpu()
         return u - self._group_means(u, inverse, sizes)[inverse]
 
-    def _fit_covariances(self, resid, inverse, sizes, pooled: torch.Tensor) -> None:
+    def _fit_covariances(self, resid, inverse, sizes, pooled: torch.Tensor | None) -> None:
         """Shrinkage, isotropic scale and principal directions of every group.
 
         ``pooled``: the centred samples a group of one sample takes its covariance from.
