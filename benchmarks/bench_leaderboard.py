@@ -1263,8 +1263,13 @@ def markdown(
         "# Quality leaderboard",
         "",
         f"- command: `{meta['command']}`",
-        f"- date: {meta['date']}; wall time {meta['elapsed_s'] / 60:.1f} min",
-        f"- machine: {meta['machine']}; threads: {meta['threads']}",
+        f"- date: {meta['date']}; "
+        + (
+            "**interrupted run**: the rows it saved (`--from-partial`)"
+            if meta.get("interrupted")
+            else f"wall time {meta['elapsed_s'] / 60:.1f} min"
+        ),
+        f"- machine: {meta['machine']}; threads: {meta.get('threads', 1)}",
         f"- seeds: {', '.join(map(str, meta['seeds']))}; training length: "
         + ("each model's default" if meta["n_steps"] is None else f"n_steps={meta['n_steps']}")
         + ("" if meta["full_run"] else " — **a slice, not the full leaderboard**"),
@@ -1329,6 +1334,45 @@ def write_results(out: Path, results: pd.DataFrame, infos, meta) -> dict[str, An
     return doc
 
 
+def write_from_partial(
+    out: str | os.PathLike, data_dir: str | os.PathLike, argv: Sequence[str]
+) -> dict[str, Any]:
+    """``<out>.{json,md}`` from the rows an interrupted run saved in ``<out>.partial.json``.
+
+    The report is marked interrupted (``meta["interrupted"]``) and never a full run; the
+    partial file is kept.
+    """
+    out = Path(out)
+    partial = output(out, "partial.json")
+    if not partial.is_file():
+        msg = f"{partial} does not exist: no interrupted run to report with --out {out}."
+        raise FileNotFoundError(msg)
+    results = pd.DataFrame(json.loads(partial.read_text()))
+    datasets = list(dict.fromkeys(results["dataset"]))
+    infos = []
+    for name in datasets:
+        _, info = load_dataset(name, data_dir)
+        rows = results[results["dataset"] == name]
+        info["n_components"] = {
+            str(seed): int(q) for seed, q in zip(rows["seed"], rows["n_components"], strict=True)
+        }
+        infos.append(info)
+    meta = {
+        "command": shlex.join(["python", "benchmarks/bench_leaderboard.py", *argv]),
+        "date": dt.datetime.fromtimestamp(partial.stat().st_mtime)
+        .astimezone()
+        .isoformat(timespec="seconds"),
+        "machine": machine(),
+        "datasets": datasets,
+        "models": list(dict.fromkeys(results["row"])),
+        "seeds": sorted({int(s) for s in results["seed"]}),
+        "n_steps": None,
+        "full_run": False,
+        "interrupted": True,
+    }
+    return write_results(out, results, infos, meta)
+
+
 # -- command line -------------------------------------------------------------------------------
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -1383,6 +1427,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="replace a full run's results with those of a slice",
     )
+    parser.add_argument(
+        "--from-partial",
+        action="store_true",
+        help="write the report of an interrupted run from <out>.partial.json (no training)",
+    )
     return parser.parse_args(argv)
 
 
@@ -1421,6 +1470,8 @@ def main(
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
+    if args.from_partial:
+        return write_from_partial(args.out, args.data_dir, argv)
     datasets = check_datasets(args.datasets)
     names = [r.name for r in resolve_rows(args.models, extra_generators) if r.kind != "extra"]
     noise_cap = not args.fixed_pca

@@ -263,3 +263,19 @@ def test_default_data_dir_is_next_to_the_checkout():
     assert lb.default_data_dir() == REPO.parent / "shared" / "data"
     names = [r.name for r in lb.resolve_rows(None)]  # the default rows: all of them
     assert names == [*sgs.model.available().index, *REFERENCES, "train"]
+
+
+def test_an_interrupted_run_is_reported_from_its_partial_rows(leaderboard, data_dir, tmp_path):
+    doc, _ = leaderboard
+    out = tmp_path / "cut"
+    rows = [r for r in doc["rows"] if r["dataset"] == DATASETS[0]]  # died during the second
+    out.with_name("cut.partial.json").write_text(json.dumps(rows))
+    written = lb.main(["--from-partial", "--out", str(out), "--data-dir", str(data_dir)])
+    assert written["meta"]["interrupted"] is True
+    assert written["meta"]["full_run"] is False
+    assert set(written["verdicts"]) == {DATASETS[0]}
+    assert written["verdicts"][DATASETS[0]] == doc["verdicts"][DATASETS[0]]
+    assert "**interrupted run**" in out.with_suffix(".md").read_text()
+    assert out.with_name("cut.partial.json").is_file()  # kept
+    with pytest.raises(FileNotFoundError, match="no interrupted run"):
+        lb.main(["--from-partial", "--out", str(tmp_path / "none")])
