@@ -244,7 +244,8 @@ tcga_lusc_sepira and in datamicroarray_su), samples without label, classes with 
   the holdout, the training part subsampled to that half; {N_NEARER_DRAWS} stratified cuts).
   It ranges 0.1-0.6 on these sets. Copies of *all* training samples score
   0.5 + 0.5 n_test / n_train (about 0.71), not 1: only that share of them is in the subsample.
-- *train s*: seconds to train (fit) the generator; *gen s*: seconds to generate.
+- *train s*: seconds to train (fit) the generator; *gen s*: seconds to generate its
+  {CORR_MULTIPLE} x n_train samples.
 
 **The bar** (on the means over seeds), all of:
 
@@ -1471,6 +1472,13 @@ def main(
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
     if args.from_partial:
+        previous = output(Path(args.out), "json")
+        if previous.is_file() and not args.overwrite:
+            msg = (
+                f"{previous} exists; pass --overwrite to replace it with the interrupted "
+                "run's report, or another --out."
+            )
+            raise FileExistsError(msg)
         return write_from_partial(args.out, args.data_dir, argv)
     datasets = check_datasets(args.datasets)
     names = [r.name for r in resolve_rows(args.models, extra_generators) if r.kind != "extra"]

@@ -277,5 +277,7 @@ def test_an_interrupted_run_is_reported_from_its_partial_rows(leaderboard, data_
     assert written["verdicts"][DATASETS[0]] == doc["verdicts"][DATASETS[0]]
     assert "**interrupted run**" in out.with_suffix(".md").read_text()
     assert out.with_name("cut.partial.json").is_file()  # kept
+    with pytest.raises(FileExistsError, match="--overwrite"):  # its report exists now
+        lb.main(["--from-partial", "--out", str(out), "--data-dir", str(data_dir)])
     with pytest.raises(FileNotFoundError, match="no interrupted run"):
         lb.main(["--from-partial", "--out", str(tmp_path / "none")])

@@ -148,8 +148,9 @@ class GaussianModule(FittedStatisticsMixin, ConditionalGeneratorModule):
         n = x_scaled.shape[0]
         if n < 2 or x_scaled.shape[1] != self.n_input:
             msg = (
-                f"Expected at least two samples of {self.n_input} genes (one cannot give a "
-                f"covariance), got the shape {tuple(x_scaled.shape)}."
+                f"The Gaussian generator needs at least two training samples of "
+                f"{self.n_input} genes (one sample has no covariance); got the shape "
+                f"{tuple(x_scaled.shape)}. Train on more samples."
             )
             raise ValueError(msg)
         x = x_scaled.detach().to("cpu", torch.float64, copy=True)  # centred in place below
