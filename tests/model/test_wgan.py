@@ -63,7 +63,10 @@ def test_history_and_selection_are_recorded(trained):
         assert len(hist[key]) >= 10
         assert np.isfinite(hist[key].to_numpy()).all()
     sel = trained.selection_
-    assert {"epoch", "score", "correlation", "conditional", "fidelity"} <= set(sel.columns)
+    assert {"epoch", "score", "correlation", "conditional", "fidelity", "novelty"} <= set(
+        sel.columns
+    )
+    assert sel["novelty"].between(0, 1).all()
     best = sel.loc[sel["score"].idxmax(), "epoch"]
     assert trained.best_epoch_ == best
     # the restored weights give the recorded best score
@@ -181,6 +184,37 @@ def test_selection_criterion_rewards_conditional_fidelity():
     assert bad_parts["conditional"] < 0.15
     assert good > bad > collapsed
     assert col_parts["fidelity"] < 0.1
+
+
+def test_selection_criterion_penalises_copies_of_training_samples():
+    """The novelty part: 0 for a generator that returns training samples, 1 for unseen ones."""
+    adata = sgs.datasets.gtex_tissues()
+    X = torch.as_tensor(np.asarray(adata.X), dtype=torch.float32)
+    X = (X - X.mean(0)) / X.std(0).clamp_min(1e-6)
+    codes = torch.as_tensor(adata.obs["tissue"].cat.codes.to_numpy()).long()[:, None]
+    gen = torch.Generator().manual_seed(0)
+    holdout = torch.zeros(len(X), dtype=torch.bool)
+    copies = torch.empty(0, dtype=torch.long)
+    for c in codes.unique():
+        idx = torch.nonzero(codes[:, 0] == c).ravel()
+        idx = idx[torch.randperm(len(idx), generator=gen)]
+        holdout[idx[:2]] = True
+        copies = torch.cat([copies, idx[2:4]])  # two training samples of each tissue
+    h_idx, t_idx = torch.nonzero(holdout).ravel(), torch.nonzero(~holdout).ravel()
+    crit = SelectionCriterion(
+        real=X[h_idx], cat=codes[h_idx], cont=None, train=X[t_idx], n_holdout=len(h_idx)
+    )
+    assert crit.train is None  # kept in PCA space only
+    # unseen real samples of the requested tissues: DCR ratio 1 by construction
+    swap = h_idx.view(-1, 2).flip(1).ravel()
+    _, unseen = crit(_Oracle(X[swap]))
+    # training samples of the requested tissues, returned as they are
+    _, copied = crit(_Oracle(X[copies]))
+    assert unseen["novelty"] == pytest.approx(1.0)
+    assert copied["novelty"] == 0.0
+    assert copied["conditional"] > 0.5  # faithful to the tissue (chance: 1/26)
+    no_holdout = SelectionCriterion(real=X[h_idx], cat=codes[h_idx], cont=None)
+    assert "novelty" not in no_holdout(_Oracle(X[copies]))[1]
 
 
 def test_generator_selection_callback_keeps_best_state():

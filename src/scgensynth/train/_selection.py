@@ -28,12 +28,18 @@ def _correlation_part(real: np.ndarray, synth: np.ndarray) -> float:
     return max(0.0, correlation_score(real, synth, max_genes=None))
 
 
+def _median_nearest(x: torch.Tensor, ref: torch.Tensor, block: int = 1024) -> float:
+    """Median over the rows of ``x`` of the distance to the nearest row of ``ref``."""
+    nearest = [torch.cdist(x[i : i + block], ref).min(1).values for i in range(0, len(x), block)]
+    return float(torch.cat(nearest).median())
+
+
 @doctest_skip("needs a trained model")
 @dataclass
 class SelectionCriterion:
     """Score of a generator on real reference data, higher is better (at most 1).
 
-    ``"conditional"`` (default) averages three parts, each in [0, 1]:
+    ``"conditional"`` (default) averages three or four parts, each in [0, 1]:
 
     - ``correlation``: correlation between gene-gene correlation matrices of real and
       generated samples (the criterion of Viñas et al.; clipped at 0);
@@ -41,7 +47,14 @@ class SelectionCriterion:
       5-nearest-neighbour classifier on real samples (PCA space) recovers the category a
       sample was generated for — generated samples must land among real samples of their
       category;
-    - ``fidelity``: F1 of improved precision and recall (k=5, PCA space).
+    - ``fidelity``: F1 of improved precision and recall (k=5, PCA space);
+    - ``novelty`` (when ``train``, training samples in network space, and ``n_holdout`` are
+      given; ``train`` is projected and dropped at construction): how far generated samples sit
+      from training samples compared with unseen real ones, ``min(1, DCR ratio)`` with the
+      DCR ratio = median distance of a generated sample to its nearest training sample over
+      the same median for the first ``n_holdout`` rows of ``real`` (held-out samples), in
+      PCA space. A generator that reproduces its training samples (DCR ratio well below 1)
+      loses score, so model selection stops before a generator memorises.
 
     ``"correlation"`` keeps only the first part (the reference implementation's criterion).
 
@@ -55,12 +68,17 @@ class SelectionCriterion:
     >>> score, parts = crit(model.module)  # a trained generator's module
     >>> sorted(parts)
     ['conditional', 'correlation', 'fidelity']
+    >>> crit = SelectionCriterion(real=real, cat=cat, cont=None, train=train, n_holdout=20)
+    >>> sorted(crit(model.module)[1])
+    ['conditional', 'correlation', 'fidelity', 'novelty']
     """
 
     real: torch.Tensor
     cat: torch.Tensor | None
     cont: torch.Tensor | None
     kind: str = "conditional"
+    train: torch.Tensor | None = None
+    n_holdout: int = 0
     n_genes_corr: int = 1000
     n_components: int = 50
     k: int = 5
@@ -69,6 +87,8 @@ class SelectionCriterion:
     _basis: torch.Tensor = field(init=False, repr=False)
     _center: torch.Tensor = field(init=False, repr=False)
     _real_pcs: torch.Tensor = field(init=False, repr=False)
+    _train_pcs: torch.Tensor | None = field(init=False, repr=False, default=None)
+    _holdout_dcr: float = field(init=False, repr=False, default=float("nan"))
 
     def __post_init__(self):
         if self.kind not in CRITERIA:
@@ -87,6 +107,20 @@ class SelectionCriterion:
         torch.random.set_rng_state(state)
         self._basis = v[:, :q]
         self._real_pcs = (real - self._center) @ self._basis
+        self._init_novelty()
+
+    def _init_novelty(self) -> None:
+        """The training reference in PCA space and the held-out samples' median DCR."""
+        n_holdout = int(self.n_holdout)
+        if self.train is None or not 2 <= n_holdout <= self.real.shape[0]:
+            return
+        self._train_pcs = self._project(self.train.float())
+        self.train = None  # only its PCA coordinates are needed (and kept)
+        dcr = _median_nearest(self._real_pcs[:n_holdout], self._train_pcs)
+        if dcr > 0:
+            self._holdout_dcr = dcr
+        else:  # held-out rows duplicate training rows: no scale to compare with
+            self._train_pcs = None
 
     def _project(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self._center) @ self._basis
@@ -134,6 +168,9 @@ class SelectionCriterion:
                 self._real_pcs.double().numpy(), synth_pcs.double().numpy(), k=self.k
             )
             parts["fidelity"] = fidelity["f1"]
+            if self._train_pcs is not None:
+                ratio = _median_nearest(synth_pcs, self._train_pcs) / self._holdout_dcr
+                parts["novelty"] = min(1.0, ratio)
         return float(np.mean(list(parts.values()))), parts
 
 

@@ -390,12 +390,16 @@ class BaseGeneratorModel(SgsModel):
         extra = rng.choice(train_idx, size=min(n_extra, len(train_idx)), replace=False)
         rows = np.concatenate([val_idx, extra]).astype(int)
         cat, cont = self._encode(self.covariates_.iloc[rows])
+        # the novelty part: distances to training samples (up to 2,000 of them)
+        reference = rng.choice(train_idx, size=min(2000, len(train_idx)), replace=False)
         return SelectionCriterion(
             real=self._scaled_rows(rows),
             cat=None if cat is None else torch.as_tensor(cat),
             cont=None if cont is None else torch.as_tensor(cont),
             kind=kind,
             seed=seed,
+            train=self._scaled_rows(np.sort(reference).astype(int)) if len(val_idx) else None,
+            n_holdout=len(val_idx),
         )
 
     # -- training -----------------------------------------------------------------------------
@@ -444,7 +448,8 @@ class BaseGeneratorModel(SgsModel):
             covariates) is held out for model selection. ``1.0`` disables the split (the
             criterion then scores against training samples).
         selection
-            ``"conditional"`` (correlation + conditional fidelity + precision/recall),
+            ``"conditional"`` (correlation + conditional fidelity + precision/recall +
+            novelty, the distance to training samples against held-out ones),
             ``"correlation"`` (the reference implementation's criterion) or ``None`` (keep
             the last weights, no early stopping).
         selection_every
