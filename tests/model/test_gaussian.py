@@ -248,3 +248,25 @@ def test_fit_leaves_its_input_alone(gtex_split):
     module.fit(x, cat)
     assert torch.equal(x, before)
     assert module.n_groups == len(np.unique(cat.numpy()))
+
+
+def test_in_place_fit_on_grouped_rows_equals_the_copying_fit(gtex_split):
+    """``copy=False`` on rows grouped by class fits in the input's own storage, same model."""
+    train, _ = gtex_split
+    x = torch.as_tensor(np.asarray(train.X, dtype=np.float32))
+    x = (x - x.mean(0)) / x.std(0).clamp_min(1e-6)
+    cat = torch.as_tensor(train.obs["tissue"].cat.codes.to_numpy()[:, None].astype(np.int64))
+    n_cats = [len(train.obs["tissue"].cat.categories)]
+    copying = GaussianModule(train.n_vars, n_cats)
+    copying.fit(x, cat)  # rows in the data's order: classes interleaved
+    order = torch.argsort(cat[:, 0], stable=True)
+    grouped = x[order].clone()
+    in_place = GaussianModule(train.n_vars, n_cats)
+    in_place.fit(grouped, cat[order], copy=False)
+    assert in_place.components.untyped_storage().data_ptr() == grouped.data_ptr()
+    assert torch.allclose(in_place.means, copying.means, atol=1e-5)
+    assert torch.allclose(in_place.shrinkage, copying.shrinkage, atol=1e-6)
+    for g in (0, 7, copying.n_groups - 1):
+        np.testing.assert_allclose(
+            _covariance(in_place, g), _covariance(copying, g), atol=1e-4, rtol=0
+        )

@@ -43,6 +43,10 @@ class ClosedFormGenerator(BaseGeneratorModel):
 
     _training_plan_cls = None
 
+    def _fit_rows(self, train_idx: np.ndarray) -> np.ndarray:
+        """The training rows in the order :meth:`_fit` receives them (default: as given)."""
+        return train_idx
+
     def _fit(self, x_scaled: torch.Tensor, cat, cont) -> None:
         raise NotImplementedError
 
@@ -93,9 +97,10 @@ class ClosedFormGenerator(BaseGeneratorModel):
             ignored.insert(0, "max_epochs")
         train_idx, val_idx = self._split(train_size, int(settings.seed or 0))
         train_idx = np.sort(train_idx)
-        cat, cont = self._encode(self.covariates_.iloc[train_idx])
+        rows = self._fit_rows(train_idx)
+        cat, cont = self._encode(self.covariates_.iloc[rows])
         self._fit(
-            self._scaled_rows(train_idx),
+            self._scaled_rows(rows),
             None if cat is None else torch.as_tensor(cat),
             None if cont is None else torch.as_tensor(cont),
         )

@@ -97,8 +97,16 @@ class GaussianGenerator(ClosedFormGenerator):
             self.module.scaling.lower_bound.fill_(float("-inf"))
         self.init_params_ = self._get_init_params(locals())
 
+    def _fit_rows(self, train_idx: np.ndarray) -> np.ndarray:
+        """Grouped by covariate combination, so the fit works on each group in place."""
+        cat, _ = self._encode(self.covariates_.iloc[train_idx])
+        if cat is None or cat.shape[1] == 0:
+            return train_idx
+        return train_idx[np.lexsort(np.asarray(cat).T[::-1])]
+
     def _fit(self, x_scaled: torch.Tensor, cat, cont) -> None:
-        self.module.fit(x_scaled, cat, cont)
+        # x_scaled is the model's own copy: the module fits in it (no second n x p copy)
+        self.module.fit(x_scaled, cat, cont, copy=False)
 
     def _fit_message(self, n_train: int, n_held: int) -> str:
         a = self.module.shrinkage

@@ -42,17 +42,67 @@ def ledoit_wolf_shrinkage(centred: torch.Tensor) -> tuple[float, float]:
     >>> 0 <= a <= 1
     True
     """
-    n, p = centred.shape
     c = centred.double()
-    row_sq = (c * c).sum(1)
+    return shrinkage_from_gram(c @ c.T, c.shape[1])
+
+
+def shrinkage_from_gram(gram: torch.Tensor, p: int) -> tuple[float, float]:
+    """:func:`ledoit_wolf_shrinkage` from the Gram matrix ``C C.T`` of centred rows of ``p`` genes.
+
+    Examples
+    --------
+    >>> c = torch.randn(20, 50, dtype=torch.float64)
+    >>> c = c - c.mean(0)
+    >>> shrinkage_from_gram(c @ c.T, 50) == ledoit_wolf_shrinkage(c)
+    True
+    """
+    n = gram.shape[0]
+    gram = gram.double()
+    row_sq = torch.diagonal(gram)
     mu = float(row_sq.sum()) / (n * p)
-    gram = c @ c.T
     s_frob2 = float((gram * gram).sum()) / n**2
     beta = (float((row_sq**2).sum()) / n - s_frob2) / (p * n)
     delta = (s_frob2 - p * mu**2) / p
     if p == 1 or delta <= 0:  # one gene, or S proportional to the identity (e.g. C = 0)
         return 0.0, mu
     return min(max(beta, 0.0), delta) / delta, mu
+
+
+#: elements of one float64 temporary block (32 MB)
+_BLOCK = 2**22
+
+
+def _blocks(n: int, size: int = 1024):
+    """Slices of ``range(n)`` of at most ``size`` (at least 1)."""
+    size = max(1, int(size))
+    return [slice(i, min(i + size, n)) for i in range(0, n, size)]
+
+
+def _gram(c: torch.Tensor) -> torch.Tensor:
+    """``C C.T`` in float64, one block of columns at a time."""
+    gram = torch.zeros(c.shape[0], c.shape[0], dtype=torch.float64)
+    for cols in _blocks(c.shape[1], _BLOCK // max(1, c.shape[0])):
+        block = c[:, cols].double()
+        gram += block @ block.T
+    return gram
+
+
+def _directions_in_place(c: torch.Tensor, gram: torch.Tensor) -> torch.Tensor:
+    """Squared singular values of ``C`` above 1e-6 of the largest (from its Gram matrix).
+
+    The matching right singular vectors overwrite the first rows of ``C`` (float32, a block
+    of genes at a time).
+    """
+    evals, u = torch.linalg.eigh(gram)
+    evals, u = evals.flip(0), u.flip(1)
+    top = evals[0].clamp_min(1e-300) if len(evals) else torch.tensor(1.0)
+    keep = evals > top * 1e-12
+    evals, u = evals[keep], u[:, keep]
+    k = len(evals)
+    proj = (u / evals.sqrt()).T  # k x n
+    for cols in _blocks(c.shape[1], _BLOCK // max(1, c.shape[0])):
+        c[:k, cols] = (proj @ c[:, cols].double()).float()
+    return evals
 
 
 class GaussianModule(FittedStatisticsMixin, ConditionalGeneratorModule):
@@ -71,10 +121,11 @@ class GaussianModule(FittedStatisticsMixin, ConditionalGeneratorModule):
     root, which acts on the group's principal directions ``v_k`` (from its centred samples:
     at most ``n_g - 1`` of them) as ``sqrt(lambda_k)`` and on the rest of the space as
     ``sqrt(a_g mu_g)``: ``Sigma^(1/2) z = sqrt(a mu) z + sum_k (sqrt(lambda_k) - sqrt(a mu))
-    (v_k . z) v_k``. Fitting costs one thin SVD per group; memory is at most one
-    ``n x p`` matrix (the directions), as much as the training data itself. Holding ``z``
-    fixed and changing the group maps a sample to the same "position" in another group's
-    distribution, which :func:`scgensynth.tl.counterfactual` uses.
+    (v_k . z) v_k``. Fitting costs one ``n_g x n_g`` Gram matrix and its eigendecomposition
+    per group (float64 sums over blocks of genes); the directions (at most one ``n x p``
+    float32 matrix, as much as the training data) are written over the centred samples.
+    Holding ``z`` fixed and changing the group maps a sample to the same "position" in
+    another group's distribution, which :func:`scgensynth.tl.counterfactual` uses.
 
     Parameters
     ----------
@@ -143,8 +194,16 @@ class GaussianModule(FittedStatisticsMixin, ConditionalGeneratorModule):
         x_scaled: torch.Tensor,
         cat: torch.Tensor | None = None,
         cont: torch.Tensor | None = None,
+        copy: bool = True,
     ) -> None:
-        """Estimate every group's mean and covariance from samples in network space."""
+        """Estimate every group's mean and covariance from samples in network space.
+
+        Sums are taken in float64 a block at a time on a float32 working copy of
+        ``x_scaled``. With ``copy=False`` a float32 CPU ``x_scaled`` is itself the working
+        space: it is overwritten, and its storage becomes :attr:`components`, so that
+        fitting needs little memory beyond the data (rows sorted by group avoid any copy;
+        otherwise each group's rows are copied once).
+        """
         n = x_scaled.shape[0]
         if n < 2 or x_scaled.shape[1] != self.n_input:
             msg = (
@@ -153,31 +212,31 @@ class GaussianModule(FittedStatisticsMixin, ConditionalGeneratorModule):
                 f"{tuple(x_scaled.shape)}. Train on more samples."
             )
             raise ValueError(msg)
-        x = x_scaled.detach().to("cpu", torch.float64, copy=True)  # centred in place below
+        x = x_scaled.detach()
+        if copy or x.dtype != torch.float32 or x.device.type != "cpu":
+            x = x.to("cpu", torch.float32, copy=True)
         keys = self._keys(cat, n).cpu()
         groups, inverse = torch.unique(keys, return_inverse=True)
         sizes = torch.bincount(inverse, minlength=len(groups))
         means = torch.zeros(len(groups), self.n_input, dtype=torch.float64)
-        means.index_add_(0, inverse, x)
+        step = _BLOCK // self.n_input
+        for rows in _blocks(n, step):
+            means.index_add_(0, inverse[rows], x[rows].double())
         means /= sizes[:, None]
-        resid = x  # centred in place, group by group (no second n x p copy)
-        for g in range(len(groups)):
-            resid[inverse == g] -= means[g]
+        for rows in _blocks(n, step):  # centred in place: x holds the residuals from here on
+            x[rows] = (x[rows].double() - means[inverse[rows]]).float()
         u = self._group_centred_cont(cont, inverse, sizes)
         effect = torch.zeros(self.n_continuous_cov, self.n_input, dtype=torch.float64)
         cont_means = torch.zeros(len(groups), self.n_continuous_cov, dtype=torch.float64)
         if u is not None:
-            standardized = self.standardize_continuous(cont).double().cpu()
-            cont_means = self._group_means(standardized, inverse, sizes)
+            cont_means = self._group_means(self.standardize_continuous(cont).double().cpu(),
+                                           inverse, sizes)  # fmt: skip
             gram = u.T @ u + _RIDGE * torch.eye(u.shape[1], dtype=torch.float64)
-            effect = torch.linalg.solve(gram, u.T @ resid)
-            resid -= u @ effect
-        pooled = None
-        if bool((sizes == 1).any()):  # a group of one sample takes the pooled spread
-            pooled = resid[sizes[inverse] > 1]
-            if len(pooled) == 0:  # every group has one sample: the spread of the means
-                pooled = means - means.mean(0)
-        self._fit_covariances(resid, inverse, sizes, pooled)
+            for cols in _blocks(self.n_input, _BLOCK // n):
+                effect[:, cols] = torch.linalg.solve(gram, u.T @ x[:, cols].double())
+            for rows in _blocks(n, step):
+                x[rows] = (x[rows].double() - u[rows] @ effect).float()
+        self._fit_covariances(x, inverse, sizes, means)
         self.group_keys = groups.to(self.device)
         self.group_sizes = sizes.to(self.device)
         self.means = means.float().to(self.device)
@@ -202,32 +261,66 @@ class GaussianModule(FittedStatisticsMixin, ConditionalGeneratorModule):
         u = self.standardize_continuous(cont).double().cpu()
         return u - self._group_means(u, inverse, sizes)[inverse]
 
-    def _fit_covariances(self, resid, inverse, sizes, pooled: torch.Tensor | None) -> None:
+    def _fit_covariances(self, resid, inverse, sizes, means) -> None:
         """Shrinkage, isotropic scale and principal directions of every group.
 
-        ``pooled``: the centred samples a group of one sample takes its covariance from.
+        ``resid`` (float32, centred) is overwritten: each group's directions take the first
+        rows of its samples, and the kept rows are then moved to the top and become
+        :attr:`components`. A group of one sample takes the pooled directions of the
+        groups with more (or, when every group has one, those of the group means).
         """
-        comps, scales, owner, iso, shrink = [], [], [], [], []
+        n = resid.shape[0]
+        row_scale = torch.zeros(n, dtype=torch.float64)
+        row_group = torch.full((n,), -1, dtype=torch.long)
+        pooled = self._pooled_directions(resid, inverse, sizes, means)
+        iso, shrink, extra = [], [], []
         for g, size in enumerate(sizes.tolist()):
-            centred = resid[inverse == g] if size > 1 else pooled
-            a, mu = self._shrinkage_of(centred)
-            _, s, vt = torch.linalg.svd(centred, full_matrices=False)
-            lam = (1.0 - a) * s**2 / len(centred) + a * mu
-            keep = s > s.max().clamp_min(1e-12) * 1e-6 if len(s) else s > 0
-            comps.append(vt[keep])
-            scales.append(lam[keep].sqrt() - (a * mu) ** 0.5)
-            owner.append(torch.full((int(keep.sum()),), g, dtype=torch.long))
+            rows = torch.nonzero(inverse == g).ravel()
+            if size > 1:
+                contiguous = bool((rows[-1] - rows[0] + 1) == size)
+                c = resid[int(rows[0]) : int(rows[-1]) + 1] if contiguous else resid[rows]
+                gram = _gram(c)
+                s2 = _directions_in_place(c, gram)
+                if not contiguous:
+                    resid[rows[: len(s2)]] = c[: len(s2)]
+            else:
+                gram, s2, vt = pooled
+            a, mu = self._shrinkage_of(gram, resid.shape[1])
+            scale = ((1.0 - a) * s2 / gram.shape[0] + a * mu).sqrt() - (a * mu) ** 0.5
+            if size > 1:
+                row_scale[rows[: len(s2)]], row_group[rows[: len(s2)]] = scale, g
+            else:
+                extra.append((vt, scale, g))
             iso.append((a * mu) ** 0.5)
             shrink.append(a)
+        kept = torch.nonzero(row_group >= 0).ravel()
+        # move the kept rows up (a row is never written before it is read)
+        for block in _blocks(len(kept), _BLOCK // (2 * resid.shape[1])):
+            resid[block] = resid[kept[block]]
+        comps = [resid[: len(kept)], *(vt for vt, _, _ in extra)]
+        scales = [row_scale[kept], *(sc for _, sc, _ in extra)]
+        owner = [row_group[kept], *(torch.full((len(sc),), g) for _, sc, g in extra)]
         dev = self.device
-        self.components = torch.cat(comps).float().to(dev)
+        self.components = (comps[0] if len(comps) == 1 else torch.cat(comps)).to(dev)
         self.component_scale = torch.cat(scales).float().to(dev)
         self.component_group = torch.cat(owner).to(dev)
         self.iso_scale = torch.tensor(iso, dtype=torch.float32, device=dev)
         self.shrinkage = torch.tensor(shrink, dtype=torch.float32, device=dev)
 
-    def _shrinkage_of(self, centred: torch.Tensor) -> tuple[float, float]:
-        a, mu = ledoit_wolf_shrinkage(centred)
+    @staticmethod
+    def _pooled_directions(resid, inverse, sizes, means):
+        """``(gram, s2, directions)`` a group of one sample takes; None if there is none."""
+        if not bool((sizes == 1).any()):
+            return None
+        pooled = resid[sizes[inverse] > 1]  # a copy (the rows are overwritten later)
+        if len(pooled) == 0:  # every group has one sample: the spread of the means
+            pooled = (means - means.mean(0)).float()
+        gram = _gram(pooled)
+        s2 = _directions_in_place(pooled, gram)
+        return gram, s2, pooled[: len(s2)].clone()
+
+    def _shrinkage_of(self, gram: torch.Tensor, p: int) -> tuple[float, float]:
+        a, mu = shrinkage_from_gram(gram, p)
         if self.shrinkage_method != "ledoit_wolf":
             a = float(self.shrinkage_method)
         return a, mu
