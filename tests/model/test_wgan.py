@@ -67,6 +67,8 @@ def test_history_and_selection_are_recorded(trained):
         sel.columns
     )
     assert sel["novelty"].between(0, 1).all()
+    assert (sel["seconds"] > 0).all()
+    assert sel["seconds"].is_monotonic_increasing
     best = sel.loc[sel["score"].idxmax(), "epoch"]
     assert trained.best_epoch_ == best
     # the restored weights give the recorded best score
@@ -144,7 +146,7 @@ def test_early_stopping_fires_only_after_min_steps_and_restores_best(gtex_split)
 def test_correlation_only_criterion_and_no_selection(gtex_split):
     train, _ = gtex_split
     m = _small(train, 0, selection="correlation")
-    assert set(m.selection_.columns) == {"epoch", "score", "correlation"}
+    assert set(m.selection_.columns) == {"epoch", "seconds", "score", "correlation"}
     m2 = _small(train, 0, selection=None)
     assert not hasattr(m2, "selection_") or m2._selection_callback is None
     with pytest.raises(ValueError, match="selection criterion must be one of"):

@@ -5,7 +5,7 @@ from collections.abc import Sequence
 import torch
 from scvi.module.base import LossOutput
 
-from scgensynth.nn import MLP, CovariateEmbedder
+from scgensynth.nn import MLP, CovariateEmbedder, LinearSubspace
 
 from ._base import ConditionalGeneratorModule, LatentGeneratorMixin
 
@@ -34,6 +34,12 @@ class WGANGPModule(LatentGeneratorMixin, ConditionalGeneratorModule):
         Weight λ of the gradient penalty.
     scaling
         Scaling mode (see :class:`~scgensynth.nn.ExpressionScaling`).
+    n_components
+        Train in the principal subspace of the training data
+        (:class:`~scgensynth.nn.LinearSubspace`, fitted before training): the generator
+        outputs and the critic reads ``n_components`` coordinates instead of every gene, and
+        generated coordinates are decoded to genes with per-gene residual noise. ``None``
+        (default): gene space, as in the paper.
 
     Examples
     --------
@@ -57,39 +63,62 @@ class WGANGPModule(LatentGeneratorMixin, ConditionalGeneratorModule):
         n_hidden_critic: Sequence[int] = (256, 256),
         gp_weight: float = 10.0,
         scaling: str = "standardize",
+        n_components: int | None = None,
     ):
         super().__init__(n_input, n_cats_per_cov, n_continuous_cov, scaling)
         self.n_latent = int(n_latent)
         self.gp_weight = float(gp_weight)
+        self.subspace = None if n_components is None else LinearSubspace(n_input, n_components)
+        width = self.n_input if self.subspace is None else self.subspace.n_components
         self.generator_embedding = CovariateEmbedder(self.n_cats_per_cov, self.n_continuous_cov)
         self.critic_embedding = CovariateEmbedder(self.n_cats_per_cov, self.n_continuous_cov)
         self.generator = MLP(
-            self.n_latent + self.generator_embedding.n_output, self.n_input, n_hidden_generator
+            self.n_latent + self.generator_embedding.n_output, width, n_hidden_generator
         )
-        self.critic = MLP(self.n_input + self.critic_embedding.n_output, 1, n_hidden_critic)
+        self.critic = MLP(width + self.critic_embedding.n_output, 1, n_hidden_critic)
 
     # -- networks (generation: LatentGeneratorMixin) --------------------------------------------
     def _condition(self, embedder, cat, cont):
         return embedder(cat, self.standardize_continuous(cont))
 
+    def _to_critic_space(self, x_scaled: torch.Tensor) -> torch.Tensor:
+        return x_scaled if self.subspace is None else self.subspace.project(x_scaled)
+
+    def _critic(self, h, cat=None, cont=None) -> torch.Tensor:
+        """The critic on what it reads (genes, or subspace coordinates)."""
+        c = self._condition(self.critic_embedding, cat, cont)
+        return self.critic(h if c is None else torch.cat([h, c], dim=-1)).squeeze(-1)
+
+    def _generate_network(self, n, cat=None, cont=None) -> torch.Tensor:
+        """What the critic reads of generated samples (genes, or subspace coordinates)."""
+        if self.subspace is None:
+            return self.generate_scaled(n, cat, cont)  # a subclass's own generation included
+        return LatentGeneratorMixin.generate_scaled(self, n, cat, cont)
+
+    def generate_scaled(self, n, cat=None, cont=None, z=None, generator=None, **kwargs):
+        """Generated samples in network space (decoded from the subspace if there is one)."""
+        out = LatentGeneratorMixin.generate_scaled(
+            self, n, cat, cont, z=z, generator=generator, **kwargs
+        )
+        return out if self.subspace is None else self.subspace.expand(out, generator)
+
     def critic_score(self, x_scaled, cat=None, cont=None) -> torch.Tensor:
         """Unbounded critic score of samples in network space, shape ``(n,)``."""
-        c = self._condition(self.critic_embedding, cat, cont)
-        h = x_scaled if c is None else torch.cat([x_scaled, c], dim=-1)
-        return self.critic(h).squeeze(-1)
+        return self._critic(self._to_critic_space(x_scaled), cat, cont)
 
     # -- losses -------------------------------------------------------------------------------
     def critic_loss(self, x_scaled, cat=None, cont=None) -> dict[str, torch.Tensor]:
         """Wasserstein critic loss plus gradient penalty (covariates held)."""
         n = x_scaled.shape[0]
+        real = self._to_critic_space(x_scaled)
         with torch.no_grad():
-            fake = self.generate_scaled(n, cat, cont)
-        real_score = self.critic_score(x_scaled, cat, cont)
-        fake_score = self.critic_score(fake, cat, cont)
+            fake = self._generate_network(n, cat, cont)
+        real_score = self._critic(real, cat, cont)
+        fake_score = self._critic(fake, cat, cont)
         wasserstein = real_score.mean() - fake_score.mean()
         eps = torch.rand(n, 1, device=x_scaled.device)
-        interp = (eps * x_scaled + (1 - eps) * fake).requires_grad_(True)
-        score = self.critic_score(interp, cat, cont)
+        interp = (eps * real + (1 - eps) * fake).requires_grad_(True)
+        score = self._critic(interp, cat, cont)
         (grad,) = torch.autograd.grad(score.sum(), interp, create_graph=True)
         penalty = ((grad.norm(2, dim=1) - 1) ** 2).mean()
         loss = -wasserstein + self.gp_weight * penalty
@@ -97,8 +126,7 @@ class WGANGPModule(LatentGeneratorMixin, ConditionalGeneratorModule):
 
     def generator_loss(self, n: int, cat=None, cont=None) -> torch.Tensor:
         """``-critic(G(z, c))`` with covariates ``c`` of a real mini-batch."""
-        fake = self.generate_scaled(n, cat, cont)
-        return -self.critic_score(fake, cat, cont).mean()
+        return -self._critic(self._generate_network(n, cat, cont), cat, cont).mean()
 
     def loss(self, tensors, inference_outputs, generative_outputs, **kwargs) -> LossOutput:
         """Generator loss of a mini-batch, with the critic's Wasserstein estimate as a metric."""

@@ -5,6 +5,7 @@ from ._blocks import MLP, CovariateEmbedder, embedding_dim
 from ._denoiser import ConditionalDenoiser, sinusoidal_embedding
 from ._hourglass import BatchNormMLP, HourglassMLP
 from ._scaling import SCALING_MODES, ExpressionScaling
+from ._subspace import LinearSubspace
 
 __all__ = [
     "MLP",
@@ -14,6 +15,7 @@ __all__ = [
     "CovariateEmbedder",
     "ExpressionScaling",
     "HourglassMLP",
+    "LinearSubspace",
     "SparseGeneAttention",
     "edge_index",
     "embedding_dim",

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import time
 from dataclasses import dataclass, field
 
 import lightning.pytorch as pl
@@ -180,7 +181,10 @@ class GeneratorSelection(pl.Callback):
 
     Evaluates every ``every_n_epochs`` epochs; stopping is allowed only once ``min_epochs``
     epochs have run, so small data still gets enough optimiser steps. At the end of training
-    the best weights are restored. Scores go to the model history as ``selection_score``.
+    the best weights are restored. Scores go to the model history as ``selection_score``;
+    :attr:`scores` keeps one row per evaluation: the epoch, ``seconds`` of training so far
+    (wall clock, evaluations included; a resumed run continues the count), the score and
+    its parts (what ``model.selection_`` shows, and time-to-quality benchmarks read).
 
     Parameters
     ----------
@@ -224,6 +228,7 @@ class GeneratorSelection(pl.Callback):
         self.best_state: dict | None = None
         self.scores: list[dict] = []
         self._since_best = 0
+        self._clock = time.perf_counter()
 
     def state_dict(self) -> dict:
         """What a resumed run needs: the best weights so far, the scores and the patience."""
@@ -246,13 +251,18 @@ class GeneratorSelection(pl.Callback):
         ]
         self._since_best = state_dict["since_best"]
 
+    def on_train_start(self, trainer, pl_module):
+        done = self.scores[-1].get("seconds", 0.0) if self.scores else 0.0
+        self._clock = time.perf_counter() - done
+
     def on_train_epoch_end(self, trainer, pl_module):
         epoch = trainer.current_epoch + 1
         last = trainer.max_epochs is not None and epoch >= trainer.max_epochs
         if epoch % self.every_n_epochs and not last:
             return
         score, parts = self.criterion(pl_module.module)
-        self.scores.append({"epoch": epoch, "score": score, **parts})
+        seconds = time.perf_counter() - self._clock
+        self.scores.append({"epoch": epoch, "seconds": seconds, "score": score, **parts})
         pl_module.log("selection_score", score, on_epoch=True, on_step=False)
         if score > self.best_score + self.min_delta:
             self.best_score, self.best_epoch = score, epoch

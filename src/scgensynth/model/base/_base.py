@@ -487,6 +487,7 @@ class BaseGeneratorModel(SgsModel):
             patience=(patience, 0), min_steps=(min_steps, 0),
         )  # fmt: skip
         self._selection_callback = None
+        self._prepare_training(run)
         if selection is not None:
             self._add_selection(run, selection)
         result = run.launch(
@@ -499,6 +500,9 @@ class BaseGeneratorModel(SgsModel):
             self.selection_ = pd.DataFrame(cb.scores)
             self.best_epoch_ = cb.best_epoch
         return result
+
+    def _prepare_training(self, run: TrainingRun) -> None:
+        """Fit what the module needs from the training rows before the first step (none)."""
 
     def _add_selection(self, run: TrainingRun, selection: str) -> None:
         """Score the generator on held-out samples during the run; keep the best weights."""
