@@ -13,6 +13,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 import scgensynth as sgs
+import scgensynth.module._gmda as gmda_module
 from scgensynth.model import GMDA
 from scgensynth.module import GMDAModule
 from scgensynth.module._gmda import (
@@ -21,6 +22,8 @@ from scgensynth.module._gmda import (
     alignment_loss,
     distance_quantile,
     keep_hardest,
+    run_distance_quantile,
+    sort_runs,
 )
 from scgensynth.train import GMDATrainingPlan
 
@@ -108,6 +111,134 @@ def test_loss_is_zero_when_generated_equals_real():
     _constant_generator(module, 1.5)
     out = module.gmda_loss(torch.full((8, 4), 1.5))
     assert out["loss"].item() == 0.0
+
+
+# -- the fast probe masses and widths against their definitions ----------------------------
+def _conditioned(n_cats, n_cont, n=40, n_genes=30, seed=0):
+    """A module, zero-inflated real samples (ties, values at probe centres) and covariates.
+
+    The last category of the first categorical covariate is never drawn.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    module = GMDAModule(
+        n_input=n_genes, n_cats_per_cov=n_cats, n_continuous_cov=n_cont, n_probe_genes=(1, 2, 3)
+    )
+    x = torch.randn(n, n_genes, generator=gen).clamp_min(0)  # half of the values are 0
+    cat = None
+    if n_cats:
+        cat = torch.stack([torch.randint(c, (n,), generator=gen) for c in n_cats], 1)
+        cat[:, 0] = cat[:, 0].clamp(max=n_cats[0] - 2)
+    cont = torch.randn(n, n_cont, generator=gen) if n_cont else None
+    return module, x, cat, cont
+
+
+COVARIATES = [([], 0), ([3], 0), ([2, 3], 2), ([], 1)]
+
+
+@pytest.mark.parametrize(("n_cats", "n_cont"), COVARIATES)
+def test_mass_and_its_gradient_equal_the_dense_membership_sum(n_cats, n_cont):
+    """The blocked, per-condition masses are ``membership(...).sum(-1)``, gradients included,
+    also for generated values at a probe's centre (|x - c| not differentiable: gradient 0)."""
+    torch.manual_seed(0)
+    module, x, cat, cont = _conditioned(n_cats, n_cont)
+    probes, _ = module.draw_probes(x, cat, cont, 300)
+    if cat is not None:  # a kept probe whose condition is not in the batch holds nothing
+        probes.cat[0, 0] = n_cats[0] - 1
+    fake = torch.cat([x, torch.randn(80, x.shape[1]).clamp_min(0)]).requires_grad_()
+    f_cat = None if cat is None else torch.cat([cat, cat.repeat(2, 1)])
+    f_cont = None if cont is None else torch.cat([cont, cont.repeat(2, 1)])
+    weight = torch.randn(len(probes))
+    dense = module.membership(probes, fake, f_cat, f_cont).sum(-1)
+    (grad_dense,) = torch.autograd.grad((dense * weight).sum(), fake)
+    fast = module.mass(probes, fake, f_cat, f_cont)
+    (grad_fast,) = torch.autograd.grad((fast * weight).sum(), fake)
+    torch.testing.assert_close(fast, dense, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(grad_fast, grad_dense, rtol=1e-5, atol=1e-5)
+    assert (grad_dense != 0).any()
+    if cat is not None:
+        assert fast[0].item() == 0.0
+
+
+def test_mass_does_not_depend_on_the_block_size(monkeypatch):
+    """Blocks split probes, never a probe's sum: the same masses and gradients with one probe
+    per block (up to the last bit: vectorised and scalar sigmoids may differ there)."""
+    torch.manual_seed(1)
+    module, x, cat, _ = _conditioned([4], 0, n=60)
+    probes, _ = module.draw_probes(x, cat, None, 200)
+    fake = torch.randn(120, x.shape[1], requires_grad=True)
+    f_cat = cat.repeat(2, 1)
+
+    def mass_and_grad():
+        mass = module.mass(probes, fake, f_cat, None)
+        return mass, torch.autograd.grad(mass.square().sum(), fake)[0]
+
+    big = mass_and_grad()
+    monkeypatch.setattr(gmda_module, "BLOCK_ELEMENTS", 1)
+    small = mass_and_grad()
+    torch.testing.assert_close(big[0], small[0], rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(big[1], small[1], rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize(("n_cats", "n_cont"), COVARIATES)
+def test_widths_are_the_distance_quantiles_of_their_definition(n_cats, n_cont):
+    """w_batch and w_cond by torch.quantile, probe by probe, and the width in between."""
+    torch.manual_seed(2)
+    module, x, cat, cont = _conditioned(n_cats, n_cont, n=50)
+    rows = torch.randint(50, (120,))
+    genes, active = module.draw_genes(120)
+    centre = x[rows[:, None], genes]
+    probe_cat = None if cat is None else cat[rows]
+    cont_centre = None if cont is None else cont[rows]
+    scale = torch.rand(120)
+    width, cont_width = module.probe_widths(
+        x, centre, genes, active, cat, probe_cat, cont, cont_centre, scale=scale
+    )
+    values = x if cont is None else torch.cat([x, cont], 1)
+    cont_dims = x.shape[1] + torch.arange(n_cont).expand(120, -1)
+    dims = genes if cont is None else torch.cat([genes, cont_dims], 1)
+    centres = centre if cont is None else torch.cat([centre, cont_centre], 1)
+    expected = torch.empty_like(centres)
+    for k in range(120):
+        share = module.density ** (1 / (active[k].sum().item() + n_cont))
+        dist = (values[:, dims[k]] - centres[k]).abs()
+        w = torch.quantile(dist, share, dim=0)
+        if cat is not None:
+            same = (cat == cat[rows[k]]).all(1)
+            within = torch.quantile(dist[same], share, dim=0)
+            w = within + scale[k] * (w - within)
+        expected[k] = w.clamp_min(MIN_HALF_WIDTH)
+    got = width if cont is None else torch.cat([width, cont_width], 1)
+    torch.testing.assert_close(got, expected)
+
+
+def test_sort_runs_sorts_each_run_as_torch_sort():
+    values = torch.randn(50, 33).round(decimals=1)  # with ties
+    values[3, 5] = torch.nan
+    expected = torch.cat([values[:, :10].sort(-1).values, values[:, 10:].sort(-1).values], 1)
+    got = sort_runs(values.clone(), [10, 23])
+    torch.testing.assert_close(got, expected, rtol=0, atol=0, equal_nan=True)
+
+
+def test_run_distance_quantile_matches_torch_quantile():
+    torch.manual_seed(3)
+    lengths = [1, 7, 20, 13]
+    columns = sort_runs(torch.randn(6, sum(lengths)).round(decimals=1), lengths)
+    starts = torch.tensor([0, 1, 8, 28])
+    run = torch.randint(4, (100,))
+    start, count = starts[run], torch.tensor(lengths)[run]
+    index, centre, q = torch.randint(6, (100, 3)), torch.randn(100, 3), torch.rand(100)
+    got = run_distance_quantile(columns, index, start, count, centre, q)
+    ref = torch.stack(
+        [
+            torch.quantile(
+                (columns[index[k], start[k] : start[k] + count[k]] - centre[k, :, None]).abs(),
+                q[k],
+                dim=-1,
+            )
+            for k in range(100)
+        ]
+    )
+    torch.testing.assert_close(got, ref)
 
 
 # -- persistence ------------------------------------------------------------------------------
