@@ -32,8 +32,10 @@ from ._neighbors import (
     precision_recall,
 )
 from ._pca import pca_variance, reconstruction_error
+from ._privacy import PrivacyReport, membership_inference, privacy_report
 
 __all__ = [
+    "PrivacyReport",
     "adversarial_accuracy",
     "augmentation_gain",
     "available",
@@ -48,9 +50,11 @@ __all__ = [
     "gene_cluster_agreement",
     "label_preservation",
     "mean_correlation",
+    "membership_inference",
     "nearest_centroid_agreement",
     "pca_variance",
     "precision_recall",
+    "privacy_report",
     "reconstruction_error",
     "reverse_validation",
     "s_dend",
