@@ -1,0 +1,160 @@
+"""Membership-inference audit and privacy report on the bundled GTEx set."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import scgensynth as sgs
+
+
+@pytest.fixture(scope="module")
+def three_way(gtex):
+    """Per tissue: 8 members (208), 6 held out (156), 6 independent "synthetic" (156)."""
+    rng = np.random.default_rng(0)
+    tissue = gtex.obs["tissue"]
+    parts = [[], [], []]
+    for t in tissue.cat.categories:
+        idx = rng.permutation(np.flatnonzero(tissue == t))
+        for part, rows in zip(parts, (idx[:8], idx[8:14], idx[14:]), strict=True):
+            part.extend(rows)
+    return tuple(gtex[np.sort(p)].copy() for p in parts)
+
+
+@pytest.fixture(scope="module")
+def noisy_copies(three_way):
+    """A "generator" that returns its training samples plus tiny noise."""
+    out = three_way[0].copy()
+    noise = np.random.default_rng(1).normal(scale=0.01, size=out.shape)
+    out.X = (out.X + noise).astype(np.float32)
+    return out
+
+
+def _by_attack(table):
+    return table.set_index("attack")
+
+
+def _interval_holds_estimate(table):
+    assert (table["auc_low"] <= table["auc"]).all()
+    assert (table["auc"] <= table["auc_high"]).all()
+    assert (table["auc_high"] - table["auc_low"] > 0).any()
+
+
+@pytest.mark.parametrize("kind", ["exact", "noisy"])
+def test_copies_of_training_samples_are_caught(three_way, noisy_copies, kind):
+    train, holdout, _ = three_way
+    synth = train if kind == "exact" else noisy_copies
+    table = sgs.metrics.membership_inference(train, synth, holdout, n_bootstrap=50)
+    assert list(table.columns) == [
+        "attack", "auc", "auc_low", "auc_high", "n_members", "n_nonmembers"
+    ]  # fmt: skip
+    t = _by_attack(table)
+    assert list(t.index) == ["distance", "logan", "domias"]
+    # measured: distance 1.000, domias 1.000, logan 0.975 (exact) / 0.962 (noisy)
+    assert t.loc["distance", "auc"] > 0.9
+    assert t.loc["domias", "auc"] > 0.9
+    assert t.loc["logan", "auc"] > 0.8
+    assert (t["n_members"] == 208).all()
+    assert (t["n_nonmembers"] == 78).all()
+    assert (table["auc_low"] <= table["auc"]).all()
+    assert (table["auc"] <= table["auc_high"]).all()
+
+
+def test_independent_real_samples_are_at_chance(three_way):
+    train, holdout, independent = three_way
+    table = sgs.metrics.membership_inference(train, independent, holdout)
+    # measured: distance 0.495 [0.420, 0.565], logan 0.488, domias 0.493
+    for r in table.itertuples():
+        assert abs(r.auc - 0.5) < 0.1 or r.auc_low <= 0.5 <= r.auc_high, r
+    _interval_holds_estimate(table)
+
+
+def test_same_seed_same_table_and_reference_argument(three_way):
+    train, holdout, independent = three_way
+    kw = {"attacks": ["distance", "domias"], "n_bootstrap": 20}
+    first = sgs.metrics.membership_inference(train, train, holdout, **kw)
+    again = sgs.metrics.membership_inference(train, train, holdout, **kw)
+    assert first.equals(again)
+    # a separate reference set: every holdout sample is scored as a non-member
+    ref = sgs.metrics.membership_inference(train, train, holdout, reference=independent, **kw)
+    assert (ref["n_nonmembers"] == holdout.n_obs).all()
+    assert (ref["auc"] > 0.9).all()
+
+
+def test_genes_are_matched_by_name(three_way, noisy_copies):
+    train, holdout, _ = three_way
+    kw = {"attacks": "distance", "n_bootstrap": 0}
+    base = sgs.metrics.membership_inference(train, noisy_copies, holdout, **kw)
+    rev = noisy_copies[:, noisy_copies.var_names[::-1]].copy()
+    assert sgs.metrics.membership_inference(train, rev, holdout, **kw)["auc"].item() == (
+        base["auc"].item()
+    )
+    assert base["auc_low"].isna().all()
+
+
+def test_report_says_unsafe_for_copies(three_way, noisy_copies):
+    train, holdout, _ = three_way
+    report = sgs.metrics.privacy_report(train, train, holdout, n_bootstrap=20)
+    assert not report.safe
+    assert report.exact_copies == train.n_obs
+    assert report.near_copies == train.n_obs
+    assert str(report).startswith("Not safe to share at AUC threshold 0.6")
+    assert any("exact copies" in f for f in report.failed)
+    assert any("distance attack" in f for f in report.failed)
+    noisy = sgs.metrics.privacy_report(train, noisy_copies, holdout, n_bootstrap=20)
+    assert not noisy.safe
+    assert noisy.exact_copies == 0
+    assert any("near copies" in f for f in noisy.failed)
+    assert noisy.dcr["nearer_train"] == 1.0
+
+
+def test_report_says_safe_for_independent_samples(three_way):
+    train, holdout, independent = three_way
+    report = sgs.metrics.privacy_report(train, independent, holdout, n_bootstrap=20)
+    assert report.safe, report.failed
+    assert report.verdict == "Looks safe to share at AUC threshold 0.6: every check passed."
+    assert report.exact_copies == 0
+    assert report.near_copies <= 4  # measured 1, about 1.6 expected
+    assert "PrivacyReport" in repr(report)
+    assert "distance" in str(report)
+
+
+def test_inputs_are_not_modified(three_way, noisy_copies):
+    train, holdout, _ = three_way
+    view = noisy_copies[10:150]
+    assert view.is_view
+    before = [x.X.copy() for x in (train, holdout, view)]
+    obs_before = [x.obs.copy() for x in (train, holdout, view)]
+    arrays = [np.asarray(train.X).copy(), np.asarray(holdout.X).copy()]
+    arrays_before = [a.copy() for a in arrays]
+    sgs.metrics.privacy_report(train, view, holdout, n_bootstrap=5)
+    sgs.metrics.membership_inference(arrays[0], arrays[0], arrays[1], n_bootstrap=5)
+    for x, b, o in zip((train, holdout, view), before, obs_before, strict=True):
+        np.testing.assert_array_equal(x.X, b)
+        assert x.obs.equals(o)
+    assert view.is_view
+    for a, b in zip(arrays, arrays_before, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_bad_inputs_are_refused(three_way):
+    train, holdout, independent = three_way
+    mi = sgs.metrics.membership_inference
+    with pytest.raises(ValueError, match="holdout is required"):
+        mi(train, independent, None)
+    with pytest.raises(ValueError, match="half of holdout has 5 samples"):
+        mi(train, independent, holdout[:10])
+    with pytest.raises(ValueError, match="synthetic has 3 samples"):
+        mi(train, independent[:3], holdout)
+    with pytest.raises(ValueError, match="different genes"):
+        mi(train, independent[:, :-5], holdout)
+    bad = independent.copy()
+    bad.X[3, 7] = np.nan
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        mi(train, bad, holdout)
+    with pytest.raises(ValueError, match="attacks must be"):
+        mi(train, independent, holdout, attacks=["distance", "gan"])
+    with pytest.raises(ValueError, match="n_components"):
+        mi(train, independent, holdout, n_components=0)
+    with pytest.raises(ValueError, match="threshold"):
+        sgs.metrics.privacy_report(train, independent, holdout, threshold=0.3)
