@@ -5,6 +5,13 @@ from ._checkpoint import ResumableCheckpoint, check_checkpoint, checkpoint_path
 from ._ddpm_plan import DDPMTrainingPlan
 from ._gan_plan import GANTrainingPlan
 from ._gmda_plan import GMDATrainingPlan
+from ._privacy import (
+    PoissonBatchSampler,
+    PrivacyAccountant,
+    PrivacySpec,
+    clipped_noisy_mean,
+    per_sample_gradients,
+)
 from ._selection import GeneratorSelection, SelectionCriterion
 from ._tspg_plan import TSPGTrainingPlan
 from ._wgan_plan import WGANGPTrainingPlan
@@ -15,10 +22,15 @@ __all__ = [
     "GANTrainingPlan",
     "GMDATrainingPlan",
     "GeneratorSelection",
+    "PoissonBatchSampler",
+    "PrivacyAccountant",
+    "PrivacySpec",
     "ResumableCheckpoint",
     "SelectionCriterion",
     "TSPGTrainingPlan",
     "WGANGPTrainingPlan",
     "check_checkpoint",
     "checkpoint_path",
+    "clipped_noisy_mean",
+    "per_sample_gradients",
 ]

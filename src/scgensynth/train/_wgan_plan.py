@@ -33,8 +33,6 @@ class WGANGPTrainingPlan(EpochMeanPlan):
     Examples
     --------
     >>> from scgensynth.module import WGANGPModule
-
-    from ._base import EpochMeanPlan
     >>> plan = WGANGPTrainingPlan(WGANGPModule(n_input=10), n_critic=5)
     >>> [type(o).__name__ for o in plan.configure_optimizers()]
     ['RMSprop', 'RMSprop']

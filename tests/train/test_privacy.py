@@ -1,0 +1,189 @@
+"""DP-SGD building blocks: budget validation, accounting against Opacus, clipping and noise."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from opacus.accountants import PRVAccountant, RDPAccountant
+
+from scgensynth.train import (
+    PoissonBatchSampler,
+    PrivacyAccountant,
+    PrivacySpec,
+    clipped_noisy_mean,
+    per_sample_gradients,
+)
+from scgensynth.train._privacy import RDP_ORDERS
+
+
+def _critic(n_genes: int, seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(
+        torch.nn.Linear(n_genes, 16), torch.nn.LeakyReLU(0.2), torch.nn.Linear(16, 1)
+    )
+
+
+def _gtex_rows(gtex, n: int) -> torch.Tensor:
+    x = np.log1p(np.asarray(gtex.X[:n], dtype=np.float32))
+    x = (x - x.mean(0)) / (x.std(0) + 1e-6)
+    return torch.from_numpy(x)
+
+
+def _critic_loss(call, real):
+    """A WGAN-GP-like per-sample loss: score plus a gradient penalty (a double backward)."""
+
+    def score(x):
+        return call(x.unsqueeze(0)).sum()
+
+    g = torch.func.grad(score)(real)
+    return -score(real) + 10.0 * (g.norm() - 1.0) ** 2
+
+
+# -- the budget ---------------------------------------------------------------------------------
+def test_spec_resolves_delta_below_one_over_n():
+    spec = PrivacySpec.from_user({"epsilon": 10}).resolve(518)
+    assert spec.delta == pytest.approx(0.1 / 518)
+    assert spec.delta < 1 / 518
+
+
+@pytest.mark.parametrize(
+    ("privacy", "match"),
+    [
+        ({"epsilon": 0}, "epsilon.*> 0"),
+        ({"epsilon": -1}, "epsilon.*> 0"),
+        ({"epsilon": float("inf")}, "privacy=None"),
+        ({"delta": 1e-5}, "needs 'epsilon'"),
+        ({"epsilon": 1, "max_grad_norm": 0}, "max_grad_norm"),
+        ({"epsilon": 1, "accountant": "gdp"}, "accountant"),
+        ({"epsilon": 1, "eps": 2}, "Unknown privacy key"),
+    ],
+)
+def test_spec_rejects_bad_budgets(privacy, match):
+    with pytest.raises(ValueError, match=match):
+        PrivacySpec.from_user(privacy)
+
+
+def test_spec_rejects_delta_not_below_one_over_n():
+    spec = PrivacySpec.from_user({"epsilon": 3, "delta": 0.005})
+    with pytest.raises(ValueError, match="not below 1/n"):
+        spec.resolve(1000)
+    assert spec.resolve(100).delta == 0.005
+
+
+def test_spec_rejects_non_mappings():
+    with pytest.raises(TypeError, match="privacy must be a dict"):
+        PrivacySpec.from_user(10)
+
+
+# -- the accountant -----------------------------------------------------------------------------
+@pytest.mark.parametrize(("kind", "opacus_cls"), [("rdp", RDPAccountant), ("prv", PRVAccountant)])
+def test_accountant_epsilon_matches_opacus(kind, opacus_cls):
+    spec = PrivacySpec(epsilon=3.0, delta=1e-5, accountant=kind)
+    accountant = PrivacyAccountant(spec, sample_rate=32 / 518, n_steps=2000)
+    assert accountant.epsilon == 0.0
+    accountant.step(2000)
+    reference = opacus_cls()
+    for _ in range(3):  # Opacus merges equal steps into one history entry
+        reference.step(noise_multiplier=accountant.noise_multiplier, sample_rate=32 / 518)
+    reference.history = [(accountant.noise_multiplier, 32 / 518, 2000)]
+    orders = {"alphas": list(RDP_ORDERS)} if kind == "rdp" else {}
+    expected = reference.get_epsilon(delta=1e-5, **orders)
+    assert accountant.epsilon == pytest.approx(expected, rel=1e-9)
+    # the planned noise spends (almost) the whole budget, and no more
+    assert 0.9 * 3.0 <= accountant.epsilon <= 3.0 * 1.001
+
+
+def test_accountant_spends_more_with_more_steps_and_less_noise():
+    spec = PrivacySpec(epsilon=10.0, delta=1e-5)
+    short = PrivacyAccountant(spec, sample_rate=0.05, n_steps=100)
+    long = PrivacyAccountant(spec, sample_rate=0.05, n_steps=5000)
+    assert long.noise_multiplier > short.noise_multiplier
+    short.step(50)
+    half = short.epsilon
+    short.step(50)
+    assert 0 < half < short.epsilon
+
+
+def test_accountant_state_restores_exactly_and_refuses_another_plan():
+    spec = PrivacySpec(epsilon=10.0, delta=1e-5)
+    first = PrivacyAccountant(spec, sample_rate=0.05, n_steps=400)
+    first.step(123)
+    resumed = PrivacyAccountant(spec, sample_rate=0.05, n_steps=400)
+    resumed.load_state_dict(first.state_dict())
+    assert resumed.epsilon == first.epsilon
+    resumed.step(277)
+    first.step(277)
+    assert resumed.spent() == first.spent()
+    other = PrivacyAccountant(spec, sample_rate=0.1, n_steps=400)
+    with pytest.raises(ValueError, match="another run"):
+        other.load_state_dict(first.state_dict())
+
+
+# -- Poisson sampling ---------------------------------------------------------------------------
+def test_poisson_batches_have_the_expected_size_and_repeat_with_the_seed():
+    sampler = PoissonBatchSampler(518, sample_rate=32 / 518, n_batches=200, seed=3)
+    batches = list(sampler)
+    sizes = np.array([len(b) for b in batches])
+    assert len(batches) == 200
+    assert abs(sizes.mean() - 32) < 2.0
+    assert sizes.std() > 2  # sizes vary, as Poisson sampling must
+    assert all(len(set(b)) == len(b) and all(0 <= i < 518 for i in b) for b in batches)
+    again = PoissonBatchSampler(518, sample_rate=32 / 518, n_batches=200, seed=3)
+    assert list(again) == batches
+    assert list(sampler) != batches  # the next pass draws new batches
+
+
+# -- per-sample gradients, clipping and noise ---------------------------------------------------
+def test_per_sample_gradients_equal_one_backward_per_sample(gtex):
+    x = _gtex_rows(gtex, 6)[:, :50]
+    critic = _critic(50)
+    grads = per_sample_gradients(critic, _critic_loss, x)
+    for i in range(x.shape[0]):
+        critic.zero_grad()
+        _critic_loss(critic, x[i]).backward()
+        for name, p in critic.named_parameters():
+            torch.testing.assert_close(grads[name][i], p.grad, rtol=1e-4, atol=1e-5)
+
+
+def test_one_samples_influence_on_an_update_is_bounded(gtex):
+    x = _gtex_rows(gtex, 40)[:, :50]
+    critic = _critic(50)
+    outlier = x.clone()
+    outlier[0] *= 1e4  # a sample that would dominate an unclipped update
+
+    def update(batch):
+        grads = per_sample_gradients(critic, _critic_loss, batch)
+        out = clipped_noisy_mean(
+            grads, max_grad_norm=1.0, noise_multiplier=0.0, expected_batch_size=40
+        )
+        return torch.cat([v.flatten() for v in out.values()])
+
+    without = update(x[1:])
+    for batch in (x, outlier):
+        change = (update(batch) - without).norm() * 40  # undo the mean
+        assert change <= 1.0 + 1e-4
+    # unclipped, the outlier moves the update far more than C
+    raw = per_sample_gradients(critic, _critic_loss, outlier[:1])
+    assert torch.cat([v.flatten() for v in raw.values()]).norm() > 10
+
+
+def test_noise_has_the_stated_scale():
+    zeros = {"w": torch.zeros(5, 200, 100), "b": torch.zeros(5, 100)}
+    gen = torch.Generator().manual_seed(0)
+    out = clipped_noisy_mean(
+        zeros, max_grad_norm=2.0, noise_multiplier=1.5, expected_batch_size=10, generator=gen
+    )
+    values = torch.cat([v.flatten() for v in out.values()])
+    assert values.mean().abs() < 0.01
+    assert values.std().item() == pytest.approx(1.5 * 2.0 / 10, rel=0.02)
+
+
+def test_an_empty_poisson_batch_gives_noise_only():
+    critic = _critic(7)
+    grads = per_sample_gradients(critic, _critic_loss, torch.zeros(0, 7))
+    assert {k: tuple(v.shape[1:]) for k, v in grads.items()} == {
+        k: tuple(p.shape) for k, p in critic.named_parameters()
+    }
+    out = clipped_noisy_mean(grads, max_grad_norm=1.0, noise_multiplier=1.0, expected_batch_size=4)
+    assert all(torch.isfinite(v).all() and v.abs().sum() > 0 for v in out.values())
