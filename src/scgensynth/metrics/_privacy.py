@@ -82,7 +82,7 @@ def _load(train, synthetic, holdout, reference, *, layer, n_components, seed) ->
         _check_size(len(H), "holdout", "Add held-out samples.")
         _check_size(len(R), "reference", "Add reference samples.")
         H_non = H
-    train_digests = set(_row_digests([T]))
+    train_digests = set(_row_digests(T[i : i + 1024] for i in range(0, len(T), 1024)))
     exact = sum(d in train_digests for d in _row_digests(b for _, b in S.blocks()))
     if n_components is None:
         S_val = S.map(np.asarray)
