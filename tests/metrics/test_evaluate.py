@@ -202,3 +202,20 @@ def test_bad_input_fails_before_any_metric_runs(sets, snapshot):
     with pytest.raises(ValueError, match="classifier must be"):
         metrics.evaluate(train, good, classifier="svm")
     snap.assert_unchanged(good)
+
+
+def test_membership_attacks_are_rows_of_evaluate(gtex):
+    rng = np.random.default_rng(0)
+    idx = rng.permutation(gtex.n_obs)
+    train, holdout = gtex[idx[:200]].copy(), gtex[idx[200:360]].copy()
+    independent = gtex[idx[360:]].copy()
+    kept = ["membership_inference"]
+    copies = metrics.evaluate(train, train, holdout=holdout, metrics=kept, key_added=None)
+    fresh = metrics.evaluate(train, independent, holdout=holdout, metrics=kept, key_added=None)
+    for report in (copies, fresh):
+        assert list(report["group"]) == ["distance", "logan", "domias"]
+        assert (report["metric"] == "membership_auc").all()
+        assert (report["optimum"] == 0.5).all()
+        assert report["params"].str.startswith("95% interval [").all()
+    assert (copies["value"] > 0.9).all()
+    assert ((fresh["value"] - 0.5).abs() < 0.1).all()

@@ -15,7 +15,7 @@ from scgensynth._utils._checks import check_count, check_seed
 from scgensynth._utils._deprecation import renamed_arguments
 from scgensynth._utils._keys import check_new_key
 
-from . import _classifier, _correlation, _frechet, _neighbors, _pca
+from . import _classifier, _correlation, _frechet, _neighbors, _pca, _privacy
 from ._mlp import check_kind
 from ._utils import (
     ArrayOrAnnData,
@@ -292,6 +292,17 @@ def _dcr(c: _Context):
     ]
 
 
+def _membership(c: _Context):
+    table = _privacy.membership_inference(
+        c.real, c.synth, c.holdout, layer=c.layer, device=c.device, seed=c.seed
+    )
+    return [
+        _row("membership_auc", r.auc, None, 0.5, group=r.attack,
+             params=f"95% interval [{r.auc_low:.3f}, {r.auc_high:.3f}]")
+        for r in table.itertuples()
+    ]  # fmt: skip
+
+
 _METRICS: dict[str, _Metric] = {
     m.name: m
     for m in [
@@ -327,6 +338,9 @@ _METRICS: dict[str, _Metric] = {
                 "real training sets", (LABELS, HOLDOUT), _augmentation, "slow"),
         _Metric("distance_to_closest_record", "privacy: synthetic vs holdout distances to the "
                 "nearest training sample", (HOLDOUT,), _dcr, "slow"),
+        _Metric("membership_inference", "privacy: AUC of distance, LOGAN and DOMIAS "
+                "membership attacks, training samples vs holdout (0.5 ideal)", (HOLDOUT,),
+                _membership, "slow"),
     ]
 }  # fmt: skip
 
