@@ -11,6 +11,7 @@ from scgensynth.train import (
     PoissonBatchSampler,
     PrivacyAccountant,
     PrivacySpec,
+    PrivateWGANGPTrainingPlan,
     clipped_noisy_mean,
     per_sample_gradients,
 )
@@ -187,3 +188,86 @@ def test_an_empty_poisson_batch_gives_noise_only():
     }
     out = clipped_noisy_mean(grads, max_grad_norm=1.0, noise_multiplier=1.0, expected_batch_size=4)
     assert all(torch.isfinite(v).all() and v.abs().sum() > 0 for v in out.values())
+
+
+# -- the private WGAN-GP plan -------------------------------------------------------------------
+class _Rows(torch.utils.data.Dataset):
+    """Mini-batches as scvi-tools' tensor dicts, any index list (empty too) at once."""
+
+    def __init__(self, x: np.ndarray, codes: np.ndarray):
+        self.x, self.codes = torch.from_numpy(x), torch.from_numpy(codes[:, None])
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitems__(self, idx):
+        idx = torch.as_tensor(idx, dtype=torch.long)
+        return {"X": self.x[idx], "extra_categorical_covs": self.codes[idx]}
+
+
+def _private_run(gtex, n_critic_steps: int, epsilon: float = 10.0):
+    import lightning.pytorch as pl
+
+    from scgensynth.module import WGANGPModule
+
+    x = np.asarray(gtex.X, dtype=np.float32)
+    codes = gtex.obs["tissue"].cat.codes.to_numpy().astype(np.int64)
+    train, public = np.arange(0, len(x), 2), np.arange(1, len(x), 2)
+    module = WGANGPModule(
+        n_input=x.shape[1],
+        n_cats_per_cov=[len(gtex.obs["tissue"].cat.categories)],
+        n_hidden_generator=(64,),
+        n_hidden_critic=(32,),
+    )
+    sd = x[public].std(0)
+    module.scaling.set_statistics(x[public].mean(0), np.where(sd > 0, sd, 1.0), sd == 0)
+    n, q = len(train), 32 / len(train)
+    spec = PrivacySpec.from_user({"epsilon": epsilon}).resolve(n)
+    accountant = PrivacyAccountant(spec, sample_rate=q, n_steps=n_critic_steps)
+    plan = PrivateWGANGPTrainingPlan(module, accountant, expected_batch_size=q * n, n_critic=2)
+    batches = PoissonBatchSampler(n, sample_rate=q, n_batches=round(1 / q), seed=0)
+    loader = torch.utils.data.DataLoader(
+        _Rows(x[train], codes[train]), batch_sampler=batches, collate_fn=lambda b: b
+    )
+    torch.manual_seed(0)
+    trainer = pl.Trainer(
+        max_steps=n_critic_steps + n_critic_steps // 2,  # Lightning counts both optimisers
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+    )
+    trainer.fit(plan, loader)
+    return plan, trainer
+
+
+def test_private_wgan_spends_the_planned_budget_and_logs_nothing_private(gtex):
+    plan, trainer = _private_run(gtex, n_critic_steps=40)
+    spent = plan.accountant.spent()
+    assert spent["steps"] == 40
+    assert 0.9 * 10 <= spent["epsilon"] <= 10 * 1.001
+    assert set(trainer.logged_metrics) <= {"generator_loss"}
+    cat = torch.arange(26)[:, None]
+    with torch.no_grad():
+        samples = plan.module.generate_scaled(26, cat)
+    assert torch.isfinite(samples).all()
+    # a restart continues the accounting exactly
+    checkpoint: dict = {}
+    plan.on_save_checkpoint(checkpoint)
+    again = PrivacyAccountant(plan.accountant.spec, sample_rate=spent["sample_rate"], n_steps=40)
+    resumed = PrivateWGANGPTrainingPlan(plan.module, again, expected_batch_size=32)
+    resumed.on_load_checkpoint(checkpoint)
+    assert resumed.accountant.spent() == spent
+    assert resumed._critic_steps == plan._critic_steps
+
+
+def test_private_wgan_refuses_a_subspace_fitted_on_private_data():
+    from scgensynth.module import WGANGPModule
+
+    spec = PrivacySpec(epsilon=1.0, delta=1e-4)
+    accountant = PrivacyAccountant(spec, sample_rate=0.1, n_steps=10)
+    with pytest.raises(ValueError, match="n_components"):
+        PrivateWGANGPTrainingPlan(
+            WGANGPModule(n_input=50, n_components=8), accountant, expected_batch_size=10
+        )

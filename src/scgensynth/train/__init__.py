@@ -14,7 +14,7 @@ from ._privacy import (
 )
 from ._selection import GeneratorSelection, SelectionCriterion
 from ._tspg_plan import TSPGTrainingPlan
-from ._wgan_plan import WGANGPTrainingPlan
+from ._wgan_plan import PrivateWGANGPTrainingPlan, WGANGPTrainingPlan
 
 __all__ = [
     "DDPMTrainingPlan",
@@ -25,6 +25,7 @@ __all__ = [
     "PoissonBatchSampler",
     "PrivacyAccountant",
     "PrivacySpec",
+    "PrivateWGANGPTrainingPlan",
     "ResumableCheckpoint",
     "SelectionCriterion",
     "TSPGTrainingPlan",

@@ -9,7 +9,7 @@ hold a gradient themselves (WGAN-GP's gradient penalty).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -282,6 +282,7 @@ def per_sample_gradients(
     module: torch.nn.Module,
     loss_of_one: Callable[..., torch.Tensor],
     *batch: torch.Tensor,
+    parameters: Iterable[str] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Gradient of ``loss_of_one`` for each sample of a mini-batch separately.
 
@@ -297,6 +298,9 @@ def per_sample_gradients(
         not :func:`torch.autograd.grad`.
     *batch
         Tensors with the samples along the first dimension.
+    parameters
+        Names of the parameters to differentiate (default: all that require a gradient);
+        the others stay fixed.
 
     Returns
     -------
@@ -311,7 +315,12 @@ def per_sample_gradients(
     """
     from torch.func import functional_call, grad, vmap
 
-    params = {k: v.detach() for k, v in module.named_parameters() if v.requires_grad}
+    wanted = None if parameters is None else set(parameters)
+    params = {
+        k: v.detach()
+        for k, v in module.named_parameters()
+        if v.requires_grad and (wanted is None or k in wanted)
+    }
     buffers = {k: v.detach() for k, v in module.named_buffers()}
     if batch[0].shape[0] == 0:  # Poisson sampling can draw an empty batch
         return {k: v.new_zeros((0, *v.shape)) for k, v in params.items()}

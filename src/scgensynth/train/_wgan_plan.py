@@ -134,3 +134,150 @@ class WGANGPTrainingPlan(EpochMeanPlan):
             - self.module.critic_score(fake, cat, cont).mean()
         )
         self.log("wasserstein_validation", w, on_epoch=True, batch_size=x.shape[0])
+
+
+class _CriticView(torch.nn.Module):
+    """The critic of a WGAN-GP module as a module of its own (for :func:`torch.func`)."""
+
+    def __init__(self, module: WGANGPModule):
+        super().__init__()
+        self.m = module
+
+    def forward(self, x_scaled, cat=None, cont=None):
+        return self.m.critic_score(x_scaled, cat, cont)
+
+
+def _one_critic_loss(gp_weight: float, has_cat: bool, has_cont: bool):
+    """Per-sample WGAN-GP critic loss for :func:`per_sample_gradients`."""
+
+    def loss(call, real, fake, eps, *cov):
+        cov = list(cov)
+        cat = cov.pop(0)[None] if has_cat else None
+        cont = cov.pop(0)[None] if has_cont else None
+
+        def score(x):
+            return call(x[None], cat, cont).sum()
+
+        interp = eps * real + (1 - eps) * fake
+        grad = torch.func.grad(score)(interp)
+        return score(fake) - score(real) + gp_weight * (grad.norm() - 1) ** 2
+
+    return loss
+
+
+class PrivateWGANGPTrainingPlan(WGANGPTrainingPlan):
+    """WGAN-GP with a differentially private critic (DP-SGD), the only part reading real data.
+
+    Each critic update clips every real sample's gradient (its Wasserstein term and gradient
+    penalty together) to norm ``C``, adds Gaussian noise of standard deviation
+    ``noise_multiplier * C`` and divides by the expected batch size; the accountant records
+    the step. The generator learns only from the critic, so it inherits the guarantee
+    (post-processing). Batches must come from Poisson sampling
+    (:class:`~scgensynth.train.PoissonBatchSampler` with the accountant's sample rate).
+
+    What the guarantee does not cover, and the caller must handle: the scaling statistics of
+    ``module.scaling`` (pass public ones), the covariate values of the sampled rows, used to
+    condition the generator (declared public), and any held-out validation data. Nothing
+    computed from the training batches is logged: the history holds ``generator_loss`` and
+    the validation values only.
+
+    Parameters
+    ----------
+    module
+        A :class:`~scgensynth.module.WGANGPModule` without a principal subspace (its basis
+        would be fitted on the private data).
+    accountant
+        The :class:`~scgensynth.train.PrivacyAccountant` planned for this run.
+    expected_batch_size
+        ``sample_rate * n_train``.
+    seed
+        Seed of the noise.
+    **kwargs
+        Passed to :class:`WGANGPTrainingPlan`.
+
+    Examples
+    --------
+    >>> from scgensynth.module import WGANGPModule
+    >>> from scgensynth.train import PrivacyAccountant, PrivacySpec
+    >>> spec = PrivacySpec(epsilon=10.0, delta=1e-4)
+    >>> acc = PrivacyAccountant(spec, sample_rate=0.05, n_steps=500)
+    >>> plan = PrivateWGANGPTrainingPlan(WGANGPModule(n_input=10), acc, expected_batch_size=32)
+    >>> plan.logged_losses
+    ('generator_loss',)
+    """
+
+    logged_losses = ("generator_loss",)
+    progress_losses = ("generator_loss",)
+
+    def __init__(self, module, accountant, *, expected_batch_size: float, seed: int = 0, **kw):
+        if module.subspace is not None:
+            msg = (
+                "Private training cannot use n_components: the principal subspace would be "
+                "fitted on the private data. Train in gene space (n_components=None)."
+            )
+            raise ValueError(msg)
+        super().__init__(module, **kw)
+        self.accountant = accountant
+        self.expected_batch_size = float(expected_batch_size)
+        self.noise_seed = int(seed)
+        self._noise = None
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Keep the critic-step counter and the accountant's exact state."""
+        super().on_save_checkpoint(checkpoint)
+        checkpoint["sgs_privacy_accountant"] = self.accountant.state_dict()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Restore the counter and the accountant (an error if planned for another run)."""
+        super().on_load_checkpoint(checkpoint)
+        self.accountant.load_state_dict(checkpoint["sgs_privacy_accountant"])
+
+    def _noise_generator(self, device) -> torch.Generator:
+        if self._noise is None or self._noise.device != torch.device(device):
+            gen = torch.Generator(device=device)
+            gen.manual_seed(self.noise_seed * 1_000_003 + self.accountant.steps_taken)
+            self._noise = gen
+        return self._noise
+
+    def _private_critic_step(self, x_scaled, cat, cont) -> None:
+        from ._privacy import clipped_noisy_mean, per_sample_gradients
+
+        view = _CriticView(self.module)
+        names = [
+            k for k, _ in view.named_parameters() if k.startswith(("m.critic.", "m.critic_em"))
+        ]
+        n = x_scaled.shape[0]
+        with torch.no_grad():
+            fake = self.module.generate_scaled(n, cat, cont)
+        eps = torch.rand(n, 1, device=x_scaled.device)
+        cov = [t for t in (cat, cont) if t is not None]
+        loss = _one_critic_loss(self.module.gp_weight, cat is not None, cont is not None)
+        grads = per_sample_gradients(view, loss, x_scaled, fake, eps, *cov, parameters=names)
+        noisy = clipped_noisy_mean(
+            grads,
+            max_grad_norm=self.accountant.spec.max_grad_norm,
+            noise_multiplier=self.accountant.noise_multiplier,
+            expected_batch_size=self.expected_batch_size,
+            generator=self._noise_generator(x_scaled.device),
+        )
+        params = dict(view.named_parameters())
+        for k in names:
+            params[k].grad = noisy[k]
+
+    def training_step(self, batch, batch_idx):
+        """One private critic update, and a generator update every ``n_critic`` batches."""
+        opt_critic, opt_generator = self.optimizers()
+        x, cat, cont = self.module.parse_batch(batch)
+        x_scaled = self.module.scaling(x)
+        opt_critic.zero_grad(set_to_none=True)
+        self._private_critic_step(x_scaled, cat, cont)
+        opt_critic.step()
+        self.accountant.step()
+        self._critic_steps += 1
+        if self._critic_steps % self.n_critic == 0 and x.shape[0] > 0:
+            n = x.shape[0]
+            g_loss = self.module.generator_loss(n, cat, cont)
+            opt_generator.zero_grad(set_to_none=True)
+            self.manual_backward(g_loss)
+            opt_generator.step()
+            self.accumulate("generator_loss", g_loss, n)
