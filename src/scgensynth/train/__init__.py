@@ -9,8 +9,10 @@ from ._privacy import (
     PoissonBatchSampler,
     PrivacyAccountant,
     PrivacySpec,
+    clip_rows,
     clipped_noisy_mean,
     per_sample_gradients,
+    private_moments,
 )
 from ._selection import GeneratorSelection, SelectionCriterion
 from ._tspg_plan import TSPGTrainingPlan
@@ -32,6 +34,8 @@ __all__ = [
     "WGANGPTrainingPlan",
     "check_checkpoint",
     "checkpoint_path",
+    "clip_rows",
     "clipped_noisy_mean",
     "per_sample_gradients",
+    "private_moments",
 ]

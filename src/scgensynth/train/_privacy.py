@@ -374,3 +374,78 @@ def clipped_noisy_mean(
         noise = torch.randn(summed.shape, generator=generator, dtype=g.dtype, device=g.device)
         out[k] = (summed + noise_multiplier * max_grad_norm * noise) / float(expected_batch_size)
     return out
+
+
+def clip_rows(z: torch.Tensor, max_norm: float) -> torch.Tensor:
+    """Rows of ``z`` scaled to Euclidean norm at most ``max_norm`` (a new tensor)."""
+    norms = z.norm(dim=1, keepdim=True)
+    return z * (max_norm / norms.clamp_min(1e-12)).clamp(max=1.0)
+
+
+def private_moments(
+    z: torch.Tensor,
+    codes: torch.Tensor,
+    n_classes: int,
+    *,
+    max_norm: float,
+    noise_multiplier: float,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-class sums and the pooled second moment of clipped rows, by the Gaussian mechanism.
+
+    Two releases, each with L2 sensitivity bounded by clipping every row to norm ``C =
+    max_norm``: the per-class sums (classes are disjoint, so adding or removing one sample
+    changes one class's sum by at most ``C``) with noise ``N(0, (sigma C)^2)`` per coordinate,
+    and the second moment ``sum_i z_i z_i^T`` over all rows (sensitivity ``C^2`` in Frobenius
+    norm) with symmetric noise ``N(0, (sigma C^2)^2)`` per entry of the upper triangle. With
+    ``sigma = PrivacyAccountant(spec, sample_rate=1.0, n_steps=2).noise_multiplier`` the pair
+    is (epsilon, delta)-DP. The class counts are not released (they are the covariate
+    frequencies, treated as public).
+
+    Parameters
+    ----------
+    z
+        Samples x features (e.g. coordinates in a public or data-independent subspace).
+    codes
+        Class of each row, integers in ``[0, n_classes)``.
+    n_classes
+        Number of classes (a class without rows still gets a noisy sum: its absence is not
+        revealed).
+    max_norm
+        Clipping bound ``C``.
+    noise_multiplier
+        ``sigma``.
+    generator
+        Random generator of the noise.
+
+    Returns
+    -------
+    ``(sums, second_moment)``: ``(n_classes, d)`` and ``(d, d)``, float64.
+
+    Examples
+    --------
+    >>> z = torch.randn(100, 4, generator=torch.Generator().manual_seed(0))
+    >>> codes = torch.arange(100) % 2
+    >>> sums, m2 = private_moments(z, codes, 2, max_norm=3.0, noise_multiplier=0.0)
+    >>> tuple(sums.shape), bool(torch.allclose(m2, m2.T))
+    ((2, 4), True)
+    """
+    if max_norm <= 0 or noise_multiplier < 0:
+        msg = f"Need max_norm > 0 and noise_multiplier >= 0, not {max_norm}, {noise_multiplier}."
+        raise ValueError(msg)
+    codes = torch.as_tensor(codes, dtype=torch.long)
+    if len(codes) != len(z) or (len(codes) and (codes.min() < 0 or codes.max() >= n_classes)):
+        msg = f"codes must hold one class in [0, {n_classes}) per row of z."
+        raise ValueError(msg)
+    zc = clip_rows(z.double(), max_norm)
+    d = zc.shape[1]
+    sums = torch.zeros(n_classes, d, dtype=torch.float64).index_add_(0, codes, zc)
+    sums += (
+        noise_multiplier
+        * max_norm
+        * torch.randn(n_classes, d, generator=generator, dtype=torch.float64)
+    )
+    noise = torch.randn(d, d, generator=generator, dtype=torch.float64).triu()
+    noise = noise + noise.triu(1).T
+    second = zc.T @ zc + noise_multiplier * max_norm**2 * noise
+    return sums, second
