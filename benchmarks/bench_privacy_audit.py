@@ -36,6 +36,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bench_metrics import _status_kib
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -68,16 +69,6 @@ def make_data(n: int, p: int, seed: int = 0, *, rank: int = 30, copy_share: floa
         jitter = rng.standard_normal((len(r), p), dtype=np.float32) * (0.05 * noise)
         synth[start : start + len(r)] = train[r] + jitter
     return train, holdout, synth
-
-
-def _status_kib() -> dict[str, int]:
-    out = {}
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith(("VmRSS:", "VmHWM:")):
-                key, value = line.split(":")
-                out[key] = int(value.split()[0])
-    return out
 
 
 def _call(case: str, T, S, H, seed: int):

@@ -219,3 +219,18 @@ def test_membership_attacks_are_rows_of_evaluate(gtex):
         assert report["params"].str.startswith("95% interval [").all()
     assert (copies["value"] > 0.9).all()
     assert ((fresh["value"] - 0.5).abs() < 0.1).all()
+
+
+def test_a_holdout_too_small_for_the_attacks_gives_nan_rows_not_an_error(gtex, sgs_logs):
+    train, holdout, synth = gtex[:200].copy(), gtex[200:215].copy(), gtex[300:400].copy()
+    with sgs_logs() as logs:
+        report = metrics.evaluate(
+            train, synth, holdout=holdout,
+            metrics=["membership_inference", "distance_to_closest_record"], key_added=None,
+        )  # fmt: skip
+    attacks = report[report["metric"] == "membership_auc"]
+    assert list(attacks["group"]) == ["distance", "logan", "domias"]
+    assert attacks["value"].isna().all()
+    assert np.isfinite(report.loc[report["metric"] == "dcr_ratio", "value"]).all()
+    warned = " ".join(r.getMessage() for r in logs if r.levelname == "WARNING")
+    assert "'half of the holdout': 7" in warned

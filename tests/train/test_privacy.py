@@ -345,3 +345,11 @@ def test_a_gaussian_from_private_moments_learns_gtex_tissues_at_epsilon_10(gtex)
     real_test = (x[test] - mu) / sd @ basis
     accuracy = LogisticRegression(max_iter=3000).fit(synth, labels).score(real_test, y[test])
     assert accuracy > 0.5  # 26 tissues: chance is 0.04 (measured 0.74)
+
+
+def test_per_sample_gradients_say_when_no_parameter_matches():
+    with pytest.raises(ValueError, match=r"No trainable parameter.*among parameters"):
+        per_sample_gradients(
+            torch.nn.Linear(3, 1), lambda call, x: call(x).sum(), torch.ones(4, 3),
+            parameters=["critic.weight"],
+        )  # fmt: skip

@@ -293,6 +293,16 @@ def _dcr(c: _Context):
 
 
 def _membership(c: _Context):
+    sizes = {"train": c.real.shape[0], "synthetic": c.synth.shape[0]}
+    sizes["half of the holdout"] = c.holdout.shape[0] // 2
+    small = {k: n for k, n in sizes.items() if n < _privacy.MIN_SAMPLES}
+    if small:
+        logger.warning(
+            "evaluate: membership_inference needs %d samples in each of %s; got %s. Its rows "
+            "are NaN: pass more held-out or synthetic samples for the attacks.",
+            _privacy.MIN_SAMPLES, list(sizes), small,
+        )  # fmt: skip
+        return [_row("membership_auc", np.nan, None, 0.5, group=a) for a in _privacy.ATTACKS]
     table = _privacy.membership_inference(
         c.real, c.synth, c.holdout, layer=c.layer, device=c.device, seed=c.seed
     )

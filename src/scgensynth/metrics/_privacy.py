@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 
 ATTACKS = ("distance", "logan", "domias")
 #: fewest members, scored non-members, reference and synthetic samples an audit accepts
-_MIN_SAMPLES = 10
+MIN_SAMPLES = 10
 #: binomial tail probability below which a count of close synthetic samples fails the report
 _ALPHA = 1e-3
 
@@ -53,8 +53,8 @@ def _row_digests(blocks) -> list[bytes]:
 
 
 def _check_size(n: int, name: str, hint: str) -> None:
-    if n < _MIN_SAMPLES:
-        msg = f"{name} has {n} samples; a membership-inference audit needs {_MIN_SAMPLES}. {hint}"
+    if n < MIN_SAMPLES:
+        msg = f"{name} has {n} samples; a membership-inference audit needs {MIN_SAMPLES}. {hint}"
         raise ValueError(msg)
 
 

@@ -322,6 +322,13 @@ def per_sample_gradients(
         if v.requires_grad and (wanted is None or k in wanted)
     }
     buffers = {k: v.detach() for k, v in module.named_buffers()}
+    if not params:
+        msg = (
+            f"No trainable parameter of {type(module).__name__} to differentiate"
+            + ("" if wanted is None else f" among parameters={sorted(wanted)}")
+            + f"; its parameters are {[k for k, _ in module.named_parameters()][:10]}."
+        )
+        raise ValueError(msg)
     if batch[0].shape[0] == 0:  # Poisson sampling can draw an empty batch
         return {k: v.new_zeros((0, *v.shape)) for k, v in params.items()}
 
@@ -377,7 +384,25 @@ def clipped_noisy_mean(
 
 
 def clip_rows(z: torch.Tensor, max_norm: float) -> torch.Tensor:
-    """Rows of ``z`` scaled to Euclidean norm at most ``max_norm`` (a new tensor)."""
+    """Rows of ``z`` scaled to Euclidean norm at most ``max_norm`` (a new tensor).
+
+    Parameters
+    ----------
+    z
+        Samples x features.
+    max_norm
+        Largest norm a row keeps; longer rows are shrunk onto it, shorter ones unchanged.
+
+    Returns
+    -------
+    A tensor like ``z``; ``z`` itself is not modified.
+
+    Examples
+    --------
+    >>> clip_rows(torch.tensor([[3.0, 4.0], [0.3, 0.4]]), 1.0)
+    tensor([[0.6000, 0.8000],
+            [0.3000, 0.4000]])
+    """
     norms = z.norm(dim=1, keepdim=True)
     return z * (max_norm / norms.clamp_min(1e-12)).clamp(max=1.0)
 
