@@ -94,6 +94,7 @@ class AttGAN(WGANGP):
     reference = "Lacan et al. 2023"
     quick_kwargs: ClassVar[dict[str, Any]] = {"n_latent": 8, "n_hidden": (16, 16), "top_k": 4}
     _module_cls = AttGANModule
+    _private_plan_cls = None  # the attention layers are not covered by the private plan
     #: the gene graph when none is given
     default_graph: ClassVar[str] = "coexpression"
 

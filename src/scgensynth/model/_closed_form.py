@@ -15,6 +15,7 @@ from scgensynth._utils._docs import doctest_skip
 
 from .base import BaseGeneratorModel
 from .base._generation import GenerationRows
+from .base._privacy import check_public, check_public_use, plan_spec, refuse_unsupported
 from .base._run import _check_trainer_kwargs
 from .base._validation import check_training_lengths
 
@@ -50,6 +51,20 @@ class ClosedFormGenerator(BaseGeneratorModel):
     def _fit(self, x_scaled: torch.Tensor, cat, cont) -> None:
         raise NotImplementedError
 
+    def _fit_private(self, rows: np.ndarray, public, spec) -> dict[str, Any]:
+        """Fit the training ``rows`` with differential privacy; return the privacy record.
+
+        Subclasses that can (see :attr:`supports_privacy`) implement it; ``public`` is the
+        checked public AnnData (or None) and ``spec`` the resolved
+        :class:`~scgensynth.train.PrivacySpec`.
+        """
+        raise NotImplementedError
+
+    @property
+    def supports_privacy(self) -> bool:
+        """Whether ``train(privacy=...)`` works (the subclass implements a private fit)."""
+        return type(self)._fit_private is not ClosedFormGenerator._fit_private
+
     def _fit_message(self, n_train: int, n_held: int) -> str:
         raise NotImplementedError
 
@@ -59,6 +74,8 @@ class ClosedFormGenerator(BaseGeneratorModel):
         max_epochs: int | None = None,
         *,
         train_size: float = 1.0,
+        privacy: Mapping[str, Any] | None = None,
+        public=None,
         **kwargs,
     ) -> None:
         """Fit the model to the training samples in one pass (no gradient steps).
@@ -76,6 +93,13 @@ class ClosedFormGenerator(BaseGeneratorModel):
             Share of samples fitted; the rest (stratified by the categorical covariates, with
             ``scvi.settings.seed``) is held out as for the other generators and never used.
             Default: all samples.
+        privacy
+            Fit with differential privacy, ``{"epsilon": 10, "delta": None}`` (see
+            :class:`~scgensynth.train.PrivacySpec`), for models that can (see the model's
+            docstring); the spent (ε, δ) is kept in ``privacy_``.
+        public
+            With ``privacy``: public samples with the same genes, for what the private fit
+            must not learn from the training rows (scaling statistics, subspace).
         **kwargs
             Training arguments of the other generators, ignored.
 
@@ -95,15 +119,24 @@ class ClosedFormGenerator(BaseGeneratorModel):
         ignored = sorted(k for k in kwargs if kwargs[k] is not None)
         if max_epochs is not None:
             ignored.insert(0, "max_epochs")
+        check_public_use(privacy, public)
+        if privacy is not None:
+            refuse_unsupported(self)
+            public = check_public(self, public)
         train_idx, val_idx = self._split(train_size, int(settings.seed or 0))
         train_idx = np.sort(train_idx)
-        rows = self._fit_rows(train_idx)
-        cat, cont = self._encode(self.covariates_.iloc[rows])
-        self._fit(
-            self._scaled_rows(rows),
-            None if cat is None else torch.as_tensor(cat),
-            None if cont is None else torch.as_tensor(cont),
-        )
+        if privacy is not None:
+            spec = plan_spec(privacy, len(train_idx))
+            self.privacy_ = self._fit_private(train_idx, public, spec)
+        else:
+            rows = self._fit_rows(train_idx)
+            cat, cont = self._encode(self.covariates_.iloc[rows])
+            self._fit(
+                self._scaled_rows(rows),
+                None if cat is None else torch.as_tensor(cat),
+                None if cont is None else torch.as_tensor(cont),
+            )
+            self.privacy_ = None
         self.train_indices_ = train_idx
         self.validation_indices_ = np.sort(val_idx)
         self.test_indices_ = np.array([], dtype=int)

@@ -1,15 +1,21 @@
 from __future__ import annotations
 
+import copy
 import logging
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
+from scvi import settings
 
+from scgensynth._utils._anndata import get_matrix, iter_row_chunks
+from scgensynth._utils._checks import check_count
 from scgensynth._utils._docs import doctest_skip
 from scgensynth.module import GaussianModule
+from scgensynth.train import PrivacyAccountant, private_moments
 
 from ._closed_form import ClosedFormGenerator
+from .base._privacy import public_scaling, record_from_accountant, use_public_scaling
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -63,6 +69,17 @@ class GaussianGenerator(ClosedFormGenerator):
     scaling
         How expression values are scaled (``"auto"`` detects it from the data and says which
         in the log).
+    private_components
+        Dimension of the public principal subspace of ``train(privacy=..., public=...)``
+        (see below).
+
+    With ``train(privacy={"epsilon": 10}, public=public_adata)`` the fit is differentially
+    private: the scaling and a principal subspace come from the public samples, and each
+    class's mean and one pooled covariance within that subspace are released by the
+    Gaussian mechanism (per-class sums and the second moment of the training rows clipped
+    to the 90th percentile of the public rows' norms); outside the subspace the spread is
+    isotropic at the public residual variance. Class frequencies are treated as public.
+    Measured in ``benchmarks/bench_privacy.py``.
 
     Examples
     --------
@@ -86,8 +103,10 @@ class GaussianGenerator(ClosedFormGenerator):
         shrinkage: str | float = "ledoit_wolf",
         clip: bool = False,
         scaling: str = "auto",
+        private_components: int = 32,
     ):
         super().__init__(adata, scaling=scaling)
+        self.private_components = check_count(private_components, "private_components")
         if not isinstance(clip, bool | np.bool_):
             msg = f"clip must be True or False, not {clip!r}."
             raise TypeError(msg)
@@ -108,7 +127,84 @@ class GaussianGenerator(ClosedFormGenerator):
         # x_scaled is the model's own copy: the module fits in it (no second n x p copy)
         self.module.fit(x_scaled, cat, cont, copy=False)
 
+    def _fit_private(self, rows: np.ndarray, public, spec) -> dict[str, Any]:
+        """Per-class means and a pooled covariance released by the Gaussian mechanism.
+
+        In the principal subspace of the public samples (``private_components``
+        directions, after public scaling), the training rows are clipped to the 90th
+        percentile of the public rows' norms and their per-class sums and pooled second
+        moment are released with noise (:func:`~scgensynth.train.private_moments`: two
+        releases, accounted together). Outside the subspace the spread is isotropic, at the
+        public samples' residual variance. Class sizes are the covariate frequencies
+        (declared public).
+        """
+        if public is None:
+            msg = (
+                "GaussianGenerator's private fit needs public=<AnnData of public samples with "
+                "the same genes>: its principal subspace and scaling come from them."
+            )
+            raise ValueError(msg)
+        if self._cont_keys:
+            msg = (
+                "GaussianGenerator's private fit conditions on categorical covariates only; "
+                f"drop the continuous ones ({self._cont_keys}) or bin them into categories."
+            )
+            raise ValueError(msg)
+        use_public_scaling(self, public_scaling(self, public))
+        centre, basis, bound, iso = self._public_subspace(public)
+        cat, _ = self._encode(self.covariates_.iloc[rows])
+        keys = self.module._keys(None if cat is None else torch.as_tensor(cat), len(rows))
+        groups, inverse = torch.unique(keys, return_inverse=True)
+        sizes = torch.bincount(inverse, minlength=len(groups))
+        z = torch.cat([(block.double() - centre) @ basis for block in self._scaled_blocks(rows)])
+        accountant = PrivacyAccountant(spec, sample_rate=1.0, n_steps=2)
+        gen = torch.Generator().manual_seed(int(settings.seed or 0))
+        sums, second = private_moments(
+            z, inverse, len(groups), max_norm=bound,
+            noise_multiplier=accountant.noise_multiplier, generator=gen,
+        )  # fmt: skip
+        accountant.step(2)
+        means = sums / sizes[:, None]
+        pooled = (second - (means.T * sizes) @ means) / len(rows)
+        evals, evecs = torch.linalg.eigh((pooled + pooled.T) / 2)
+        evals = evals.clamp_min(iso)
+        self.module.set_moments(
+            groups, sizes, centre + means @ basis.T, (basis @ evecs).T, evals, iso
+        )
+        return record_from_accountant(
+            spec, accountant,
+            f"Gaussian mechanism on per-class sums and the pooled second moment in the "
+            f"{basis.shape[1]}-dimensional principal subspace of the public samples",
+            n_train=len(rows), n_public=public.n_obs, n_unprotected=0, clip_norm=bound,
+        )  # fmt: skip
+
+    def _scaled_blocks(self, rows: np.ndarray | None, adata=None):
+        """Blocks of rows on the module's scale (float32), of the model's data or ``adata``."""
+        scaling = copy.deepcopy(self.module.scaling).cpu()
+        matrix = get_matrix(self.adata if adata is None else adata, self.layer)
+        for block in iter_row_chunks(matrix, 1024, rows):
+            yield scaling(torch.as_tensor(block, dtype=torch.float32))
+
+    def _public_subspace(self, public) -> tuple[torch.Tensor, torch.Tensor, float, float]:
+        """Public mean, principal directions (genes x k), norm bound and residual variance."""
+        x = torch.cat(list(self._scaled_blocks(None, public))).double()
+        centre = x.mean(0)
+        x -= centre
+        k = max(1, min(self.private_components, x.shape[0] - 1, x.shape[1]))
+        _, _, vt = torch.linalg.svd(x, full_matrices=False)
+        basis = vt[:k].T.contiguous()
+        z = x @ basis
+        bound = float(torch.quantile(z.norm(dim=1), 0.9).clamp_min(1e-6))
+        resid = float(((x - z @ basis.T) ** 2).sum()) / max(1, (x.shape[0] - 1) * x.shape[1])
+        return centre, basis, bound, max(resid, 1e-6)
+
     def _fit_message(self, n_train: int, n_held: int) -> str:
+        if self.privacy_:
+            return (
+                f"GaussianGenerator fitted {self.module.n_groups} class(es) on {n_train} "
+                f"samples with differential privacy (ε={self.privacy_['epsilon']:.3g}, "
+                f"δ={self.privacy_['delta']:.2g}); {n_held} held out."
+            )
         a = self.module.shrinkage
         return (
             f"GaussianGenerator fitted {self.module.n_groups} class(es) on {n_train} samples "

@@ -9,7 +9,7 @@ import numpy as np
 from scgensynth._utils._checks import check_count
 from scgensynth._utils._docs import doctest_skip
 from scgensynth.module import WGANGPModule
-from scgensynth.train import WGANGPTrainingPlan
+from scgensynth.train import PrivateWGANGPTrainingPlan, WGANGPTrainingPlan
 
 from .base import BaseGeneratorModel
 
@@ -92,6 +92,7 @@ class WGANGP(BaseGeneratorModel):
     quick_kwargs: ClassVar[dict[str, Any]] = {"n_latent": 8, "n_hidden": (16, 16)}
     _module_cls = WGANGPModule
     _training_plan_cls = WGANGPTrainingPlan
+    _private_plan_cls = PrivateWGANGPTrainingPlan
 
     @property
     def _module_kwargs(self) -> dict:

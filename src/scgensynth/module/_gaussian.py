@@ -243,6 +243,49 @@ class GaussianModule(FittedStatisticsMixin, ConditionalGeneratorModule):
         self.cont_means = cont_means.float().to(self.device)
         self.cont_effect = effect.float().to(self.device)
 
+    def set_moments(
+        self,
+        group_keys: torch.Tensor,
+        group_sizes: torch.Tensor,
+        means: torch.Tensor,
+        directions: torch.Tensor,
+        variances: torch.Tensor,
+        iso_variance: float,
+    ) -> None:
+        """Set the groups from moments estimated elsewhere (e.g. with differential privacy).
+
+        Every group gets its mean and one shared covariance: ``variances`` along the
+        orthonormal ``directions`` (``k x p``) and ``iso_variance`` in the rest of the
+        space. Continuous covariates have no effect.
+
+        Examples
+        --------
+        >>> module = GaussianModule(n_input=3, n_cats_per_cov=[2])
+        >>> v = torch.eye(3)[:1]
+        >>> module.set_moments(torch.tensor([0, 1]), torch.tensor([5, 5]), torch.zeros(2, 3),
+        ...                    v, torch.tensor([4.0]), 0.25)
+        >>> x = module.generate_scaled(20000, cat=torch.zeros(20000, 1, dtype=torch.long))
+        >>> [round(float(s), 1) for s in x.std(0)]
+        [2.0, 0.5, 0.5]
+        """
+        g, k = len(group_keys), directions.shape[0]
+        if means.shape != (g, self.n_input) or directions.shape[1:] != (self.n_input,):
+            msg = "means must be (groups x genes) and directions (k x genes)."
+            raise ValueError(msg)
+        iso = float(iso_variance) ** 0.5
+        dev = self.device
+        self.group_keys = torch.as_tensor(group_keys, dtype=torch.long).to(dev)
+        self.group_sizes = torch.as_tensor(group_sizes, dtype=torch.long).to(dev)
+        self.means = means.float().to(dev)
+        self.cont_means = torch.zeros(g, self.n_continuous_cov, device=dev)
+        self.cont_effect = torch.zeros(self.n_continuous_cov, self.n_input, device=dev)
+        self.iso_scale = torch.full((g,), iso, device=dev)
+        self.shrinkage = torch.full((g,), float("nan"), device=dev)
+        self.components = directions.float().repeat(g, 1).to(dev)
+        scale = variances.double().clamp_min(0).sqrt() - iso
+        self.component_scale = scale.float().repeat(g).to(dev)
+        self.component_group = torch.arange(g).repeat_interleave(k).to(dev)
+
     def _keys(self, cat: torch.Tensor | None, n: int) -> torch.Tensor:
         if cat is None or not self.n_cats_per_cov:
             return torch.zeros(n, dtype=torch.long)

@@ -98,7 +98,8 @@ def train(
         The model class's constructor arguments (e.g. ``n_latent``, ``n_hidden``,
         ``scaling``) and training arguments (``n_steps``, ``batch_size``, ``train_size``,
         ``selection``, ``accelerator``, ``checkpoint_dir`` and ``resume`` to continue a
-        killed run, ...).
+        killed run, ``privacy={"epsilon": 10}`` with ``public=public_adata`` for
+        differentially private training, ...).
 
     Returns
     -------
@@ -134,6 +135,8 @@ def train(
         **model_kwargs,
         **{k: v for k, v in kwargs.items() if isinstance(v, bool | int | float | str)},
     }
+    if fitted.privacy_:
+        params["privacy"] = dict(fitted.privacy_)
     record_params(adata, key_added, _h5ad_safe(params))
     return fitted
 

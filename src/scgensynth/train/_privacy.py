@@ -247,6 +247,10 @@ class PoissonBatchSampler(torch.utils.data.Sampler):
         Batches per pass (an "epoch"), usually ``round(1 / q)``.
     seed
         Seed of the first pass; pass ``k`` uses ``seed + k``, so a run repeats.
+    rank, world_size
+        With data parallelism, process ``rank`` of ``world_size`` draws from its share of
+        the samples (every ``world_size``-th from ``rank``) with its own random stream; the
+        union of the processes' batches is a Poisson sample of all ``n``.
 
     Examples
     --------
@@ -255,7 +259,19 @@ class PoissonBatchSampler(torch.utils.data.Sampler):
     10
     """
 
-    def __init__(self, n: int, *, sample_rate: float, n_batches: int, seed: int = 0):
+    def __init__(
+        self,
+        n: int,
+        *,
+        sample_rate: float,
+        n_batches: int,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ):
+        if not 0 <= int(rank) < int(world_size):
+            msg = f"Need 0 <= rank < world_size, not rank={rank}, world_size={world_size}."
+            raise ValueError(msg)
         if int(n) < 1 or not 0.0 < float(sample_rate) <= 1.0 or int(n_batches) < 1:
             msg = (
                 f"PoissonBatchSampler needs n >= 1, 0 < sample_rate <= 1 and n_batches >= 1; "
@@ -266,16 +282,25 @@ class PoissonBatchSampler(torch.utils.data.Sampler):
         self.sample_rate = float(sample_rate)
         self.n_batches = int(n_batches)
         self.seed = int(seed)
+        self.rank, self.world_size = int(rank), int(world_size)
         self._passes = 0
 
     def __len__(self) -> int:
         return self.n_batches
 
+    def set_epoch(self, epoch: int) -> None:
+        """Make the next pass the ``epoch``-th (Lightning calls it, so a resumed run repeats)."""
+        self._passes = int(epoch)
+
     def __iter__(self) -> Iterator[list[int]]:
-        rng = np.random.default_rng(self.seed + self._passes)
+        if self.world_size == 1:
+            rng = np.random.default_rng(self.seed + self._passes)
+        else:
+            rng = np.random.default_rng((self.seed + self._passes, self.rank))
         self._passes += 1
+        mine = np.arange(self.rank, self.n, self.world_size)
         for _ in range(self.n_batches):
-            yield np.flatnonzero(rng.random(self.n) < self.sample_rate).tolist()
+            yield mine[rng.random(len(mine)) < self.sample_rate].tolist()
 
 
 def per_sample_gradients(
@@ -359,6 +384,11 @@ def clipped_noisy_mean(
     ``noise_multiplier * max_grad_norm`` is added to every coordinate, and the sum is divided
     by the expected batch size ``q n`` (not the drawn one, which would leak it).
 
+    Inside a process group of ``W`` processes (data parallelism) each process adds noise of
+    variance ``1 / W`` of that and the results are summed over the processes, so the update
+    is the same mechanism over the union of their batches (``expected_batch_size`` is then
+    the expected size of that union).
+
     Examples
     --------
     >>> grads = per_sample_gradients(lin, loss_of_one, x)
@@ -374,13 +404,23 @@ def clipped_noisy_mean(
     )
     norms = flat.norm(dim=1)
     factor = (max_grad_norm / (norms + 1e-12)).clamp(max=1.0)
+    world = _world_size()
+    std = noise_multiplier * max_grad_norm / math.sqrt(world)
     out = {}
     for k in names:
         g = per_sample[k]
         summed = torch.einsum("b,b...->...", factor.to(g.dtype), g)
         noise = torch.randn(summed.shape, generator=generator, dtype=g.dtype, device=g.device)
-        out[k] = (summed + noise_multiplier * max_grad_norm * noise) / float(expected_batch_size)
+        out[k] = (summed + std * noise) / float(expected_batch_size)
+        if world > 1:
+            torch.distributed.all_reduce(out[k])
     return out
+
+
+def _world_size() -> int:
+    """Processes of the current process group (1 outside data parallelism)."""
+    dist = torch.distributed
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
 def clip_rows(z: torch.Tensor, max_norm: float) -> torch.Tensor:

@@ -232,10 +232,16 @@ class PrivateWGANGPTrainingPlan(WGANGPTrainingPlan):
         super().on_load_checkpoint(checkpoint)
         self.accountant.load_state_dict(checkpoint["sgs_privacy_accountant"])
 
+    def on_train_epoch_start(self) -> None:
+        """Reseed the noise from the step count, so a run resumed at this epoch repeats."""
+        self._noise = None
+
     def _noise_generator(self, device) -> torch.Generator:
         if self._noise is None or self._noise.device != torch.device(device):
             gen = torch.Generator(device=device)
-            gen.manual_seed(self.noise_seed * 1_000_003 + self.accountant.steps_taken)
+            # each process of a data-parallel run draws its own noise
+            step = self.noise_seed * 1_000_003 + self.accountant.steps_taken
+            gen.manual_seed(step * 65_537 + self.global_rank)
             self._noise = gen
         return self._noise
 
@@ -274,10 +280,15 @@ class PrivateWGANGPTrainingPlan(WGANGPTrainingPlan):
         opt_critic.step()
         self.accountant.step()
         self._critic_steps += 1
-        if self._critic_steps % self.n_critic == 0 and x.shape[0] > 0:
-            n = x.shape[0]
+        if self._critic_steps % self.n_critic == 0:
+            n, weight = x.shape[0], 1.0
+            if n == 0:  # an empty Poisson batch: a zero-weight step keeps processes in step
+                n, weight = 1, 0.0
+                cat = None if cat is None else cat.new_zeros((1, *cat.shape[1:]))
+                cont = None if cont is None else cont.new_zeros((1, *cont.shape[1:]))
             g_loss = self.module.generator_loss(n, cat, cont)
             opt_generator.zero_grad(set_to_none=True)
-            self.manual_backward(g_loss)
+            self.manual_backward(g_loss * weight)
             opt_generator.step()
-            self.accumulate("generator_loss", g_loss, n)
+            if weight:
+                self.accumulate("generator_loss", g_loss, n)

@@ -32,6 +32,7 @@ from ._generation import (
     write_backed,
 )
 from ._model import SgsModel
+from ._privacy import check_public_use, describe, plan_private_run
 from ._proxy import proxy_anndata
 from ._run import TrainingRun
 from ._validation import (
@@ -159,6 +160,8 @@ class BaseGeneratorModel(SgsModel):
         self.scaling_["constant_genes"] = stats["constant_genes"]
         self._scaling_stats = stats
         self.library_size_ = stats["library_size"]
+        #: the (epsilon, delta) a private run spent and how (None: not trained privately)
+        self.privacy_: dict[str, Any] | None = None
         self.covariates_ = self._covariate_frame(self.adata)
         for key in self._cat_keys:
             empty = self.covariates_[key].value_counts().loc[lambda c: c == 0].index.tolist()
@@ -385,7 +388,10 @@ class BaseGeneratorModel(SgsModel):
     def _make_criterion(
         self, train_idx: np.ndarray, val_idx: np.ndarray, kind: str, seed: int
     ) -> SelectionCriterion:
+        """Held-out rows plus up to 2,000 training rows (none for a private run)."""
         rng = np.random.default_rng(seed)
+        if getattr(self, "_private_run", None) is not None:  # training rows stay unread
+            train_idx = np.array([], dtype=int)
         n_extra = max(0, 2000 - len(val_idx))
         extra = rng.choice(train_idx, size=min(n_extra, len(train_idx)), replace=False)
         rows = np.concatenate([val_idx, extra]).astype(int)
@@ -398,7 +404,11 @@ class BaseGeneratorModel(SgsModel):
             cont=None if cont is None else torch.as_tensor(cont),
             kind=kind,
             seed=seed,
-            train=self._scaled_rows(np.sort(reference).astype(int)) if len(val_idx) else None,
+            train=(
+                self._scaled_rows(np.sort(reference).astype(int))
+                if len(val_idx) and len(reference)
+                else None
+            ),
             n_holdout=len(val_idx),
         )
 
@@ -409,7 +419,7 @@ class BaseGeneratorModel(SgsModel):
         *,
         n_steps: int | None = None,
         batch_size: int = 32,
-        train_size: float = 0.9,
+        train_size: float | None = None,
         selection: str | None = "conditional",
         selection_every: int | None = None,
         patience: int | None = 10,
@@ -421,6 +431,8 @@ class BaseGeneratorModel(SgsModel):
         checkpoint_dir: str | os.PathLike | None = None,
         checkpoint_every: int | None = None,
         resume: bool = False,
+        privacy: Mapping[str, Any] | None = None,
+        public: AnnData | None = None,
         **kwargs,
     ):
         """Train the generator.
@@ -446,7 +458,8 @@ class BaseGeneratorModel(SgsModel):
         train_size
             Share of samples used for training; the rest (stratified by the categorical
             covariates) is held out for model selection. ``1.0`` disables the split (the
-            criterion then scores against training samples).
+            criterion then scores against training samples). Default 0.9, or 1.0 with
+            ``privacy``.
         selection
             ``"conditional"`` (correlation + conditional fidelity + precision/recall +
             novelty, the distance to training samples against held-out ones),
@@ -476,10 +489,28 @@ class BaseGeneratorModel(SgsModel):
             was killed): called with the same data, seed and arguments, the resumed run ends
             with exactly the weights of an uninterrupted one on CPU. A checkpoint of another
             run (other data shape, batch size, length, seed, ...) is refused.
+        privacy
+            Train with differential privacy (DP-SGD): ``{"epsilon": 10, "delta": None,
+            "max_grad_norm": 1.0, "accountant": "rdp"}`` (see
+            :class:`~scgensynth.train.PrivacySpec`; δ defaults to ``1 / (10 n)``). Mini-batches
+            are drawn by Poisson sampling at rate ``batch_size / n``, each sample's gradient
+            is clipped to ``max_grad_norm`` and Gaussian noise set by the accountant for the
+            planned steps is added; the spent (ε, δ) is kept in :attr:`privacy_`, the model
+            file and every generated AnnData. Only the training rows are protected: held-out
+            rows (``train_size < 1``) score model selection and are not (with the default
+            ``train_size=1.0`` there is no selection: the last weights are kept); covariate
+            categories and frequencies are treated as public. Models without private
+            training refuse it. See the user guide page "Sharing synthetic data safely".
+        public
+            With ``privacy``: public samples (same genes) for the scaling statistics, which
+            computed on the training data would leak it. Required unless ``scaling="none"``.
         **kwargs
             Plan arguments accepted by name (see the model's docstring), or arguments of
             scvi-tools' / Lightning's ``Trainer``.
         """
+        check_public_use(privacy, public)
+        if train_size is None:
+            train_size = 0.9 if privacy is None else 1.0
         run = TrainingRun.plan(
             self, n_steps=n_steps, max_epochs=max_epochs, batch_size=batch_size,
             train_size=train_size, devices=devices, plan_kwargs=plan_kwargs, kwargs=kwargs,
@@ -487,14 +518,25 @@ class BaseGeneratorModel(SgsModel):
             patience=(patience, 0), min_steps=(min_steps, 0),
         )  # fmt: skip
         self._selection_callback = None
-        self._prepare_training(run)
-        if selection is not None:
-            self._add_selection(run, selection)
-        result = run.launch(
-            accelerator=accelerator, devices=devices, datasplitter_kwargs=datasplitter_kwargs,
-            checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every, resume=resume,
-            selection=str(selection),
-        )  # fmt: skip
+        private = None if privacy is None else plan_private_run(self, run, privacy, public)
+        self._private_run = private
+        try:
+            self._prepare_training(run)
+            if selection is not None and (private is None or len(run.val_idx)):
+                self._add_selection(run, selection)
+            if private is not None:
+                self._training_plan_cls = type(self)._private_plan_cls
+            result = run.launch(
+                accelerator=accelerator, devices=devices,
+                datasplitter_kwargs=datasplitter_kwargs, checkpoint_dir=checkpoint_dir,
+                checkpoint_every=checkpoint_every, resume=resume, selection=str(selection),
+                sampler=None if private is None else private.sampler,
+                privacy=None if private is None else str(private.spec.as_dict()),
+            )  # fmt: skip
+        finally:
+            self.__dict__.pop("_training_plan_cls", None)
+            self._private_run = None
+        self.privacy_ = None if private is None else private.record(self, len(run.train_idx))
         if self._selection_callback is not None:
             cb = self._selection_callback
             self.selection_ = pd.DataFrame(cb.scores)
@@ -882,8 +924,9 @@ class BaseGeneratorModel(SgsModel):
                 frame, rows = plan.block(start, stop, seed)
                 cat, cont = self._encode(frame)
                 library = None
-                if counts:
-                    library = plan.library_sizes(self.library_size_, rows, start, stop, seed)
+                if counts:  # a private model's library sizes are public ones: resampled
+                    own = rows if self.privacy_ is None else None
+                    library = plan.library_sizes(self.library_size_, own, start, stop, seed)
                 noise.window(start, stop)
                 kw = {
                     "cat": as_tensor(cat),
@@ -902,6 +945,7 @@ class BaseGeneratorModel(SgsModel):
             "n_obs": n,
             "scaling": self.scaling_["mode"],
             "covariates": [*self._cat_keys, *self._cont_keys],
+            **({"privacy": dict(self.privacy_)} if self.privacy_ else {}),
             **(uns or {}),
         }
         var = self.adata.var.copy()
@@ -948,5 +992,7 @@ class BaseGeneratorModel(SgsModel):
         keys = [*self._cat_keys, *self._cont_keys]
         return (
             f"{type(self).__name__}(n_genes={self.adata.n_vars}, covariates={keys}, "
-            f"scaling={self.scaling_['mode']!r}, trained={self.is_trained_})"
+            f"scaling={self.scaling_['mode']!r}, trained={self.is_trained_}"
+            + (f", private: {describe(self.privacy_)}" if self.privacy_ else "")
+            + ")"
         )

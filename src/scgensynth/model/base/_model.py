@@ -32,7 +32,14 @@ class SgsModel(SafeSaveMixin, UnsupervisedTrainingMixin, BaseModelClass):
     """
 
     _training_plan_cls = None
+    #: the training plan of ``train(privacy=...)`` (None: no private training)
+    _private_plan_cls = None
     _data_splitter_cls = DataSplitter
+
+    @property
+    def supports_privacy(self) -> bool:
+        """Whether ``train(privacy=...)`` works for this model (differentially private)."""
+        return type(self)._private_plan_cls is not None
 
     # -- the training plan ---------------------------------------------------------------------
     @classmethod

@@ -80,6 +80,38 @@ def _make_splitter(
     )
 
 
+def _only_item(items: list):
+    """The one mini-batch fetched per index list, as tensors (without a batch dimension)."""
+    import torch
+
+    return torch.utils.data.default_convert(items[0])
+
+
+def _poisson_splitter(model, train_idx, val_idx, batch_size, sampler, datasplitter_kwargs):
+    """The splitter of :func:`_make_splitter` whose training batches come from ``sampler``.
+
+    ``sampler()`` (called in each process) yields lists of positions in ``train_idx``
+    (Poisson sampling for DP-SGD: batch sizes vary and a batch may be empty); validation
+    batches are as usual.
+    """
+    base = model._data_splitter_cls
+
+    class PoissonSplitter(base):
+        def train_dataloader(self):
+            return self.data_loader_cls(
+                self.adata_manager, indices=self.train_idx, sampler=sampler(),
+                load_sparse_tensor=self.load_sparse_tensor, pin_memory=self.pin_memory,
+                collate_fn=_only_item, **self.data_loader_kwargs,
+            )  # fmt: skip
+
+    return PoissonSplitter(
+        model.adata_manager,
+        external_indexing=[train_idx, val_idx, np.array([], dtype=int)],
+        batch_size=batch_size,
+        **dict(datasplitter_kwargs or {}),
+    )
+
+
 def _check_checkpoint_args(checkpoint_dir, checkpoint_every, resume) -> None:
     if checkpoint_every is not None and (
         isinstance(checkpoint_every, bool)
@@ -279,19 +311,28 @@ class TrainingRun:
         checkpoint_every: Any,
         resume: bool,
         what: str = "",
+        sampler: Any = None,
         **fingerprint: Any,
     ):
         """Run the training (checkpoints, validation, quiet Lightning) and keep the split.
 
         ``fingerprint`` adds what a checkpoint of this run must match; ``what`` is added to
-        the log line (e.g. the classifier steps of TSPG).
+        the log line (e.g. the classifier steps of TSPG); ``sampler`` (lists of positions in
+        the training rows; a callable, called in each process) replaces the shuffled
+        mini-batches (Poisson sampling).
         """
         _check_checkpoint_args(checkpoint_dir, checkpoint_every, resume)
         model = self.model
-        splitter = _make_splitter(
-            model, self.train_idx, self.val_idx, self.batch_size, self.distributed,
-            datasplitter_kwargs,
-        )  # fmt: skip
+        if sampler is not None:
+            splitter = _poisson_splitter(
+                model, self.train_idx, self.val_idx, self.batch_size, sampler,
+                datasplitter_kwargs,
+            )  # fmt: skip
+        else:
+            splitter = _make_splitter(
+                model, self.train_idx, self.val_idx, self.batch_size, self.distributed,
+                datasplitter_kwargs,
+            )  # fmt: skip
         _configure_run(
             model, self.callbacks, self.kwargs, train_idx=self.train_idx, val_idx=self.val_idx,
             batch_size=self.batch_size, max_epochs=self.max_epochs,
