@@ -23,6 +23,13 @@ def _has_training_plan(name: str) -> bool:
 #: baseline learns nothing), and the perturbation generator
 MODELS = [*filter(_has_training_plan, sgs.model.available().index), "tspg"]
 
+#: the generators trained with DP-SGD, data-parallel too
+PRIVATE = [
+    f"{name}+dp"
+    for name in MODELS
+    if name != "tspg" and sgs.model.get_model_class(name)._private_plan_cls is not None
+]
+
 SCRIPT = textwrap.dedent(
     """
     import json, os, sys
@@ -56,11 +63,15 @@ SCRIPT = textwrap.dedent(
             model = sgs.tl.train_tspg(adata, "tissue", classifier_steps=24, **kw)
             samples = sgs.tl.perturb(adata[:30], model, target="Liver").X
         else:
-            small = sgs.model.get_model_class(name).quick_kwargs
+            if name.endswith("+dp"):  # differentially private training (DP-SGD)
+                kw.update(privacy={"epsilon": 10}, scaling="none")
+            small = sgs.model.get_model_class(name.removesuffix("+dp")).quick_kwargs
             model = sgs.tl.train(
-                adata, name, categorical_covariate_keys=["tissue"], **kw, **small
+                adata, name.removesuffix("+dp"), categorical_covariate_keys=["tissue"],
+                **kw, **small
             )
             samples = sgs.tl.generate(model, n_obs=30, seed=1).X
+            count.seen["privacy"] = getattr(model, "privacy_", None)
         rank = int(os.environ.get("LOCAL_RANK", 0))
         np.save(f"{out}/{name}_rank{rank}.npy", samples)
         json.dump(count.seen, open(f"{out}/{name}_rank{rank}.json", "w"))
@@ -76,7 +87,7 @@ def trained(tmp_path_factory):
     script.write_text(SCRIPT)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}
     proc = subprocess.run(
-        [sys.executable, str(script), str(out), *MODELS],
+        [sys.executable, str(script), str(out), *MODELS, *PRIVATE],
         env=env,
         capture_output=True,
         text=True,
@@ -99,6 +110,24 @@ def test_two_cpu_processes_train_one_model(name, trained):
     # gradients are averaged across processes, so both end with the same model
     samples = [np.load(trained / f"{name}_rank{r}.npy") for r in (0, 1)]
     np.testing.assert_array_equal(samples[0], samples[1])
+    assert np.isfinite(samples[0]).all()
+
+
+@pytest.mark.parametrize("name", PRIVATE)
+def test_two_cpu_processes_train_privately(name, trained):
+    ranks = [json.loads((trained / f"{name}_rank{r}.json").read_text()) for r in (0, 1)]
+    assert [r["world"] for r in ranks] == [2, 2]
+    # every row trains (no held-out part under privacy): 260 per process, 9 batches of 32
+    per_epoch = math.ceil(520 / 2 / 32)
+    assert [r["batches"] for r in ranks] == [per_epoch * r["epochs"] for r in ranks]
+    record = ranks[0]["privacy"]
+    assert ranks[1]["privacy"] == record
+    assert record["steps"] == ranks[0]["batches"]  # one private update per batch
+    # the two processes' Poisson batches together sample all rows at 2 x 32 / 520
+    assert record["sample_rate"] == pytest.approx(64 / 520)
+    assert 0.9 * 10 <= record["epsilon"] <= 10 * 1.001
+    samples = [np.load(trained / f"{name}_rank{r}.npy") for r in (0, 1)]
+    np.testing.assert_array_equal(samples[0], samples[1])  # the noisy sums were shared
     assert np.isfinite(samples[0]).all()
 
 

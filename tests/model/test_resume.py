@@ -64,10 +64,10 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def _run(script: Path, name: str, out: Path, kill_at: int, resume: bool) -> int:
+def _run(script: Path, name: str, out: Path, kill_at: int, resume: bool, **extra) -> int:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}
     args = [sys.executable, str(script), name, str(out), str(kill_at), str(int(resume))]
-    setup = json.dumps({**SETUP, **EXTRA.get(name, {})})
+    setup = json.dumps({**SETUP, **EXTRA.get(name, {}), **extra})
     proc = subprocess.run([*args, setup], env=env, capture_output=True, text=True, timeout=600)
     return proc.returncode, proc.stderr
 
@@ -117,6 +117,25 @@ def test_a_killed_run_resumes_to_the_uninterrupted_result(name, adata, tmp_path)
             resumed.history_[key].to_numpy(float), frame.to_numpy(float), err_msg=key
         )
     assert getattr(resumed, "best_epoch_", None) == getattr(whole, "best_epoch_", None)
+
+
+def test_a_killed_private_run_resumes_with_its_accounting(adata, tmp_path):
+    # DP-SGD: the Poisson batches, the noise and the accountant continue exactly
+    private = {"privacy": {"epsilon": 10}, "scaling": "none"}
+    script = tmp_path / "train.py"
+    script.write_text(SCRIPT)
+    out = tmp_path / "run"
+    code, err = _run(script, "wgan", out, kill_at=6, resume=False, **private)
+    assert code == -9, f"the run was not killed (exit {code}): {err[-2000:]}"
+    code, err = _run(script, "wgan", out, kill_at=0, resume=True, **private)
+    assert code == 0, err[-3000:]
+    assert "Resumed training from" in err
+    resumed = sgs.model.load_model(out / "model", adata=adata)
+    whole = _train_here("wgan", adata, tmp_path / "whole", **private)
+    assert resumed.privacy_ == whole.privacy_
+    assert whole.privacy_["steps"] == 99  # 96 steps: 11 epochs of ceil(520 / 64) = 9 batches
+    for key, value in whole.module.state_dict().items():
+        torch.testing.assert_close(resumed.module.state_dict()[key], value, rtol=0, atol=0)
 
 
 def test_checkpoints_hold_only_tensors_and_plain_values(adata, tmp_path):
