@@ -108,6 +108,7 @@ def _poisson_splitter(model, train_idx, val_idx, batch_size, sampler, datasplitt
         model.adata_manager,
         external_indexing=[train_idx, val_idx, np.array([], dtype=int)],
         batch_size=batch_size,
+        drop_last=True,  # of the (unused) shuffled batches: no warning about their remainder
         **dict(datasplitter_kwargs or {}),
     )
 
