@@ -249,6 +249,26 @@ def test_train_missing_covariate(trained, tmp_path, capsys):
     assert not out.exists()
 
 
+def test_train_privately(trained, tmp_path, capsys):
+    adata = trained["adata"]
+    public = tmp_path / "public.h5ad"
+    adata[::2].write_h5ad(public)
+    out = tmp_path / "private"
+    argv = ["train", str(trained["data"]), "--out", str(out), "--categorical", "tissue"]
+    assert main([*argv, "--epsilon", "5", "--public", str(public)]) == 0
+    assert "private: ε=5" in capsys.readouterr().out
+    model = sgs.model.load_model(out, adata=adata)
+    assert model.privacy_["target_epsilon"] == 5
+    assert model.privacy_["n_public_scaling"] == (adata.n_obs + 1) // 2
+    # privacy options without --epsilon, and a private fit without public samples
+    assert main([*argv[:3], str(tmp_path / "m2"), *argv[4:], "--delta", "1e-5"]) == 1
+    assert "add --epsilon" in capsys.readouterr().err
+    assert main([*argv[:3], str(tmp_path / "m3"), *argv[4:], "--epsilon", "5"]) == 1
+    assert "public" in capsys.readouterr().err
+    assert not (tmp_path / "m2").exists()
+    assert not (tmp_path / "m3").exists()
+
+
 def test_train_missing_input_file(tmp_path, capsys):
     missing = tmp_path / "nope.h5ad"
     assert main(["train", str(missing), "--out", str(tmp_path / "model")]) == 1

@@ -92,6 +92,13 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--scaling", default="auto", help="auto, counts, log1p, standardize, none")
     train.add_argument("--overwrite", action="store_true", help="replace an existing model folder")
     _add_train_options(train)
+    dp = train.add_argument_group("differential privacy (gaussian, wgan, cvae, ddpm)")
+    dp.add_argument("--epsilon", type=float, default=None, help="train privately at this ε")
+    dp.add_argument("--delta", type=float, default=None, help="δ (default 1 / (10 n))")
+    dp.add_argument("--max-grad-norm", type=float, default=None, help="DP-SGD clipping bound")
+    dp.add_argument(
+        "--public", default=None, help=".h5ad of public samples for the scaling statistics"
+    )
 
     comp = sub.add_parser(
         "compare",
@@ -328,6 +335,23 @@ def _save_model(model, out: Path) -> None:
         raise OSError(msg) from err
 
 
+def _privacy_kwargs(args) -> dict:
+    """``privacy=`` and ``public=`` of ``train`` from the command line's privacy options."""
+    given = {"delta": args.delta, "max_grad_norm": args.max_grad_norm, "public": args.public}
+    if args.epsilon is None:
+        extra = [f"--{k.replace('_', '-')}" for k, v in given.items() if v is not None]
+        if extra:
+            msg = f"{', '.join(extra)}: only for private training; add --epsilon."
+            raise ValueError(msg)
+        return {}
+    privacy = {"epsilon": args.epsilon}
+    privacy.update({k: v for k, v in given.items() if k != "public" and v is not None})
+    kw = {"privacy": privacy}
+    if args.public is not None:
+        kw["public"] = _read_h5ad(args.public, "--public")
+    return kw
+
+
 def run_train(args) -> None:
     """Train a generator on an .h5ad file and save it."""
     out = Path(args.out)
@@ -338,6 +362,7 @@ def run_train(args) -> None:
         import scgensynth as sgs
 
         adata = _read_h5ad(args.adata)
+        private = _privacy_kwargs(args)
         _quiet_lightning()
         model = sgs.tl.train(
             adata,
@@ -348,6 +373,7 @@ def run_train(args) -> None:
             scaling=args.scaling,
             seed=args.seed,
             **_train_kwargs(args),
+            **private,
         )
         _save_model(model, out)
         saved = True
