@@ -537,6 +537,11 @@ class BaseGeneratorModel(SgsModel):
             self.__dict__.pop("_training_plan_cls", None)
             self._private_run = None
         self.privacy_ = None if private is None else private.record(self, len(run.train_idx))
+        if self.privacy_:
+            logger.info(
+                "Differential privacy spent: %s over %d steps.",
+                describe(self.privacy_), self.privacy_["steps"],
+            )  # fmt: skip
         if self._selection_callback is not None:
             cb = self._selection_callback
             self.selection_ = pd.DataFrame(cb.scores)
