@@ -27,6 +27,11 @@ class CVAEModule(ConditionalGeneratorModule):
     Generation draws ``z ~ N(0, I)`` and decodes it with the requested covariates; the
     decoder mean is returned, plus the learned per-gene noise when ``sample_noise``.
 
+    Encoder and decoder layers use batch norm (``use_batch_norm``, scvi-tools' default);
+    batch norm mixes the samples of a mini-batch, so differentially private training
+    (:class:`~scgensynth.train.PrivateCVAETrainingPlan`) needs ``use_batch_norm=False``, with
+    ``use_layer_norm=True`` for a per-sample normalisation instead.
+
     Examples
     --------
     >>> module = CVAEModule(n_input=50, n_cats_per_cov=[3], n_latent=4, n_hidden=16)
@@ -53,9 +58,12 @@ class CVAEModule(ConditionalGeneratorModule):
         dropout_rate: float = 0.1,
         sample_noise: bool = False,
         scaling: str = "standardize",
+        use_batch_norm: bool = True,
+        use_layer_norm: bool = False,
     ):
         super().__init__(n_input, n_cats_per_cov, n_continuous_cov, scaling)
         self.n_latent = int(n_latent)
+        norms = {"use_batch_norm": bool(use_batch_norm), "use_layer_norm": bool(use_layer_norm)}
         self.sample_noise = bool(sample_noise)
         cats = self.n_cats_per_cov
         self.encoder = Encoder(
@@ -66,6 +74,7 @@ class CVAEModule(ConditionalGeneratorModule):
             n_hidden=n_hidden,
             dropout_rate=dropout_rate,
             return_dist=True,
+            **norms,
         )
         self.decoder = FCLayers(
             self.n_latent + self.n_continuous_cov,
@@ -74,6 +83,7 @@ class CVAEModule(ConditionalGeneratorModule):
             n_layers=n_layers,
             n_hidden=n_hidden,
             dropout_rate=0.0,
+            **norms,
         )
         self.px_mean = nn.Linear(n_hidden, self.n_input)
         self.px_log_var = nn.Parameter(torch.zeros(self.n_input))

@@ -14,6 +14,7 @@ from ._privacy import (
     per_sample_gradients,
     private_moments,
 )
+from ._private_plans import PrivateCVAETrainingPlan, PrivateDDPMTrainingPlan
 from ._selection import GeneratorSelection, SelectionCriterion
 from ._tspg_plan import TSPGTrainingPlan
 from ._wgan_plan import PrivateWGANGPTrainingPlan, WGANGPTrainingPlan
@@ -27,6 +28,8 @@ __all__ = [
     "PoissonBatchSampler",
     "PrivacyAccountant",
     "PrivacySpec",
+    "PrivateCVAETrainingPlan",
+    "PrivateDDPMTrainingPlan",
     "PrivateWGANGPTrainingPlan",
     "ResumableCheckpoint",
     "SelectionCriterion",
