@@ -21,6 +21,7 @@ _FITTED_BUFFERS = (
     "component_scale",
     "component_group",
     "cont_effect",
+    "residual_scale",
 )
 #: ridge penalty of the continuous covariates' effect (on standardized covariates)
 _RIDGE = 1.0
@@ -177,6 +178,8 @@ class GaussianModule(FittedStatisticsMixin, ConditionalGeneratorModule):
         self.register_buffer("component_scale", torch.zeros(0))
         self.register_buffer("component_group", torch.zeros(0, dtype=torch.long))
         self.register_buffer("cont_effect", torch.zeros(k, p))
+        #: per-gene spread outside the components (set by :meth:`set_moments`; empty: none)
+        self.register_buffer("residual_scale", torch.zeros(0))
 
     @property
     def noise_width(self) -> int:
@@ -250,13 +253,16 @@ class GaussianModule(FittedStatisticsMixin, ConditionalGeneratorModule):
         means: torch.Tensor,
         directions: torch.Tensor,
         variances: torch.Tensor,
-        iso_variance: float,
+        residual_variance: float | torch.Tensor,
     ) -> None:
         """Set the groups from moments estimated elsewhere (e.g. with differential privacy).
 
-        Every group gets its mean and one shared covariance: ``variances`` along the
-        orthonormal ``directions`` (``k x p``) and ``iso_variance`` in the rest of the
-        space. Continuous covariates have no effect.
+        Every group gets its mean and a covariance: ``variances`` along the orthonormal
+        ``directions`` (``k x p``, shared by every group, or ``groups x k x p`` with
+        ``groups x k`` variances) and, in the rest of the space, the projection
+        of a diagonal covariance of ``residual_variance`` (one number, or one per gene):
+        ``x = m + V diag(sqrt(variances)) V^T z + (I - V^T V) D z``. Continuous covariates
+        have no effect.
 
         Examples
         --------
@@ -268,23 +274,32 @@ class GaussianModule(FittedStatisticsMixin, ConditionalGeneratorModule):
         >>> [round(float(s), 1) for s in x.std(0)]
         [2.0, 0.5, 0.5]
         """
-        g, k = len(group_keys), directions.shape[0]
-        if means.shape != (g, self.n_input) or directions.shape[1:] != (self.n_input,):
-            msg = "means must be (groups x genes) and directions (k x genes)."
+        g = len(group_keys)
+        if directions.dim() == 2:  # one covariance shared by every group
+            directions = directions.expand(g, *directions.shape)
+            variances = variances.expand(g, *variances.shape)
+        k = directions.shape[1]
+        if means.shape != (g, self.n_input) or directions.shape != (g, k, self.n_input):
+            msg = (
+                "means must be (groups x genes) and directions (k x genes) or "
+                "(groups x k x genes)."
+            )
             raise ValueError(msg)
-        iso = float(iso_variance) ** 0.5
+        resid = torch.as_tensor(residual_variance, dtype=torch.float64).clamp_min(0).sqrt()
+        resid = resid.expand(self.n_input).float()
         dev = self.device
         self.group_keys = torch.as_tensor(group_keys, dtype=torch.long).to(dev)
         self.group_sizes = torch.as_tensor(group_sizes, dtype=torch.long).to(dev)
         self.means = means.float().to(dev)
         self.cont_means = torch.zeros(g, self.n_continuous_cov, device=dev)
         self.cont_effect = torch.zeros(self.n_continuous_cov, self.n_input, device=dev)
-        self.iso_scale = torch.full((g,), iso, device=dev)
+        self.iso_scale = torch.zeros(g, device=dev)
         self.shrinkage = torch.full((g,), float("nan"), device=dev)
-        self.components = directions.float().repeat(g, 1).to(dev)
-        scale = variances.double().clamp_min(0).sqrt() - iso
-        self.component_scale = scale.float().repeat(g).to(dev)
+        self.components = directions.reshape(g * k, -1).float().contiguous().to(dev)
+        scale = variances.reshape(g * k).double().clamp_min(0).sqrt()
+        self.component_scale = scale.float().to(dev)
         self.component_group = torch.arange(g).repeat_interleave(k).to(dev)
+        self.residual_scale = resid.contiguous().to(dev)
 
     def _keys(self, cat: torch.Tensor | None, n: int) -> torch.Tensor:
         if cat is None or not self.n_cats_per_cov:
@@ -406,6 +421,9 @@ class GaussianModule(FittedStatisticsMixin, ConditionalGeneratorModule):
             mine = self.component_group == g
             v, s = self.components[mine], self.component_scale[mine]
             out[rows] += ((z[rows] @ v.T) * s) @ v
+            if self.residual_scale.numel():  # the per-gene spread outside the components
+                r = z[rows] * self.residual_scale
+                out[rows] += r - (r @ v.T) @ v
         u = self.standardize_continuous(cont)
         if u is not None:
             out += (u.to(self.device) - self.cont_means[group]) @ self.cont_effect
