@@ -63,9 +63,11 @@ SCRIPT = textwrap.dedent(
             model = sgs.tl.train_tspg(adata, "tissue", classifier_steps=24, **kw)
             samples = sgs.tl.perturb(adata[:30], model, target="Liver").X
         else:
+            cls = sgs.model.get_model_class(name.removesuffix("+dp"))
+            small = dict(cls.quick_kwargs)
             if name.endswith("+dp"):  # differentially private training (DP-SGD)
                 kw.update(privacy={"epsilon": 10}, scaling="none")
-            small = sgs.model.get_model_class(name.removesuffix("+dp")).quick_kwargs
+                small.update(cls.private_kwargs)
             model = sgs.tl.train(
                 adata, name.removesuffix("+dp"), categorical_covariate_keys=["tissue"],
                 **kw, **small

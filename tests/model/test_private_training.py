@@ -81,13 +81,17 @@ def test_noise_grows_as_epsilon_shrinks(split):
 
 
 # -- DP-SGD through the model layer -------------------------------------------------------------
-def test_private_wgan_spends_its_budget_and_keeps_no_training_loss(split):
+@pytest.mark.parametrize("name", ["wgan", "cvae", "ddpm"])
+def test_dp_sgd_spends_its_budget_and_keeps_no_training_loss(split, name):
     train, public, _ = split
+    cls = sgs.model.get_model_class(name)
     model = sgs.tl.train(
-        train, "wgan", categorical_covariate_keys=["tissue"], privacy={"epsilon": 5},
+        train, name, categorical_covariate_keys=["tissue"], privacy={"epsilon": 5},
         public=public, n_steps=40, batch_size=26, enable_progress_bar=False,
-        **sgs.model.WGANGP.quick_kwargs,
+        **cls.quick_kwargs, **cls.private_kwargs,
     )  # fmt: skip
+    assert model.supports_privacy
+    assert set(model.logged_losses) <= {"generator_loss"}
     record = model.privacy_
     n_batches = int(np.ceil(train.n_obs / 26))
     assert record["steps"] == n_batches * int(np.ceil(40 / n_batches))  # every planned step
@@ -160,13 +164,24 @@ def test_models_without_private_training_refuse_it(split, name):
         )  # fmt: skip
 
 
-@pytest.mark.parametrize("name", ["gaussian", "wgan"])
+def test_a_cvae_with_batch_norm_is_refused_before_anything_changes(split):
+    train, public, _ = split
+    model = sgs.model.CVAE(sgs.model.CVAE.setup_proxy(train, None, ["tissue"], None))
+    scaling = model.module.scaling.mean.clone()
+    with pytest.raises(ValueError, match="use_batch_norm=False"):
+        model.train(privacy={"epsilon": 10}, public=public, n_steps=5)
+    assert model.privacy_ is None
+    assert not model.is_trained_
+    np.testing.assert_array_equal(model.module.scaling.mean, scaling)
+
+
+@pytest.mark.parametrize("name", ["gaussian", "wgan", "cvae", "ddpm"])
 def test_scaling_from_the_private_data_is_refused(split, name):
     train, _, _ = split
     with pytest.raises(ValueError, match="public=") as err:
         sgs.tl.train(
             train, name, categorical_covariate_keys=["tissue"], privacy={"epsilon": 10},
-            n_steps=5,
+            n_steps=5, **sgs.model.get_model_class(name).private_kwargs,
         )  # fmt: skip
     assert "leak" in str(err.value) or "subspace" in str(err.value)
 

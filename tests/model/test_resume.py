@@ -119,19 +119,26 @@ def test_a_killed_run_resumes_to_the_uninterrupted_result(name, adata, tmp_path)
     assert getattr(resumed, "best_epoch_", None) == getattr(whole, "best_epoch_", None)
 
 
-def test_a_killed_private_run_resumes_with_its_accounting(adata, tmp_path):
+PRIVATE = [
+    n for n in PLANS if n != "tspg" and sgs.model.get_model_class(n)._private_plan_cls is not None
+]
+
+
+@pytest.mark.parametrize("name", PRIVATE)
+def test_a_killed_private_run_resumes_with_its_accounting(name, adata, tmp_path):
     # DP-SGD: the Poisson batches, the noise and the accountant continue exactly
-    private = {"privacy": {"epsilon": 10}, "scaling": "none"}
+    cls = sgs.model.get_model_class(name)
+    private = {"privacy": {"epsilon": 10}, "scaling": "none", **cls.private_kwargs}
     script = tmp_path / "train.py"
     script.write_text(SCRIPT)
     out = tmp_path / "run"
-    code, err = _run(script, "wgan", out, kill_at=6, resume=False, **private)
+    code, err = _run(script, name, out, kill_at=6, resume=False, **private)
     assert code == -9, f"the run was not killed (exit {code}): {err[-2000:]}"
-    code, err = _run(script, "wgan", out, kill_at=0, resume=True, **private)
+    code, err = _run(script, name, out, kill_at=0, resume=True, **private)
     assert code == 0, err[-3000:]
     assert "Resumed training from" in err
     resumed = sgs.model.load_model(out / "model", adata=adata)
-    whole = _train_here("wgan", adata, tmp_path / "whole", **private)
+    whole = _train_here(name, adata, tmp_path / "whole", **private)
     assert resumed.privacy_ == whole.privacy_
     assert whole.privacy_["steps"] == 99  # 96 steps: 11 epochs of ceil(520 / 64) = 9 batches
     for key, value in whole.module.state_dict().items():

@@ -9,7 +9,7 @@ import numpy as np
 from scgensynth._utils._checks import check_count
 from scgensynth._utils._docs import doctest_skip
 from scgensynth.module import DDPMModule
-from scgensynth.train import DDPMTrainingPlan
+from scgensynth.train import DDPMTrainingPlan, PrivateDDPMTrainingPlan
 
 from .base import BaseGeneratorModel
 
@@ -88,6 +88,7 @@ class DDPM(BaseGeneratorModel):
     }
     _module_cls = DDPMModule
     _training_plan_cls = DDPMTrainingPlan
+    _private_plan_cls = PrivateDDPMTrainingPlan
     #: on the GTEx 70/30 split 10,000 steps give a synthetic-trained classifier 0.95-0.97 of the
     #: real-trained accuracy (two sampling seeds; 0.99 with guidance_scale=2), in ~6 minutes
     #: on one CPU thread

@@ -63,10 +63,16 @@ class _PrivateSteps:
         self.accountant.load_state_dict(checkpoint["sgs_privacy_accountant"])
         self._noise = None  # the noise continues from the restored step count
 
+    def on_train_epoch_start(self) -> None:
+        """Reseed the noise from the step count, so a run resumed at this epoch repeats."""
+        self._noise = None
+
     def _noise_generator(self, device) -> torch.Generator:
         if self._noise is None or self._noise.device != torch.device(device):
             gen = torch.Generator(device=device)
-            gen.manual_seed(self.noise_seed * 1_000_003 + self.accountant.steps_taken)
+            # each process of a data-parallel run draws its own noise
+            step = self.noise_seed * 1_000_003 + self.accountant.steps_taken
+            gen.manual_seed(step * 65_537 + self.global_rank)
             self._noise = gen
         return self._noise
 

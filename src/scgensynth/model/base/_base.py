@@ -173,14 +173,6 @@ class BaseGeneratorModel(SgsModel):
                     empty[:5],
                 )
 
-    @property
-    def logged_losses(self) -> tuple[str, ...]:
-        """The losses training logs per epoch, drawn by :func:`~scgensynth.pl.training_history`.
-
-        Declared by the training plan (``logged_losses``).
-        """
-        return tuple(getattr(self._training_plan_cls, "logged_losses", ()))
-
     def _get_init_params(self, locals: dict[str, Any]) -> dict[str, Any]:
         """The constructor arguments save/load reproduce: the resolved scaling, not "auto"."""
         params = super()._get_init_params(locals)

@@ -6,6 +6,7 @@ import inspect
 import logging
 import math
 from collections.abc import Iterator
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -35,6 +36,12 @@ class SgsModel(SafeSaveMixin, UnsupervisedTrainingMixin, BaseModelClass):
     #: the training plan of ``train(privacy=...)`` (None: no private training)
     _private_plan_cls = None
     _data_splitter_cls = DataSplitter
+
+    #: constructor arguments a model needs for ``train(privacy=...)`` (e.g. no batch norm)
+    private_kwargs: ClassVar[dict[str, Any]] = {}
+
+    def _check_private_module(self) -> None:
+        """Refuse a module that cannot be trained privately, before anything changes."""
 
     @property
     def supports_privacy(self) -> bool:
@@ -67,9 +74,11 @@ class SgsModel(SafeSaveMixin, UnsupervisedTrainingMixin, BaseModelClass):
     def logged_losses(self) -> tuple[str, ...]:
         """The losses training logs per epoch, drawn by :func:`~scgensynth.pl.training_history`.
 
-        Declared by the training plan (``logged_losses``).
+        Declared by the training plan (``logged_losses``), the private one after a private
+        run.
         """
-        return tuple(getattr(self._training_plan_cls, "logged_losses", ()))
+        plan = self._private_plan_cls if getattr(self, "privacy_", None) else None
+        return tuple(getattr(plan or self._training_plan_cls, "logged_losses", ()))
 
     # -- the registered data -------------------------------------------------------------------
     @property

@@ -222,6 +222,7 @@ def plan_private_run(model: BaseGeneratorModel, run, privacy: Any, public: Any) 
     ``expected_batch_size`` and ``seed`` are added to ``run.plan_kwargs``.
     """
     refuse_unsupported(model)
+    model._check_private_module()
     public = check_public(model, public)
     n_train = len(run.train_idx)
     spec = plan_spec(privacy, n_train)
