@@ -52,6 +52,16 @@ class GaussianGenerator(ClosedFormGenerator):
     Sigma^(1/2) z``), so :func:`~scgensynth.tl.counterfactual` maps a synthetic individual
     to the same position of another class's distribution.
 
+    With ``train(privacy={"epsilon": 10}, public=public_adata)`` the fit is differentially
+    private: the scaling and a principal subspace come from the public samples, and each
+    class's mean and one pooled covariance within that subspace are released by the
+    Gaussian mechanism (per-class sums and the second moment of the training rows clipped
+    to the 90th percentile of the public rows' norms); outside the subspace the per-gene
+    spread is the public samples', and so are the class means when the public samples have
+    the model's covariates in ``.obs`` (give them: on GTEx at epsilon 10 they raise
+    TSTR/TRTR from 0.73 to 0.92). Class frequencies are treated as public. Measured in
+    ``benchmarks/bench_privacy.py``.
+
     Parameters
     ----------
     adata
@@ -70,18 +80,7 @@ class GaussianGenerator(ClosedFormGenerator):
         How expression values are scaled (``"auto"`` detects it from the data and says which
         in the log).
     private_components
-        Dimension of the public principal subspace of ``train(privacy=..., public=...)``
-        (see below).
-
-    With ``train(privacy={"epsilon": 10}, public=public_adata)`` the fit is differentially
-    private: the scaling and a principal subspace come from the public samples, and each
-    class's mean and one pooled covariance within that subspace are released by the
-    Gaussian mechanism (per-class sums and the second moment of the training rows clipped
-    to the 90th percentile of the public rows' norms); outside the subspace the per-gene
-    spread is the public samples', and so are the class means when the public samples have
-    the model's covariates in ``.obs`` (give them: on GTEx at epsilon 10 they raise
-    TSTR/TRTR from 0.73 to 0.92). Class frequencies are treated as public. Measured in
-    ``benchmarks/bench_privacy.py``.
+        Dimension of the public principal subspace of a private fit (see above).
 
     Examples
     --------
