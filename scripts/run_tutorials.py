@@ -1,6 +1,6 @@
 """Execute the tutorials top to bottom and store their outputs (full-length by default).
 
-    python scripts/run_tutorials.py                 # all four, full length, in place
+    python scripts/run_tutorials.py                 # all, full length, in place
     python scripts/run_tutorials.py 02 --fast       # one, with SGS_TUTORIAL_FAST=1, in place
 
 Each notebook runs in a fresh kernel in a temporary working directory (files it writes
