@@ -221,7 +221,7 @@ def test_private_run_spends_the_planned_budget_and_logs_nothing_private(gtex, ki
     resumed = PLANS[kind](module, again, expected_batch_size=32, seed=3)
     resumed.on_load_checkpoint(checkpoint)
     assert resumed.accountant.spent() == spent
-    assert resumed._noise_generator("cpu").initial_seed() == 3 * 1_000_003 + 20
+    assert resumed._noise_generator("cpu").initial_seed() == (3 * 1_000_003 + 20) * 65_537
     other = PLANS[kind](module, _accountant(len(train), 40, 10.0), expected_batch_size=32)
     with pytest.raises(ValueError, match="another run"):
         other.on_load_checkpoint(checkpoint)

@@ -5,6 +5,7 @@ import torch
 from scgensynth.module import WGANGPModule
 
 from ._base import EpochMeanPlan
+from ._private_plans import _PrivateSteps
 
 _OPTIMIZERS = {"rmsprop": torch.optim.RMSprop, "adam": torch.optim.Adam}
 
@@ -165,7 +166,7 @@ def _one_critic_loss(gp_weight: float, has_cat: bool, has_cont: bool):
     return loss
 
 
-class PrivateWGANGPTrainingPlan(WGANGPTrainingPlan):
+class PrivateWGANGPTrainingPlan(_PrivateSteps, WGANGPTrainingPlan):
     """WGAN-GP with a differentially private critic (DP-SGD), the only part reading real data.
 
     Each critic update clips every real sample's gradient (its Wasserstein term and gradient
@@ -217,33 +218,7 @@ class PrivateWGANGPTrainingPlan(WGANGPTrainingPlan):
             )
             raise ValueError(msg)
         super().__init__(module, **kw)
-        self.accountant = accountant
-        self.expected_batch_size = float(expected_batch_size)
-        self.noise_seed = int(seed)
-        self._noise = None
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        """Keep the critic-step counter and the accountant's exact state."""
-        super().on_save_checkpoint(checkpoint)
-        checkpoint["sgs_privacy_accountant"] = self.accountant.state_dict()
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        """Restore the counter and the accountant (an error if planned for another run)."""
-        super().on_load_checkpoint(checkpoint)
-        self.accountant.load_state_dict(checkpoint["sgs_privacy_accountant"])
-
-    def on_train_epoch_start(self) -> None:
-        """Reseed the noise from the step count, so a run resumed at this epoch repeats."""
-        self._noise = None
-
-    def _noise_generator(self, device) -> torch.Generator:
-        if self._noise is None or self._noise.device != torch.device(device):
-            gen = torch.Generator(device=device)
-            # each process of a data-parallel run draws its own noise
-            step = self.noise_seed * 1_000_003 + self.accountant.steps_taken
-            gen.manual_seed(step * 65_537 + self.global_rank)
-            self._noise = gen
-        return self._noise
+        self._init_privacy(accountant, expected_batch_size, seed)
 
     def _private_critic_step(self, x_scaled, cat, cont) -> None:
         from ._privacy import clipped_noisy_mean, per_sample_gradients
