@@ -14,3 +14,4 @@ python benchmarks/bench_compare.py
 python benchmarks/bench_diffusion.py
 python benchmarks/bench_generate.py
 python benchmarks/bench_privacy_audit.py --sizes 2000x2000 10000x20000
+python benchmarks/bench_privacy.py
