@@ -1091,7 +1091,10 @@ def _args() -> dict[str, Arg]:
         ),
         "train batch_size": Arg(lambda v, c: _wgan(batch_size=v), "batch_size", minimum=2),
         "train train_size": Arg(
-            lambda v, c: _wgan(train_size=v, batch_size=8), "train_size", kind="fraction"
+            lambda v, c: _wgan(train_size=v, batch_size=8),
+            "train_size",
+            kind="fraction",
+            none=True,  # the default: 0.9, or 1.0 with privacy
         ),
         "train seed": Arg(lambda v, c: _wgan(seed=v), "seed", kind="seed"),
         "train selection_every": Arg(

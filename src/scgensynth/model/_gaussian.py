@@ -80,7 +80,10 @@ class GaussianGenerator(ClosedFormGenerator):
         How expression values are scaled (``"auto"`` detects it from the data and says which
         in the log).
     private_components
-        Dimension of the public principal subspace of a private fit (see above).
+        Dimension of the public principal subspace of a private fit (see above). Default:
+        16 when the public samples carry the model's covariates (the class means outside
+        the subspace come from them), 32 otherwise (the subspace must hold the class
+        differences).
 
     Examples
     --------
@@ -104,10 +107,12 @@ class GaussianGenerator(ClosedFormGenerator):
         shrinkage: str | float = "ledoit_wolf",
         clip: bool = False,
         scaling: str = "auto",
-        private_components: int = 16,
+        private_components: int | None = None,
     ):
         super().__init__(adata, scaling=scaling)
-        self.private_components = check_count(private_components, "private_components")
+        self.private_components = check_count(
+            private_components, "private_components", allow_none=True
+        )
         if not isinstance(clip, bool | np.bool_):
             msg = f"clip must be True or False, not {clip!r}."
             raise TypeError(msg)
@@ -200,13 +205,14 @@ class GaussianGenerator(ClosedFormGenerator):
         x = torch.cat(list(self._scaled_blocks(None, public))).double()
         centre = x.mean(0)
         x -= centre
-        k = max(1, min(self.private_components, x.shape[0] - 1, x.shape[1]))
+        labels = self._public_groups(public)
+        k = self.private_components or (32 if labels is None else 16)
+        k = max(1, min(k, x.shape[0] - 1, x.shape[1]))
         _, _, vt = torch.linalg.svd(x, full_matrices=False)
         basis = vt[:k].T.contiguous()
         z = x @ basis
         bound = float(torch.quantile(z.norm(dim=1), 0.9).clamp_min(1e-6))
         r = x - z @ basis.T
-        labels = self._public_groups(public)
         dof = x.shape[0] - 1
         public_means = {}
         if labels is not None:  # within-class spread: the class means' part is not noise

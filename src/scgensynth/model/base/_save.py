@@ -406,21 +406,41 @@ def _check_attributes(model: Any, attrs: Mapping[str, Any], n_obs: Any, where: s
             raise _damaged(where, field, f"names a method or read-only property of {cls.__name__}")
         current = fresh.get(name)
         problem = None if current is None else _mismatch(value, current)
-        if problem is None and name.endswith("_indices_") and value is not None:
-            ok = isinstance(value, np.ndarray) and value.ndim == 1 and value.dtype.kind in "iu"
-            if not ok:
-                problem = "not a list of sample positions"
-            elif (
-                len(value) and isinstance(n_obs, int) and (value.min() < 0 or value.max() >= n_obs)
-            ):
-                problem = f"positions outside the {n_obs} training samples"
-        if problem is None and name == "history_" and value is not None:
-            ok = isinstance(value, Mapping) and all(
-                isinstance(v, pd.DataFrame) for v in value.values()
-            )
-            problem = None if ok else "not a mapping of loss tables"
+        if problem is None and value is not None:
+            problem = _special_attribute_problem(name, value, n_obs)
         if problem:
             raise _damaged(where, field, problem)
+
+
+def _special_attribute_problem(name: str, value: Any, n_obs: Any) -> str | None:
+    """Checks of the attributes a fresh model leaves None (split, history, privacy)."""
+    if name.endswith("_indices_"):
+        ok = isinstance(value, np.ndarray) and value.ndim == 1 and value.dtype.kind in "iu"
+        if not ok:
+            return "not a list of sample positions"
+        if len(value) and isinstance(n_obs, int) and (value.min() < 0 or value.max() >= n_obs):
+            return f"positions outside the {n_obs} training samples"
+    if name == "history_":
+        ok = isinstance(value, Mapping) and all(
+            isinstance(v, pd.DataFrame) for v in value.values()
+        )
+        return None if ok else "not a mapping of loss tables"
+    if name == "privacy_":
+        return _privacy_record_problem(value)
+    return None
+
+
+def _privacy_record_problem(value: Any) -> str | None:
+    """What is wrong with a stored differential-privacy record (None when it is sound)."""
+    if not isinstance(value, Mapping):
+        return "not a privacy record (a mapping)"
+    for key in ("epsilon", "delta", "steps"):
+        number = value.get(key)
+        if isinstance(number, bool) or not isinstance(number, int | float | np.number):
+            return f"its {key!r} is not a number"
+        if not np.isfinite(number) or number < 0:
+            return f"its {key!r} is not a finite number >= 0"
+    return None
 
 
 def _on_disk(values: Any) -> h5py.Dataset | h5py.Group | None:
