@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from sklearn.model_selection import train_test_split
+from tests.train.test_privacy import _Rows
 
 from scgensynth.module import CVAEModule, DDPMModule
 from scgensynth.train import (
@@ -23,20 +24,6 @@ pytestmark = pytest.mark.filterwarnings("ignore:You defined a `validation_step`:
 
 PLANS = {"cvae": PrivateCVAETrainingPlan, "ddpm": PrivateDDPMTrainingPlan}
 LOSS = {"cvae": "elbo", "ddpm": "diffusion_loss"}
-
-
-class _Rows(torch.utils.data.Dataset):
-    """Mini-batches as scvi-tools' tensor dicts, any index list (empty too) at once."""
-
-    def __init__(self, x: np.ndarray, codes: np.ndarray):
-        self.x, self.codes = torch.from_numpy(x), torch.from_numpy(codes[:, None])
-
-    def __len__(self) -> int:
-        return len(self.x)
-
-    def __getitems__(self, idx):
-        idx = torch.as_tensor(idx, dtype=torch.long)
-        return {"X": self.x[idx], "extra_categorical_covs": self.codes[idx]}
 
 
 def _split(gtex):
