@@ -172,7 +172,18 @@ def _dense(X):
     ],
 )
 def test_detect_scaling_on_bundled_data(loader, expected):
-    assert sgs.pp.detect_scaling(loader()) == expected
+    adata = loader()
+    assert sgs.pp.detect_scaling(adata) == expected
+    # the matrix itself, dense or sparse, gives the same answer
+    assert sgs.pp.detect_scaling(np.asarray(adata.X)) == expected
+    assert sgs.pp.detect_scaling(sparse.csr_matrix(adata.X)) == expected
+
+
+def test_detect_scaling_refuses_what_is_not_a_matrix():
+    with pytest.raises(TypeError, match="2-D numeric matrix"):
+        sgs.pp.detect_scaling(np.array(["a", "b"]))
+    with pytest.raises(TypeError, match="needs an AnnData"):
+        sgs.pp.detect_scaling(np.ones((3, 2)), layer="counts")
 
 
 def test_training_keeps_the_users_entries_under_its_key(gtex):

@@ -35,7 +35,30 @@ def _check_finite(block: np.ndarray, where: str, is_sparse: bool = False) -> Non
         raise ValueError(msg)
 
 
-def detect_scaling(adata: AnnData, layer: str | None = None, n_sample: int = 1000) -> str:
+def _matrix_of(data: Any, layer: str | None):
+    """The expression matrix of an AnnData (``layer``) or an array / sparse matrix itself."""
+    from anndata import AnnData
+
+    if isinstance(data, AnnData):
+        return get_matrix(data, layer)
+    if layer is not None:
+        msg = f"layer={layer!r} needs an AnnData; got a {type(data).__name__}."
+        raise TypeError(msg)
+    X = data if sparse.issparse(data) else np.asarray(data)
+    if X.ndim != 2 or not np.issubdtype(X.dtype, np.number):
+        msg = (
+            "detect_scaling needs an AnnData or a 2-D numeric matrix (samples x genes), not "
+            f"{type(data).__name__} of shape {getattr(X, 'shape', None)} and dtype {X.dtype}."
+        )
+        raise TypeError(msg)
+    return X
+
+
+def detect_scaling(
+    adata: AnnData | np.ndarray | sparse.spmatrix,
+    layer: str | None = None,
+    n_sample: int = 1000,
+) -> str:
     """Guess how the expression values should be scaled for training.
 
     - integer, non-negative values -> ``"counts"`` (library-size normalisation, ``log1p``,
@@ -46,9 +69,10 @@ def detect_scaling(adata: AnnData, layer: str | None = None, n_sample: int = 100
     Parameters
     ----------
     adata
-        Annotated data matrix (samples x genes).
+        Annotated data matrix (samples x genes), or the matrix itself (NumPy or SciPy
+        sparse).
     layer
-        Layer to read instead of ``adata.X``.
+        Layer to read instead of ``adata.X`` (AnnData only).
     n_sample
         Number of rows inspected (evenly spaced).
 
@@ -61,8 +85,10 @@ def detect_scaling(adata: AnnData, layer: str | None = None, n_sample: int = 100
     >>> import scgensynth as sgs
     >>> sgs.pp.detect_scaling(sgs.datasets.gtex_tissues())
     'standardize'
+    >>> sgs.pp.detect_scaling(np.array([[3, 0, 12], [7, 1, 0]]))
+    'counts'
     """
-    X = get_matrix(adata, layer)
+    X = _matrix_of(adata, layer)
     n = X.shape[0]
     rows = np.unique(np.linspace(0, n - 1, min(n, n_sample)).astype(int)) if n else np.array([])
     block = next(iter_row_chunks(X, chunk_size=max(len(rows), 1), rows=rows), np.zeros((0, 0)))
