@@ -186,6 +186,18 @@ def test_detect_scaling_refuses_what_is_not_a_matrix():
         sgs.pp.detect_scaling(np.ones((3, 2)), layer="counts")
 
 
+def test_params_leave_unset_arguments_out(gtex, tmp_path):
+    # scanpy-style params: no 'None' strings for unset arguments (layer, max_epochs)
+    sgs.tl.train(gtex, categorical_covariate_keys=["tissue"], key_added="plain")
+    params = gtex.uns["plain"]["params"]
+    assert "layer" not in params
+    assert "max_epochs" not in params
+    assert "None" not in map(str, params.values())
+    assert params["categorical_covariate_keys"] == ["tissue"]
+    gtex.write_h5ad(tmp_path / "x.h5ad")  # and the file takes it
+    assert ad.read_h5ad(tmp_path / "x.h5ad").uns["plain"]["params"]["seed"] == 0
+
+
 def test_training_keeps_the_users_entries_under_its_key(gtex):
     gtex.uns["wgan"] = {"notes": "x", "params": {"old": 1}}
     kept = gtex.uns["wgan"]

@@ -22,12 +22,17 @@ logger = logging.getLogger(__name__)
 
 
 def _h5ad_safe(value: Any) -> Any:
+    """``value`` as ``.h5ad`` files can store it.
+
+    Unset (None) entries of a dict are left out, as scanpy's ``params`` do, rather than
+    written as the string ``'None'``.
+    """
     if value is None:
-        return "None"
+        return "None"  # only inside lists, where no entry can be left out
     if isinstance(value, list | tuple):
         return [_h5ad_safe(v) for v in value]
     if isinstance(value, dict):
-        return {str(k): _h5ad_safe(v) for k, v in value.items()}
+        return {str(k): _h5ad_safe(v) for k, v in value.items() if v is not None}
     if isinstance(value, bool | int | float | str):
         return value
     return str(value)
