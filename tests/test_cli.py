@@ -357,6 +357,14 @@ def test_compare(tmp_path, capsys):
     table = pd.read_csv(out)
     assert set(table["model"]) == {"wgan"}
     assert {"train_seconds", "n_parameters", "frechet_distance_pca"} <= set(table["metric"])
+    # several metric names at once
+    two = tmp_path / "two.csv"
+    argv = ["compare", str(path), "--label", "tissue", "--models", "gaussian", "--metrics",
+            "precision_recall", "c2st_auc", "--out", str(two)]  # fmt: skip
+    assert main(argv) == 0
+    measured = set(pd.read_csv(two)["metric"])
+    assert {"f1", "c2st_auc"} <= measured
+    assert "frechet_distance_pca" not in measured
 
 
 def test_compare_unknown_label(tmp_path, capsys):

@@ -110,7 +110,12 @@ def _parser() -> argparse.ArgumentParser:
         "--models", nargs="*", default=None, help="model names (default: every registered one)"
     )
     comp.add_argument("--test-size", type=float, default=0.3)
-    comp.add_argument("--metrics", default="all", help="all, fast, or a metric name")
+    comp.add_argument(
+        "--metrics",
+        nargs="+",
+        default=["all"],
+        help="all, fast, or one or more metric names (sgs.metrics.available())",
+    )
     comp.add_argument("--layer", default=None, help="layer with the expression values")
     comp.add_argument("--continuous", nargs="*", default=[], help=".obs numeric covariates")
     comp.add_argument("--out", required=True, help="output CSV (the tidy table)")
@@ -417,7 +422,7 @@ def run_compare(args) -> None:
         seed=args.seed,
         layer=args.layer,
         continuous_covariate_keys=args.continuous or None,
-        metrics=args.metrics,
+        metrics=args.metrics[0] if len(args.metrics) == 1 else args.metrics,
         **_train_kwargs(args),
     )
     _write_table(table, args.out)
