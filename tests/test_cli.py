@@ -48,6 +48,16 @@ def test_subcommand_help(capsys, command):
     assert f"usage: scgensynth {command}" in capsys.readouterr().out
 
 
+def test_train_help_gives_each_models_own_length(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    for name in ("ddpm", "gmda"):
+        steps = sgs.model.get_model_class(name).default_n_steps
+        assert f"{name} {steps}" in out
+    assert "--epsilon" in out  # private training is offered
+
+
 def test_no_command_prints_help(capsys):
     assert main([]) == 2
     assert "usage: scgensynth" in capsys.readouterr().out
