@@ -226,3 +226,16 @@ def test_check_categories_names_what_is_wrong(data):
         model.check_categories("tissue", ["no such tissue"])
     with pytest.raises(KeyError, match="not a categorical covariate of this model"):
         model.check_categories("sex", ["female"])
+
+
+def test_scvi_methods_a_generator_lacks_are_hidden_and_say_what_to_use():
+    adata = sgs.datasets.gtex_tissues()[:, :40].copy()
+    model = sgs.model.WGANGP(sgs.model.WGANGP.setup_proxy(adata, None, ["tissue"], None))
+    names = dir(model)
+    assert "generate" in names
+    assert "get_normalized_expression" not in names
+    assert "differential_abundance" not in names
+    with pytest.raises(NotImplementedError, match="generate"):
+        model.get_normalized_expression()
+    with pytest.raises(NotImplementedError, match=r"sgs\.metrics\.evaluate"):
+        model.differential_abundance()

@@ -32,6 +32,31 @@ class SgsModel(SafeSaveMixin, UnsupervisedTrainingMixin, BaseModelClass):
     through :class:`~scgensynth.model.base._run.TrainingRun`.
     """
 
+    #: scvi-tools methods that mean nothing for a generator: hidden from ``dir()`` (and so
+    #: from tab completion) and a clear error when called
+    _NOT_FOR_GENERATORS = ("get_normalized_expression", "differential_abundance")
+
+    def __dir__(self) -> list[str]:
+        """Attributes for completion, without scvi-tools methods a generator lacks."""
+        return [n for n in super().__dir__() if n not in self._NOT_FOR_GENERATORS]
+
+    def get_normalized_expression(self, *args, **kwargs):
+        """Not for generators: draw samples with :meth:`generate` instead."""
+        msg = (
+            f"{type(self).__name__} has no normalized expression of the input samples (that is "
+            "scVI's); draw synthetic samples with model.generate(...) or sgs.tl.generate."
+        )
+        raise NotImplementedError(msg)
+
+    def differential_abundance(self, *args, **kwargs):
+        """Not for generators: compare real and synthetic samples with ``sgs.metrics``."""
+        msg = (
+            f"{type(self).__name__} has no differential abundance (scvi-tools' latent-space "
+            "test); compare real and synthetic samples with sgs.metrics.evaluate, or find the "
+            "genes a condition moves with sgs.tl.counterfactual."
+        )
+        raise NotImplementedError(msg)
+
     _training_plan_cls = None
     #: the training plan of ``train(privacy=...)`` (None: no private training)
     _private_plan_cls = None
