@@ -164,6 +164,20 @@ def test_models_without_private_training_refuse_it(split, name):
         )  # fmt: skip
 
 
+def test_a_trained_model_is_not_trained_again_privately(split):
+    # DP-SGD would continue from weights that already saw the data: the budget would not hold
+    train, public, _ = split
+    model = sgs.model.WGANGP(
+        sgs.model.WGANGP.setup_proxy(train, None, ["tissue"], None),
+        **sgs.model.WGANGP.quick_kwargs,
+    )
+    model.train(n_steps=2, enable_progress_bar=False, selection=None)
+    for _ in range(2):  # without privacy first, then after a private run too
+        with pytest.raises(ValueError, match="already trained"):
+            model.train(privacy={"epsilon": 10}, public=public, n_steps=2)
+        model.privacy_ = {"epsilon": 1.0, "delta": 1e-4, "steps": 2}
+
+
 def test_a_cvae_with_batch_norm_is_refused_before_anything_changes(split):
     train, public, _ = split
     model = sgs.model.CVAE(sgs.model.CVAE.setup_proxy(train, None, ["tissue"], None))

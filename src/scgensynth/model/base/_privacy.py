@@ -223,6 +223,14 @@ def plan_private_run(model: BaseGeneratorModel, run, privacy: Any, public: Any) 
     """
     refuse_unsupported(model)
     model._check_private_module()
+    if model.is_trained_:  # DP-SGD continues from the weights: they have seen the data already
+        msg = (
+            f"This {type(model).__name__} is already trained"
+            + (" with privacy" if model.privacy_ else " without privacy")
+            + "; a private run would continue from weights that have seen the data, so its "
+            "stated budget would not hold. Build a new model and train it once with privacy."
+        )
+        raise ValueError(msg)
     public = check_public(model, public)
     n_train = len(run.train_idx)
     spec = plan_spec(privacy, n_train)
