@@ -114,3 +114,44 @@ def test_loading_twice_gives_independent_objects():
     third = sgs.datasets.gtex_tissues()
     assert float(third.X[0, 0]) == original
     assert (third.obs["tissue"] != "changed").all()
+
+
+@pytest.mark.parametrize("name", sorted(LOADERS))
+def test_genes_are_symbols_with_original_ids_in_var(name):
+    """Gene symbols in var_names (as scanpy's datasets), the source's ids kept in .var."""
+    adata = LOADERS[name]()
+    assert list(adata.var.columns) == ["gene_ids", "entrez_id"]
+    assert not adata.var_names.str.startswith("entrez_").any()
+    entrez = adata.var["entrez_id"]
+    assert entrez.str.fullmatch(r"[0-9]+").all()
+    assert entrez.is_unique
+    if name != "tcga_acc":  # the SEPIRA sets shipped Entrez ids
+        assert (adata.var["gene_ids"] == "entrez_" + entrez).all()
+    else:  # miniACC shipped symbols
+        assert (adata.var["gene_ids"] == adata.var_names).all()
+
+
+def test_known_symbols_match_their_entrez_ids():
+    gtex = sgs.datasets.gtex_tissues()
+    # NCBI Gene: 7080 NKX2-1, 6927 HNF1A, 6688 SPI1 (PU.1); each tops its known tissue
+    expected = {
+        "NKX2-1": ("7080", "Thyroid"),
+        "HNF1A": ("6927", "Liver"),
+        "SPI1": ("6688", "Blood"),
+    }
+    means = gtex.to_df().groupby(gtex.obs["tissue"], observed=True).mean()
+    for symbol, (entrez, tissue) in expected.items():
+        assert gtex.var.loc[symbol, "entrez_id"] == entrez
+        assert means[symbol].idxmax() == tissue, symbol
+    acc = sgs.datasets.tcga_acc()
+    assert acc.var.loc["MAPK14", "entrez_id"] == "1432"
+
+
+def test_tcga_acc_na_is_missing_not_a_category():
+    obs = sgs.datasets.tcga_acc().obs
+    for column in obs.columns:
+        if isinstance(obs[column].dtype, pd.CategoricalDtype):
+            assert "NA" not in obs[column].cat.categories, column
+    assert obs["race"].isna().sum() == 11
+    assert obs["pathologic_stage"].isna().sum() == 2
+    assert set(obs["race"].dropna()) == {"white", "asian", "black or african american"}

@@ -51,9 +51,10 @@ def load(name: str) -> ad.AnnData:
 def gtex_tissues() -> ad.AnnData:
     """GTEx multi-tissue subset: 520 samples (20 from each of 26 tissues) x 467 genes.
 
-    Values look like log2(RPKM + 1) (0-12.8); ``obs["tissue"]``; genes are Entrez ids
-    (mostly transcription factors). Source: the SEPIRA R package (GitHub YC3/SEPIRA,
-    ``data/GeneExp.rda``), GPL-3.
+    Values look like log2(RPKM + 1) (0-12.8); ``obs["tissue"]``. Genes (mostly
+    transcription factors) are named by their HGNC symbols; ``var["entrez_id"]`` holds the
+    NCBI Gene id and ``var["gene_ids"]`` the source's id (``entrez_<id>``). Source: the
+    SEPIRA R package (GitHub YC3/SEPIRA, ``data/GeneExp.rda``), GPL-3.
 
     Examples
     --------
@@ -69,7 +70,9 @@ def tcga_lusc() -> ad.AnnData:
     """TCGA lung squamous cell carcinoma subset: 517 samples x 391 genes (per-gene z-scores).
 
     ``obs["cancer"]``: 472 ``"tumour"`` / 45 ``"normal"`` (from the barcode's sample-type
-    code, also in ``obs["sample_type_code"]``). Source: SEPIRA (``data/LUSCexp.rda``), GPL-3.
+    code, also in ``obs["sample_type_code"]``). Genes by HGNC symbol, with ``var["entrez_id"]``
+    and ``var["gene_ids"]`` as in :func:`gtex_tissues`. Source: SEPIRA
+    (``data/LUSCexp.rda``), GPL-3.
 
     Examples
     --------
@@ -85,7 +88,8 @@ def tcga_acc() -> ad.AnnData:
 
     Upper-quartile normalised RSEM values (not logged); ``obs`` has age
     (``years_to_birth``), ``gender``, ``race``, ``pathologic_stage``, ``vital_status`` and
-    more, some with ``"NA"`` entries. Source: Bioconductor MultiAssayExperiment
+    more; missing values are ``NaN`` (not an ``"NA"`` category). Genes by HGNC symbol, with
+    ``var["entrez_id"]`` and ``var["gene_ids"]``. Source: Bioconductor MultiAssayExperiment
     (``miniACC``), Artistic-2.0.
 
     Examples
