@@ -348,3 +348,78 @@ def test_cli_refuses_a_missing_input_without_loading_lightning(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["1", "False"]
     assert "does not exist" in result.stderr
+
+
+# -- a notebook beside scanpy and scvi-tools ----------------------------------------------------
+NOTEBOOK = """
+    import logging, sys
+    import numpy as np
+    import scanpy as sc
+    import scvi
+    import scgensynth as sgs
+    {setting}
+    gtex = sgs.datasets.gtex_tissues()
+    adata = gtex[gtex.obs["tissue"].isin(["Liver", "Lung", "Blood"])].copy()
+    print("<train>", file=sys.stderr)
+    model = sgs.tl.train(adata, "wgan", categorical_covariate_keys=["tissue"], n_steps=8,
+                         batch_size=16, n_hidden=(32, 32), enable_progress_bar=False)
+    print("<again>", file=sys.stderr)
+    model.train(n_steps=4, batch_size=16, enable_progress_bar=False)
+    print("<load>", file=sys.stderr)
+    model.save({folder!r}, overwrite=True)
+    for _ in range(2):
+        type(model).load({folder!r}, adata=adata)
+    print("<generate>", file=sys.stderr)
+    synth = model.generate(60, seed=0)
+    print("<evaluate>", file=sys.stderr)
+    sgs.metrics.evaluate(adata, synth, labels_key="tissue", metrics="fast")
+    print("<end>", file=sys.stderr)
+"""
+
+
+def _sections(stderr: str) -> dict[str, list[str]]:
+    """stderr's lines between the ``<step>`` markers, per step."""
+    out: dict[str, list[str]] = {}
+    current = None
+    for line in stderr.splitlines():
+        if line.startswith("<") and line.endswith(">"):
+            current = line.strip("<>")
+            out[current] = []
+        elif current is not None:
+            out[current].append(line)
+    return out
+
+
+def test_a_notebook_at_default_verbosity_hears_each_warning_once(tmp_path):
+    result = _python(NOTEBOOK.format(setting="", folder=str(tmp_path / "m")))
+    assert result.returncode == 0, result.stderr
+    said = _sections(result.stderr)
+    assert len(said["train"]) <= 5, said["train"]
+    assert [x for x in said["train"] if "16 gene(s) have zero variance" in x]
+    assert said["again"] == []  # no "Found N module(s) in eval mode", no Lightning lines
+    assert said["load"] == []  # the model warned of its data when it was trained
+    assert said["generate"] == said["evaluate"] == []
+    for noise in NOISE:
+        assert noise not in result.stderr, noise
+
+
+@pytest.mark.parametrize(
+    "setting",
+    ["sc.settings.verbosity = 0", "scvi.settings.verbosity = logging.ERROR"],
+    ids=["scanpy", "scvi"],
+)
+def test_scanpy_or_scvi_verbosity_zero_silences_scgensynth(setting, tmp_path):
+    result = _python(NOTEBOOK.format(setting=setting, folder=str(tmp_path / "m")))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
+    assert all(lines == [] for lines in _sections(result.stderr).values()), result.stderr
+
+
+def test_scanpy_verbosity_info_shows_our_steps_and_ours_decides_over_it(tmp_path):
+    code = NOTEBOOK.format(setting="sc.settings.verbosity = 2", folder=str(tmp_path / "m"))
+    said = _sections(_python(code).stderr)
+    assert [x for x in said["train"] if x.startswith("INFO [scgensynth] Training WGANGP on")]
+    assert len([x for x in said["evaluate"] if x.startswith("INFO")]) == 1  # one line a call
+    quiet = "sc.settings.verbosity = 2\n    sgs.settings.verbosity = 'error'"
+    result = _python(NOTEBOOK.format(setting=quiet, folder=str(tmp_path / "m")))
+    assert all(lines == [] for lines in _sections(result.stderr).values()), result.stderr

@@ -16,6 +16,8 @@ from scgensynth._utils._logging import (
     as_verbosity,
     attach_fallback_handler,
     current_verbosity,
+    explicitly_set,
+    set_explicitly,
 )
 
 __all__ = ["Settings", "Verbosity", "settings"]
@@ -45,11 +47,13 @@ class Settings:
         sc.settings.verbosity`` works, and :mod:`logging` levels (``logging.INFO``, ...) as in
         scvi-tools.
 
-        Until you set it, scgensynth follows Python's logging configuration: warnings only
-        (scanpy's default, 1), or more where the application asked for more
-        (``logging.basicConfig(level=logging.INFO)``, pytest's ``caplog.set_level``).
-        scgensynth does not read scanpy's setting by itself (scanpy's logger lies outside
-        Python's logger tree); assign it, as above, to keep the two together.
+        Until you set it, scgensynth follows scanpy's and scvi-tools' verbosities where you
+        set them (``sc.settings.verbosity = 0`` or ``scvi.settings.verbosity =
+        logging.ERROR`` silence it too; the quieter of the two wins), read when work starts
+        (training, loading, generating, evaluating). Where neither is set, it follows
+        Python's logging configuration: warnings only (scanpy's default, 1), or more where
+        the application asked for more (``logging.basicConfig(level=logging.INFO)``,
+        pytest's ``caplog.set_level``). Setting ``sgs.settings.verbosity`` decides over both.
 
         The verbosity is the level of the ``"scgensynth"`` logger, which propagates to the
         root logger. Setting it also attaches a handler that prints our records on stderr
@@ -63,9 +67,11 @@ class Settings:
     def verbosity(self, value: Verbosity | int | str | None) -> None:
         logger = logging.getLogger(LOGGER_NAME)
         if value is None:
+            set_explicitly(False)
             logger.setLevel(logging.NOTSET)
             return
         logger.setLevel(as_verbosity(value).level)
+        set_explicitly(True)
         attach_fallback_handler()
 
     @contextlib.contextmanager
@@ -80,12 +86,13 @@ class Settings:
         True
         """
         logger = logging.getLogger(LOGGER_NAME)
-        saved = logger.level
+        saved, explicit = logger.level, explicitly_set()
         try:
             self.verbosity = verbosity
             yield self
         finally:
             logger.setLevel(saved)
+            set_explicitly(explicit)
 
     def __repr__(self) -> str:
         return f"scgensynth settings: verbosity={self.verbosity.name!r}"

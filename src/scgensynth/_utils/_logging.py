@@ -19,6 +19,7 @@ How the pieces fit (:mod:`scgensynth._settings` holds the user-facing setting):
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import sys
 import warnings
@@ -118,7 +119,84 @@ def verbosity_of_level(level: int) -> Verbosity:
 
 def current_verbosity() -> Verbosity:
     """The verbosity in force: the effective level of the ``"scgensynth"`` logger."""
+    follow_scverse_verbosity()
     return verbosity_of_level(logging.getLogger(LOGGER_NAME).getEffectiveLevel())
+
+
+#: True while a saved object (a model file) is rebuilt: what it warned of when it was made
+#: (its data's constant genes, empty categories) is logged at debug, once per model
+RESTORING: contextvars.ContextVar[bool] = contextvars.ContextVar("RESTORING", default=False)
+
+
+@contextlib.contextmanager
+def restoring() -> Iterator[None]:
+    """Mark the code inside as rebuilding a saved object (see :data:`RESTORING`)."""
+    token = RESTORING.set(True)
+    try:
+        yield
+    finally:
+        RESTORING.reset(token)
+
+
+#: whether the user set ``sgs.settings.verbosity`` (then scanpy's and scvi-tools' are ignored)
+_EXPLICIT = {"set": False}
+#: the level :func:`follow_scverse_verbosity` last gave the logger (None: none)
+_FOLLOWED: dict[str, int | None] = {"level": None}
+
+
+def explicitly_set() -> bool:
+    """Whether ``sgs.settings.verbosity`` was set by the user."""
+    return _EXPLICIT["set"]
+
+
+def set_explicitly(explicit: bool) -> None:
+    """Record whether ``sgs.settings.verbosity`` was set by the user (``None`` unsets it)."""
+    _EXPLICIT["set"] = explicit
+    _FOLLOWED["level"] = None
+
+
+def scverse_level() -> int | None:
+    """The :mod:`logging` level scanpy's and scvi-tools' verbosities ask for, if set.
+
+    A verbosity counts as set when it differs from its package's default (scanpy's
+    ``warning``, scvi-tools' ``logging.INFO``); of two set ones the quieter wins, so
+    ``sc.settings.verbosity = 0`` or ``scvi.settings.verbosity = logging.ERROR`` silences
+    scgensynth too. Packages that were never imported are not consulted.
+    """
+    levels = []
+    scanpy = sys.modules.get("scanpy")
+    with contextlib.suppress(AttributeError, ValueError, TypeError):
+        value = int(scanpy.settings.verbosity) if scanpy is not None else 1
+        if value != 1:
+            levels.append(as_verbosity(value).level)
+    scvi = sys.modules.get("scvi")
+    with contextlib.suppress(AttributeError, ValueError, TypeError):
+        value = int(scvi.settings.verbosity) if scvi is not None else logging.INFO
+        if value != logging.INFO:
+            levels.append(as_verbosity(value).level)
+    return max(levels) if levels else None
+
+
+def follow_scverse_verbosity() -> None:
+    """Give the ``"scgensynth"`` logger scanpy's / scvi-tools' verbosity, unless ours is set.
+
+    Called where work starts (training, loading, generating, evaluating), so a notebook's
+    ``sc.settings.verbosity = 0`` is respected without telling scgensynth. When neither is
+    set (or ``sgs.settings.verbosity`` is), the logger's level is left as it is.
+    """
+    if _EXPLICIT["set"]:
+        return
+    logger = logging.getLogger(LOGGER_NAME)
+    level = scverse_level()
+    if level is None:
+        if _FOLLOWED["level"] is not None and logger.level == _FOLLOWED["level"]:
+            logger.setLevel(logging.NOTSET)  # scanpy / scvi went back to their defaults
+        _FOLLOWED["level"] = None
+        return
+    if logger.level != level:
+        logger.setLevel(level)
+    _FOLLOWED["level"] = level
+    attach_fallback_handler()  # as when our verbosity is set: lines reach the notebook
 
 
 class FallbackHandler(logging.StreamHandler):
@@ -207,7 +285,7 @@ def quiet_training() -> Iterator[None]:
     >>> caught
     []
     """
-    if current_verbosity() >= Verbosity.debug:
+    if current_verbosity() >= Verbosity.debug:  # (also follows scanpy's / scvi's setting)
         yield
         return
     # Lightning sets its loggers to INFO when it is imported: import it before raising them

@@ -14,6 +14,7 @@ import pandas as pd
 from scgensynth._utils._checks import check_count, check_seed
 from scgensynth._utils._deprecation import renamed_arguments
 from scgensynth._utils._keys import check_new_key
+from scgensynth._utils._logging import follow_scverse_verbosity
 
 from . import _classifier, _correlation, _frechet, _neighbors, _pca, _privacy
 from ._mlp import check_kind
@@ -386,7 +387,7 @@ def _select(metrics, given: set[str]) -> list[_Metric]:
         skipped = [m for m in chosen if not set(m.needs) <= given]
         for m in skipped:
             missing = ", ".join(sorted(set(m.needs) - given))
-            logger.info("evaluate: skipping %s (needs %s)", m.name, missing)
+            logger.debug("evaluate: skipping %s (needs %s)", m.name, missing)
         return [m for m in chosen if set(m.needs) <= given]
     names = [metrics] if isinstance(metrics, str) else list(metrics)
     unknown = [n for n in names if n not in _METRICS]
@@ -484,6 +485,7 @@ def evaluate(
     >>> report = sgs.metrics.evaluate(real, synth, metrics=["precision_recall", "c2st_auc"])
     >>> report[["metric", "value"]].round(2).to_string(index=False)  # doctest: +SKIP
     """
+    follow_scverse_verbosity()
     k = check_count(k, "k")
     n_components = check_count(n_components, "n_components", allow_none=True)
     rem_components = _pca._check_n_components(rem_components)
@@ -498,8 +500,16 @@ def evaluate(
         n_components, rem_components, device, seed, classifier,
     )  # fmt: skip
     explicit = not (isinstance(metrics, str) and metrics in ("all", "fast"))
+    start = time.perf_counter()
+    rows = _run(chosen, ctx, explicit)
+    logger.info(
+        "evaluate: %d metric(s) on %d real x %d synthetic samples in %.1f s (k=%d, "
+        "classifier=%r); per-metric lines at verbosity 'debug'",
+        len({row["metric"] for row in rows}), real.shape[0], synth.shape[0],
+        time.perf_counter() - start, k_used, classifier,
+    )  # fmt: skip
     report = pd.DataFrame(
-        _run(chosen, ctx, explicit),
+        rows,
         columns=["metric", "value", "higher_is_better", "optimum", "group", "params"],
     )
     report["higher_is_better"] = pd.array(report["higher_is_better"].tolist(), dtype="boolean")
@@ -561,7 +571,7 @@ def _neighbourhood_size(
         msg = "evaluate needs at least 2 real and 2 synthetic samples."
         raise ValueError(msg)
     if k_used < k:
-        logger.info("evaluate: k lowered from %d to %d (sample counts)", k, k_used)
+        logger.debug("evaluate: k lowered from %d to %d (sample counts)", k, k_used)
     return k_used
 
 
@@ -577,7 +587,7 @@ def _run(chosen: list[_Metric], ctx: _Context, explicit: bool) -> list[dict[str,
                 raise
             logger.warning("evaluate: %s could not run: %s", m.name, err)
             continue
-        logger.info("evaluate: %s done in %.1f s", m.name, time.perf_counter() - t)
+        logger.debug("evaluate: %s done in %.1f s", m.name, time.perf_counter() - t)
     return rows
 
 

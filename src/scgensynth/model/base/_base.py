@@ -19,6 +19,7 @@ from scgensynth._utils._anndata import get_matrix
 from scgensynth._utils._checks import check_count, resolve_seed
 from scgensynth._utils._docs import doctest_skip
 from scgensynth._utils._files import check_disk_space, check_output_path
+from scgensynth._utils._logging import RESTORING, follow_scverse_verbosity
 from scgensynth._utils._random import RowNoise
 from scgensynth.pp import detect_scaling, fit_scaling
 from scgensynth.train import GeneratorSelection, SelectionCriterion
@@ -133,8 +134,11 @@ class BaseGeneratorModel(SgsModel):
     _module_cls = None
 
     def __init__(self, adata: AnnData | None = None, scaling: str = "auto"):
+        follow_scverse_verbosity()
         super().__init__(adata)
         check_shape(self.adata)
+        # a model restored from a file warned of its data when it was trained
+        data_warning = logger.debug if RESTORING.get() else logger.warning
         self._cat_keys = list(self._cat_state().get("field_keys", []))
         self._cont_keys = list(self._cont_state().get("columns", []))
         layer = self.layer
@@ -149,7 +153,7 @@ class BaseGeneratorModel(SgsModel):
         stats = fit_scaling(self.adata, scaling, layer=layer)
         if stats["constant_genes"]:
             names = stats["constant_genes"]
-            logger.warning(
+            data_warning(
                 "%d gene(s) have zero variance (e.g. %s); they are generated at their constant "
                 "value. To drop them: `sc.pp.filter_genes(adata, min_cells=1)` or "
                 "`adata = adata[:, np.asarray(adata.X.std(0)).ravel() > 0].copy()`.",
@@ -166,7 +170,7 @@ class BaseGeneratorModel(SgsModel):
         for key in self._cat_keys:
             empty = self.covariates_[key].value_counts().loc[lambda c: c == 0].index.tolist()
             if empty:
-                logger.warning(
+                data_warning(
                     "Categorical covariate %r has categories without samples (%s); the model "
                     "cannot learn them and refuses to generate them.",
                     key,

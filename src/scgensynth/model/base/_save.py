@@ -20,6 +20,7 @@ from scgensynth._utils._files import (
     check_output_path,
     make_folder,
 )
+from scgensynth._utils._logging import restoring
 
 from ._files import (
     FORMAT_VERSION,
@@ -629,7 +630,8 @@ class SafeSaveMixin:
         arguments.update(init_overrides)
         cls._check_restored_init(arguments, where)
         try:
-            return cls(proxy, **arguments)
+            with restoring():  # its data warnings were given when it was trained
+                return cls(proxy, **arguments)
         except (KeyError, TypeError, AttributeError, IndexError) as err:
             yours = f" and your {sorted(init_overrides)}" if init_overrides else ""
             msg = (
