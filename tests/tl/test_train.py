@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
+import re
+
 import numpy as np
 import pytest
 
@@ -119,3 +122,69 @@ def test_compare_generators_bad_input(gtex, snapshot):
     with pytest.raises(ValueError, match="at least 2 samples"):
         sgs.tl.compare_generators(one, "tissue", models=["wgan"])
     snap.assert_unchanged(gtex)
+
+
+# -- train_<name>: signature and Parameters section read from the model class -----------------
+def _documented(func) -> list[str]:
+    """Names in the Parameters section, read by Sphinx's numpy parser (not ours)."""
+    from sphinx.ext.napoleon.docstring import NumpyDocstring
+
+    text = str(NumpyDocstring(inspect.getdoc(func)))
+    return [n.replace("\\*", "*") for n in re.findall(r"^:param ([^:]+):", text, re.M)]
+
+
+@pytest.mark.parametrize("name", list(sgs.model.available().index))
+def test_named_trainer_documents_every_argument_it_takes(name):
+    trainer = getattr(sgs.tl, f"train_{name}")
+    cls = sgs.model.get_model_class(name)
+    params = inspect.signature(trainer).parameters
+    assert next(iter(params)) == "adata"
+    assert _documented(trainer) == [*list(params)[:-1], "**kwargs"]  # same names, same order
+    assert params["kwargs"].kind is inspect.Parameter.VAR_KEYWORD
+    # the model's own arguments, with the class's defaults
+    init = inspect.signature(cls).parameters
+    for arg, p in init.items():
+        if arg not in ("adata", "seed"):  # AttGAN's graph seed is train's seed
+            assert params[arg].default == p.default, arg
+    for arg in cls.plan_arguments():
+        plan_default = inspect.signature(cls._training_plan_cls).parameters[arg].default
+        assert params[arg].default == plan_default, arg
+    if cls._training_plan_cls is not None:
+        assert {"n_steps", "batch_size", "selection", "checkpoint_dir"} <= set(params)
+        assert f"{cls.default_n_steps:,}" in inspect.getdoc(trainer)
+    else:  # trained in one pass: no steps to set
+        assert "n_steps" not in params
+    assert params["key_added"].default == name
+
+
+@pytest.mark.parametrize("name", list(sgs.model.available().index))
+def test_named_trainer_accepts_every_documented_argument(gtex, name):
+    """Every argument the signature lists, given explicitly at its default, trains."""
+    small = gtex[gtex.obs["tissue"].isin(["Liver", "Lung", "Testis"])].copy()
+    trainer = getattr(sgs.tl, f"train_{name}")
+    cls = sgs.model.get_model_class(name)
+    given = {
+        n: p.default
+        for n, p in inspect.signature(trainer).parameters.items()
+        if p.default is not inspect.Parameter.empty
+    }
+    given.update(cls.quick_kwargs)
+    given.update(categorical_covariate_keys=["tissue"], key_added="k")
+    if "n_steps" in given:
+        given.update(n_steps=2, batch_size=16, selection=None)
+    model = trainer(small, enable_progress_bar=False, **given)
+    assert isinstance(model, cls)
+    assert model.is_trained_
+    assert small.uns["k"]["params"]["model"] == cls.__name__
+    with pytest.raises(TypeError, match="n_stepz"):
+        trainer(small, categorical_covariate_keys=["tissue"], n_stepz=5)
+
+
+def test_named_trainer_routes_plan_arguments(gtex, fast):
+    """A training-plan argument of the signature reaches the plan (and is recorded)."""
+    kw = {"categorical_covariate_keys": ["tissue"], "n_steps": 10, "selection": None, **fast}
+    default = sgs.tl.train_wgan(gtex, key_added="a", **kw)
+    fewer = sgs.tl.train_wgan(gtex, n_critic=1, key_added="b", **kw)
+    assert gtex.uns["b"]["params"]["n_critic"] == 1
+    x, y = default.generate(20, seed=0).X, fewer.generate(20, seed=0).X
+    assert not np.allclose(x, y)
