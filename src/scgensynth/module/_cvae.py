@@ -38,6 +38,8 @@ class CVAEModule(ConditionalGeneratorModule):
     >>> cat = torch.tensor([[0], [2]])
     >>> module.generate_scaled(2, cat).shape
     torch.Size([2, 50])
+    >>> module.encode(torch.rand(2, 50), cat).loc.shape  # q(z | x, c)
+    torch.Size([2, 4])
     """
 
     noise_input: ClassVar[str | None] = "z"
@@ -102,6 +104,13 @@ class CVAEModule(ConditionalGeneratorModule):
         x_scaled = self.scaling(x)
         qz, z = self.encoder(self._with_cont(x_scaled, cont), *self._cats(cat))
         return {"x_scaled": x_scaled, "qz": qz, "z": z, "cat": cat, "cont": cont}
+
+    def encode(
+        self, x: torch.Tensor, cat: torch.Tensor | None = None, cont: torch.Tensor | None = None
+    ) -> Normal:
+        """The posterior ``q(z | x, c)`` of expression values ``x`` (on the input's scale)."""
+        qz, _ = self.encoder(self._with_cont(self.scaling(x), cont), *self._cats(cat))
+        return qz
 
     def _get_generative_input(self, tensors, inference_outputs, **kwargs):
         return {
