@@ -90,7 +90,7 @@ def test_bad_input(perturbed):
     with pytest.raises(KeyError, match="not an obs name"):
         sgs.pl.perturbation_heatmap(out, sample="nope", show=False)
     with pytest.raises(ValueError, match=r"1 gene\(s\) are not in the perturbed AnnData"):
-        sgs.pl.perturbation_heatmap(out, ["entrez_9496", "NOT_A_GENE"], show=False)
+        sgs.pl.perturbation_heatmap(out, [out.var_names[0], "NOT_A_GENE"], show=False)
     with pytest.raises(ValueError, match=r"no layers\['perturbation'\]"):
         sgs.pl.perturbation_heatmap(adata, show=False)
     with pytest.raises(ValueError, match="one value per gene"):

@@ -118,3 +118,50 @@ def test_conventions_and_errors(table):
     with pytest.raises(TypeError, match="DataFrame"):
         sgs.pl.precision_recall(table.to_dict())
     plt.close("all")
+
+
+def _tidy(values: dict[str, dict[str, float]]) -> pd.DataFrame:
+    rows = [(m, k, v, "all") for m, pr in values.items() for k, v in pr.items()]
+    return pd.DataFrame(rows, columns=["model", "metric", "value", "group"])
+
+
+def _labels(ax):
+    return [t for t in ax.texts if t.get_text()]
+
+
+def test_names_do_not_overlap_on_real_scores(gtex_pair, gaussian_model, overlapping):
+    """GTEx: two Gaussian draws and a real half score close together; their names part."""
+    real, synth = gtex_pair
+    train, other = real[::2].copy(), real[1::2].copy()
+    sets = {
+        "gaussian": synth,
+        "gaussian, seed 1": sgs.tl.generate(gaussian_model, 260, seed=1),
+        "real (other half)": other,
+        "real (other half) again": other,
+    }
+    scores = {m: sgs.metrics.precision_recall(train, s, k=5) for m, s in sets.items()}
+    values = {m: {k: pr[k] for k in ("precision", "recall")} for m, pr in scores.items()}
+    ax = sgs.pl.precision_recall(_tidy(values), show=False)
+    labels = _labels(ax)
+    assert sorted(t.get_text() for t in labels) == sorted(sets)
+    assert overlapping(labels) == []
+    # each name belongs to its model's point
+    for t in labels:
+        pr = values[t.get_text()]
+        assert t.xy == pytest.approx((pr["recall"], pr["precision"]))
+    # the two identical points: one name beside it, the other joined to it by a line
+    same = [t for t in labels if t.get_text().startswith("real (other half)")]
+    assert sum(t.arrow_patch is not None for t in same) >= 1
+    plt.close("all")
+
+
+@pytest.mark.parametrize("n", [2, 6])
+def test_names_of_models_on_one_point_do_not_overlap(n, overlapping):
+    # every model perfect: all points at the corner of the axes
+    values = {f"model {i}": {"precision": 1.0, "recall": 1.0} for i in range(n)}
+    _fig, ax = plt.subplots(figsize=(4, 3.5))
+    sgs.pl.precision_recall(_tidy(values), ax=ax)
+    labels = _labels(ax)
+    assert len(labels) == n
+    assert overlapping(labels) == []
+    plt.close("all")

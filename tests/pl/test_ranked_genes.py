@@ -58,8 +58,9 @@ def test_bars_follow_the_ranking(ranked):
     assert ax.transData.transform((0, ys[0]))[1] > ax.transData.transform((0, ys[-1]))[1]
     assert ax.get_xlabel() == "mean difference (tumour − normal)"
     assert "tumour vs normal" in ax.get_title()
-    # coloured by sign agreement, with a colour bar saying so
-    assert any("same sign" in a.get_ylabel() for a in ax.figure.axes if a is not ax)
+    # every draw of these genes agrees in sign: said in the title, no one-colour colour bar
+    assert ax.figure.axes == [ax]
+    assert "all 8 genes drawn: the same sign in 100% of draws" in ax.get_title()
     plt.close("all")
 
 
@@ -108,4 +109,32 @@ def test_errors(ranked):
         sgs.pl.ranked_genes(ranked, n_genes=0)
     with pytest.raises(KeyError, match="gene_symbols"):
         sgs.pl.ranked_genes(ranked, gene_symbols="hgnc")
+    plt.close("all")
+
+
+def test_a_colour_bar_only_when_the_shares_vary(gaussian_model):
+    """A Lung -> Liver counterfactual of the Gaussian generator trained on GTEx."""
+    cf = sgs.tl.counterfactual(gaussian_model, "tissue", "Lung", "Liver", n_obs=50)
+    df = sc.get.rank_genes_groups_df(cf, "Liver")
+    share = np.asarray(cf.uns["rank_genes_groups"]["sign_agreement"]["Liver"], dtype=float)
+    # the ends of the ranking: every draw agrees in sign, a colour bar would show one colour
+    assert (share[:10] == 1).all()
+    assert (share[-10:] == 1).all()
+    ax = sgs.pl.ranked_genes(cf, n_genes=10, show=False)
+    assert ax.figure.axes == [ax]  # no colour bar ...
+    assert ax.get_title().endswith("all 20 genes drawn: the same sign in 100% of draws")
+    colours = [matplotlib.colors.to_hex(b.get_facecolor()) for b in _bars(ax)]
+    lfc = np.r_[df["logfoldchanges"][:10], df["logfoldchanges"][-10:]]
+    assert colours == ["#b2182b" if v >= 0 else "#2166ac" for v in lfc]  # ... sign colours
+    plt.close("all")
+    # the whole ranking: shares from ~0.5 to 1, coloured and explained by the colour bar
+    n = cf.n_vars // 2
+    assert np.ptp(share) > 0.3
+    ax = sgs.pl.ranked_genes(cf, n_genes=n, show=False)
+    (bar,) = [a for a in ax.figure.axes if a is not ax]
+    assert bar.get_ylabel() == "share of draws with the same sign"
+    assert "same sign in" not in ax.get_title()
+    order = np.r_[np.arange(n), np.arange(cf.n_vars - n, cf.n_vars)]
+    expected = plt.get_cmap("viridis")(matplotlib.colors.Normalize(0.5, 1.0)(share[order]))
+    np.testing.assert_allclose([b.get_facecolor() for b in _bars(ax)], expected, atol=1e-6)
     plt.close("all")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -19,8 +20,10 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-#: gene names are written on the axes up to this many genes
-_MAX_LABELS = 60
+#: font size (points) of the gene names: readable, never shrunk (labels are thinned instead)
+_LABEL_SIZE = 7.0
+#: space a gene name needs along the axis, in multiples of its font size
+_LABEL_PITCH = 1.25
 
 
 def _check_inputs(real: AnnData, synth: AnnData, genes, n_genes: int) -> None:
@@ -45,6 +48,53 @@ def _draw_dendrogram(ax: Axes, Z: np.ndarray, n_genes: int) -> None:
     # the leaves sit at 5, 15, ... from the bottom: align them with the heatmap's rows
     ax.set_ylim(10 * n_genes, 0)
     ax.set_label("dendrogram")
+
+
+def _label_step(ax: Axes, n: int) -> int:
+    """Every how many genes a name fits at :data:`_LABEL_SIZE` on the heatmap's sides.
+
+    Read from the heatmap's place in the figure (after the axes appended beside it).
+    """
+    fig = ax.figure
+    locator = ax.get_axes_locator()
+    box = locator(ax, None) if locator is not None else ax.get_position()
+    width, height = fig.get_size_inches()
+    side = 72.0 * min(box.width * width, box.height * height)  # points
+    return max(1, int(np.ceil(n * _LABEL_SIZE * _LABEL_PITCH / max(side, 1e-9))))
+
+
+def _gene_ticks(ax: Axes, names: list[str], right: bool) -> int:
+    """Gene names on both axes of a heatmap, every ``step``-th one where not all fit."""
+    step = _label_step(ax, len(names))
+    ticks = np.arange(0, len(names), step)
+    labels = [names[i] for i in ticks]
+    ax.set_xticks(ticks, labels, rotation=90, fontsize=_LABEL_SIZE)
+    ax.set_yticks(ticks, labels, fontsize=_LABEL_SIZE)
+    if right:  # the real panel has its dendrogram on the left
+        ax.yaxis.tick_right()
+    return step
+
+
+def _evaluate_genes(real: AnnData) -> int:
+    """Genes :func:`scgensynth.metrics.evaluate`'s correlation score uses (its default)."""
+    from scgensynth.metrics import correlation_score
+
+    default = inspect.signature(correlation_score).parameters["max_genes"].default
+    return real.n_vars if default is None else min(int(default), real.n_vars)
+
+
+def _score_note(method: str, n_genes: int, n_evaluate: int, n_vars: int) -> str:
+    """Why the score in the title is not :func:`scgensynth.metrics.evaluate`'s."""
+    statistic = "Pearson" if method == "pearson" else "Spearman"
+    which = (
+        f"all {n_vars} real genes" if n_evaluate == n_vars
+        else f"the {n_evaluate} most variable real genes"
+    )  # fmt: skip
+    return (
+        f"Score: Pearson r of the upper triangles of the two {statistic} matrices, over these "
+        f"{n_genes} genes.\nsgs.metrics.evaluate's correlation_score: the same statistic on "
+        f"Pearson matrices over {which}, so the two differ."
+    )
 
 
 @doctest_skip("needs a trained model")
@@ -76,6 +126,18 @@ def correlation(
     The matrices and the score are those of :func:`scgensynth.metrics.correlation_matrices`;
     genes with zero variance in either dataset have no correlation and are left out (with a
     warning).
+
+    The score differs from the ``correlation_score`` row of
+    :func:`scgensynth.metrics.evaluate`, and a note under the plot says so: both are the
+    Pearson correlation between the upper triangles of a real and a synthetic gene-gene
+    matrix, but here over the genes drawn (``genes``, or the ``n_genes`` most variable real
+    genes: 50 by default) and, with ``method="spearman"``, between Spearman matrices, while
+    ``evaluate`` uses Pearson matrices over the 2,000 most variable real genes (all genes of
+    a smaller set).
+
+    Gene names are written on both axes of both panels at a readable size (7 pt); when
+    there are more genes than names fit beside a panel, every second (third, ...) gene is
+    named, and the axis label says so.
 
     Parameters
     ----------
@@ -146,15 +208,15 @@ def correlation(
         im = a.imshow(C[np.ix_(order, order)], cmap=cmap, vmin=-1, vmax=1,
                       interpolation="nearest", aspect="auto")  # fmt: skip
         images.append(im)
-        a.set_xticks([])
-        a.set_yticks([])
-        if n <= _MAX_LABELS:
-            a.set_xticks(range(n), ordered, rotation=90, fontsize="xx-small")
-            if a is ax_synth:  # the real panel has the dendrogram on that side
-                a.set_yticks(range(n), ordered, fontsize="xx-small")
-        a.set_xlabel(f"{n} genes")
+        step = _gene_ticks(a, ordered, right=a is ax_real)
+        a.set_xlabel(f"{n} genes" + (f" (one name in {step})" if step > 1 else ""))
         a.set_title(title)
     what = "correlation score" if method == "pearson" else "Spearman correlation score"
     ax_synth.set_title(f"synthetic ({what} {matrices['score']:.3f})")
     fig.colorbar(images[1], cax=rights[1], label=f"{method} correlation")
+    ax_real.annotate(
+        _score_note(method, n, _evaluate_genes(real), real.n_vars), (0, 0),
+        xycoords=("axes fraction", ax_real.xaxis.label), xytext=(0, -6),
+        textcoords="offset points", ha="left", va="top", fontsize="small", color="0.3",
+    )  # fmt: skip
     return finish(fig, [ax_real, ax_synth], ax_given, show, return_fig)

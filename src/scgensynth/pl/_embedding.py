@@ -26,8 +26,11 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _BASES = ("umap", "pca", "tsne")
-#: marker of each source when colours show a covariate
-_MARKERS = {"real": "o", "synthetic": "^"}
+#: real samples are filled circles, synthetic ones hollow circles (edge in the sample's colour),
+#: whatever colours the groups get
+_FILLED = {"real": True, "synthetic": False}
+#: edge width of the hollow markers, in points
+_EDGE = 0.8
 
 
 def _obsm_key(adata: AnnData, basis: str) -> str | None:
@@ -149,9 +152,10 @@ def embedding(
         key it holds, with or without the ``X_`` prefix).
     color
         ``.obs`` column (in both datasets) or gene to colour by; categories use
-        ``uns[f"{color}_colors"]`` where an input has it, and the sources are told apart by
-        marker (real ``o``, synthetic ``^``). Default: colour by source
-        (``uns["sgs_source_colors"]`` where present).
+        ``uns[f"{color}_colors"]`` where an input has it. Default: colour by source
+        (``uns["sgs_source_colors"]`` where present). Whatever the colours, real samples
+        are filled circles and synthetic samples hollow circles (edged in their colour);
+        overlaid, a legend above the axes shows the two.
     side_by_side
         Draw real and synthetic in two panels with the same limits, instead of overlaid.
     layer
@@ -266,22 +270,41 @@ def _embedded(
     return both, _compute(both, basis, n_pcs, seed)
 
 
+def _marker_style(source: str, color, style: dict) -> dict:
+    """Scatter keywords of one source: filled (real) or hollow (synthetic) circles."""
+    if _FILLED[source]:
+        return {**style, "marker": "o", "color": color}
+    return {**style, "marker": "o", "facecolors": "none", "edgecolors": color,
+            "linewidths": _EDGE}  # fmt: skip
+
+
 def _draw_source(ax, coords, mask, source: str, kind: str, values, colors, style: dict):
     """Draw the samples of one source; the collection with the colour scale, if any."""
     if kind == "source":
-        ax.scatter(*coords[mask].T, color=colors[source], label=source, **style)
+        ax.scatter(*coords[mask].T, label=source, **_marker_style(source, colors[source], style))
         return None
-    marker = _MARKERS[source]
     if kind == "categorical":
         for cat, col in colors.items():
             sel = mask & (values == cat)
             if sel.any():
-                ax.scatter(*coords[sel].T, color=col, marker=marker, **style)
+                ax.scatter(*coords[sel].T, **_marker_style(source, col, style))
         return None
-    return ax.scatter(
-        *coords[mask].T, c=values[mask], marker=marker, cmap="viridis",
+    drawn = ax.scatter(
+        *coords[mask].T, c=values[mask], marker="o", cmap="viridis",
         vmin=np.nanmin(values), vmax=np.nanmax(values), **style,
     )  # fmt: skip
+    if not _FILLED[source]:  # edges take the colour scale, faces stay empty
+        drawn.set_facecolor("none")
+        drawn.set_edgecolor(None)
+        drawn.set_linewidth(_EDGE)
+    return drawn
+
+
+def _source_handle(source: str, color: str = "black") -> Line2D:
+    """Legend handle of a source: a filled or a hollow circle."""
+    face = color if _FILLED[source] else "none"
+    return Line2D([], [], ls="none", marker="o", markersize=6, markerfacecolor=face,
+                  markeredgecolor=color, markeredgewidth=1.0)  # fmt: skip
 
 
 def _same_limits(axes: list[Axes], coords: np.ndarray) -> None:
@@ -293,26 +316,34 @@ def _same_limits(axes: list[Axes], coords: np.ndarray) -> None:
 
 
 def _legend(fig, axes, kind: str, colors, color, side_by_side: bool, scatter) -> None:
-    """Legend of the sources (markers) and of the colours, or a colour bar."""
+    """Legend of the sources (marker fill) and of the colours, or a colour bar.
+
+    Colour by source: one legend, each source in its colour and fill. Otherwise the colours
+    (categories, or a colour bar) and, overlaid, a second legend above the axes with a black
+    filled circle for real and a hollow one for synthetic samples.
+    """
     last = axes[-1]
     if kind == "source":
         if not side_by_side:
-            last.legend(loc="center left", bbox_to_anchor=(1, 0.5), fontsize="small",
-                        frameon=False, markerscale=2)  # fmt: skip
+            last.legend([_source_handle(s, colors[s]) for s in SOURCES], list(SOURCES),
+                        loc="center left", bbox_to_anchor=(1, 0.5), fontsize="small",
+                        frameon=False)  # fmt: skip
         return
-    handles, labels = [], []
-    if kind == "categorical":
-        for cat, col in colors.items():
-            handles.append(Line2D([], [], ls="none", marker="o", color=col))
-            labels.append(cat)
+    key = None
     if not side_by_side:
-        for s in SOURCES:
-            handles.append(Line2D([], [], ls="none", marker=_MARKERS[s], color="grey"))
-            labels.append(s)
-    if handles:
+        key = last.legend([_source_handle(s) for s in SOURCES], list(SOURCES),
+                          loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2,
+                          fontsize="small", frameon=False)  # fmt: skip
+        key.set_label("sources")
+    if kind == "categorical":
+        handles = [Line2D([], [], ls="none", marker="o", color=col) for col in colors.values()]
+        labels = list(colors)
         ncol = 1 if len(labels) <= 14 else 2 if len(labels) <= 30 else 3  # as scanpy
         last.legend(handles, labels, loc="center left", bbox_to_anchor=(1, 0.5),
                     fontsize="small", frameon=False, title=color, ncol=ncol)  # fmt: skip
+        if key is not None:
+            last.add_artist(key)  # a second legend replaces the first: keep both
+            key.set_clip_on(False)  # outside the axes: drawn, and counted by tight layouts
     if kind == "continuous" and scatter is not None:
         bar = fig.colorbar(scatter, ax=axes, pad=0.02)
         bar.set_label(color)

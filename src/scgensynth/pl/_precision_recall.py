@@ -12,13 +12,15 @@ from scgensynth._utils._docs import doctest_skip
 
 from ._docs import fill_doc
 from ._palettes import palette_colors
-from ._utils import check_table, finish, new_axes
+from ._utils import check_table, finish, new_axes, place_labels
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
 _NEEDED = ("model", "metric", "value", "group")
+#: marker area of a model's point (points squared)
+_MARKER_AREA = 50
 
 
 def pareto_front(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -70,7 +72,8 @@ def precision_recall(
     front
         Draw the front of the models no other model beats on both metrics.
     annotate
-        Write each model's name next to its point.
+        Write each model's name next to its point; names are placed so that none overlaps
+        another (a name set away from its point is joined to it by a thin line).
     palette
         Colours by model name, or a list in the order of the models (default: matplotlib's
         colour cycle).
@@ -96,7 +99,7 @@ def precision_recall(
     xs = np.array([stats.loc[(m, x), "mean"] for m in models], dtype=float)
     ys = np.array([stats.loc[(m, y), "mean"] for m in models], dtype=float)
     for i, model in enumerate(models):
-        _draw_model(ax, model, xs[i], ys[i], stats, x, y, colors[str(model)], annotate)
+        _draw_model(ax, model, xs[i], ys[i], stats, x, y, colors[str(model)])
     if front:
         ok = np.isfinite(xs) & np.isfinite(ys)
         idx = np.flatnonzero(ok)[pareto_front(xs[ok], ys[ok])]
@@ -110,6 +113,8 @@ def precision_recall(
         ax.set_xlim(lo, 1.02)
         ax.set_ylim(lo, 1.02)
     ax.legend(loc="best", fontsize="small")
+    if annotate:
+        place_labels(ax, [str(m) for m in models], xs, ys, marker_size=np.sqrt(_MARKER_AREA))
     return finish(fig, ax, ax_given, show, return_fig)
 
 
@@ -139,13 +144,10 @@ def _model_stats(
     return stats, models
 
 
-def _draw_model(ax, model, x_mean, y_mean, stats, x, y, color, annotate: bool) -> None:
-    """One model's point, its error bars where it has several values, and its name."""
+def _draw_model(ax, model, x_mean, y_mean, stats, x, y, color) -> None:
+    """One model's point and its error bars where it has several values."""
     xerr = stats.loc[(model, x), "std"] if stats.loc[(model, x), "count"] > 1 else None
     yerr = stats.loc[(model, y), "std"] if stats.loc[(model, y), "count"] > 1 else None
     if xerr is not None or yerr is not None:
         ax.errorbar(x_mean, y_mean, xerr=xerr, yerr=yerr, fmt="none", ecolor=color, lw=1)
-    ax.scatter([x_mean], [y_mean], color=color, s=50, zorder=3, label=str(model))
-    if annotate:
-        ax.annotate(str(model), (x_mean, y_mean), xytext=(4, 4), textcoords="offset points",
-                    fontsize="small")  # fmt: skip
+    ax.scatter([x_mean], [y_mean], color=color, s=_MARKER_AREA, zorder=3, label=str(model))

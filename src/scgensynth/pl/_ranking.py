@@ -50,7 +50,10 @@ def ranked_genes(
     scgensynth's rankings the mean difference ``group - reference`` in the data's units; for
     scanpy's, its log2 fold change; its ``scores`` when a method writes no fold changes).
     Bars are coloured by ``sign_agreement`` (the share of draws whose difference has the
-    mean's sign) when the ranking has it, else red for increased and blue for decreased.
+    mean's sign, with a colour bar) when the ranking has it and it varies among the genes
+    drawn, else red for increased and blue for decreased; when every gene drawn has the
+    same share (often 100 % at the ends of a ranking), the title says so instead of a
+    colour bar of one colour.
 
     Parameters
     ----------
@@ -99,9 +102,9 @@ def ranked_genes(
 
     fig, ax, ax_given = new_axes(ax, (5, 1.0 + 0.25 * len(order)))
     y = np.arange(len(order))
-    agreement = ranking.get("sign_agreement")
-    if agreement is not None:
-        share = np.asarray(agreement[group], dtype=float)[order]
+    share = _drawn_shares(ranking, group, order)
+    constant = share is not None and _constant(share)
+    if share is not None and not constant:
         norm = Normalize(vmin=0.5, vmax=1.0)
         cmap = plt.get_cmap("viridis")
         ax.barh(y, values, color=cmap(norm(share)))
@@ -117,8 +120,27 @@ def ranked_genes(
     ax.set_ylim(len(order) - 0.5, -0.5)  # rank 1 at the top
     ax.set_xlabel(xlabel)
     title = f"{group} vs {reference}"
-    ax.set_title(f"{title} ({method})" if method else title)
+    title = f"{title} ({method})" if method else title
+    if constant and np.isnan(share).all():
+        title += "\nno sign agreement recorded for these genes"
+    elif constant:  # a colour bar would show one colour: say it instead
+        title += f"\nall {len(order)} genes drawn: the same sign in {share[0]:.0%} of draws"
+    ax.set_title(title)
     return finish(fig, ax, ax_given, show, return_fig)
+
+
+def _drawn_shares(ranking: dict, group: str, order: np.ndarray) -> np.ndarray | None:
+    """The drawn genes' ``sign_agreement`` (``None`` when the ranking has none)."""
+    agreement = ranking.get("sign_agreement")
+    if agreement is None:
+        return None
+    return np.asarray(agreement[group], dtype=float)[order]
+
+
+def _constant(share: np.ndarray) -> bool:
+    """Whether every drawn gene has the same share (a colour bar would carry nothing)."""
+    finite = share[np.isfinite(share)]
+    return finite.size == 0 or (finite.size == share.size and bool(np.ptp(finite) < 1e-12))
 
 
 def _pick_group(ranking: dict, group: str | None) -> str:
