@@ -2,8 +2,10 @@
 
 from ._augmentation_curve import augmentation_curve
 from ._correlation import correlation
+from ._dotplot import marker_dotplot
 from ._embedding import embedding
 from ._history import training_history
+from ._moments import gene_moments
 from ._pca_variance import pca_variance
 from ._perturbation import perturbation_heatmap
 from ._precision_recall import precision_recall
@@ -15,6 +17,8 @@ __all__ = [
     "augmentation_curve",
     "correlation",
     "embedding",
+    "gene_moments",
+    "marker_dotplot",
     "pca_variance",
     "perturbation_heatmap",
     "precision_recall",
