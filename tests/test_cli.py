@@ -798,3 +798,87 @@ def test_bad_numbers_are_argparse_errors(tmp_path, capsys, monkeypatch, argv, me
     err = capsys.readouterr().err
     assert f"scgensynth {argv[0]}: error: argument {message}" in err
     assert list(tmp_path.iterdir()) == []
+
+
+# -- generate without the training data; --threads --------------------------------------------
+def test_generate_without_adata(trained, tmp_path, sgs_logs):
+    """The model file holds what generating needs: the same samples, genes and annotations."""
+    model = str(trained["model"])
+    for extra in (["--covariates", "tissue=Liver"], []):
+        alone, given = tmp_path / "alone.h5ad", tmp_path / "given.h5ad"
+        argv = ["--n-obs", "12", "--seed", "3", *extra, "--overwrite"]
+        with sgs_logs() as records:
+            assert main(["generate", model, "--out", str(alone), *argv]) == 0
+        assert any("without --adata" in r.getMessage() for r in records)
+        assert (
+            main(["generate", model, "--adata", str(trained["data"]), "--out", str(given), *argv])
+            == 0
+        )
+        a, b = ad.read_h5ad(alone), ad.read_h5ad(given)
+        np.testing.assert_array_equal(a.X, b.X)
+        pd.testing.assert_frame_equal(a.obs, b.obs)
+        pd.testing.assert_frame_equal(a.var, b.var)  # annotations saved with the model
+        assert a.var.shape[1] == trained["adata"].var.shape[1] > 0
+
+
+def test_generate_without_adata_from_a_file_without_annotations(
+    trained, tmp_path, sgs_logs, safetensors_header
+):
+    """A model file saved before .var was kept: gene names only, and the log says so."""
+    old = tmp_path / "old"
+    old.mkdir()
+    header, data = safetensors_header.read(trained["model"] / "model.safetensors")
+    metadata = json.loads(header["__metadata__"]["sgs_metadata"])
+    del metadata["var"]
+    header["__metadata__"]["sgs_metadata"] = json.dumps(metadata)
+    safetensors_header.write(old / "model.safetensors", header, data)
+    out = tmp_path / "synth.h5ad"
+    with sgs_logs() as records:
+        assert main(["generate", str(old), "--out", str(out), "--n-obs", "4"]) == 0
+    assert any("holds no gene annotations" in r.getMessage() for r in records)
+    synth = ad.read_h5ad(out)
+    pd.testing.assert_index_equal(synth.var_names, trained["adata"].var_names)
+    assert synth.var.shape[1] == 0
+
+
+def test_generate_missing_model_folder_fails_before_loading_heavy_libraries(tmp_path):
+    out = tmp_path / "synth.h5ad"
+    code = (
+        "import sys\n"
+        "from scgensynth.cli import main\n"
+        f"assert main(['generate', {str(tmp_path / 'nope')!r}, '--out', {str(out)!r}]) == 1\n"
+        f"print([m for m in {HEAVY!r} if m in sys.modules])\n"
+    )
+    result = _python(code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+    assert "does not exist" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["demo", "train", "generate", "compare"])
+def test_threads_option_is_offered(capsys, command):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    assert "--threads N" in capsys.readouterr().out
+
+
+def test_threads_limit_torch_and_blas_for_the_command(trained, tmp_path, monkeypatch):
+    import torch
+    from threadpoolctl import threadpool_info
+
+    seen = {}
+    generate = sgs.tl.generate
+
+    def recording(*args, **kwargs):
+        seen["torch"] = torch.get_num_threads()
+        seen["env"] = os.environ.get("OMP_NUM_THREADS")
+        seen["blas"] = {p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"}
+        return generate(*args, **kwargs)
+
+    monkeypatch.setattr(sgs.tl, "generate", recording)
+    before = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")
+    out = tmp_path / "synth.h5ad"
+    assert main(["generate", str(trained["model"]), "--out", str(out), "--threads", "2"]) == 0
+    assert seen == {"torch": 2, "env": "2", "blas": {2}}
+    assert (torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")) == before  # restored
+    assert {p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"} == {1}

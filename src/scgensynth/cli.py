@@ -6,7 +6,8 @@ that needs them, so ``scgensynth --help`` answers at once.
 Every command checks where it will write before it reads or trains anything, and never
 writes over a file or folder the user had unless ``--overwrite`` says so (nor ever over one
 of its own inputs). Errors are one line on stderr (``scgensynth CMD: error: ...``, exit 1);
-bad option values are argparse errors (exit 2).
+bad option values are argparse errors (exit 2). ``--threads N`` caps the CPU threads of
+torch and the BLAS libraries for the commands that compute.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import os
 import sys
 from collections.abc import Iterator
@@ -23,6 +25,14 @@ from scgensynth._utils._files import check_folder, check_output_path, make_folde
 
 #: key of ``results.json`` that marks a folder written by ``scgensynth demo`` (the version)
 DEMO_MARKER = "scgensynth_demo"
+#: environment variables that set the thread pools of OpenMP (torch), the BLAS libraries,
+#: numexpr and numba, read when each library loads
+THREAD_VARIABLES = (
+    "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS", "NUMBA_NUM_THREADS",
+)  # fmt: skip
+
+logger = logging.getLogger(__name__)
 
 
 # -- option types -------------------------------------------------------------------------
@@ -60,6 +70,18 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=positive_int, default=32)
     p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--accelerator", default="auto", help="cpu, gpu or auto")
+    _add_threads_option(p)
+
+
+def _add_threads_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--threads",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="use at most N CPU threads (torch, BLAS; default: the libraries' own, usually "
+        "one per core)",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -128,7 +150,13 @@ def _parser() -> argparse.ArgumentParser:
 
     gen = sub.add_parser("generate", help="generate samples from a saved model")
     gen.add_argument("model", help="folder written by `scgensynth train`")
-    gen.add_argument("--adata", required=True, help="the training .h5ad (or one with its genes)")
+    gen.add_argument(
+        "--adata",
+        default=None,
+        help="the training .h5ad (or one with its genes), to copy its .var annotations into "
+        "the output; not needed: the model file holds the genes, their annotations, the "
+        "training covariates and the weights",
+    )
     gen.add_argument("--out", required=True, help="output .h5ad")
     gen.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     gen.add_argument("--n-obs", type=non_negative_int, default=None, help="number of samples")
@@ -142,6 +170,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     fixed.add_argument("--covariates-csv", default=None, help="CSV with one row per sample")
     gen.add_argument("--seed", type=non_negative_int, default=0)
+    _add_threads_option(gen)
     return parser
 
 
@@ -253,6 +282,42 @@ def _command_logging() -> Iterator[None]:
             yield
         finally:
             _command_stack = None
+
+
+@contextlib.contextmanager
+def _thread_limit(n: int | None) -> Iterator[None]:
+    """At most ``n`` CPU threads for torch and the BLAS libraries, for one command.
+
+    The environment variables reach the libraries the command has not loaded yet (run as a
+    command, all of them: they load after this); torch and BLAS libraries this process has
+    already loaded (``main`` called in-process) are limited directly. Everything is put
+    back at the end of the command.
+    """
+    if n is None:
+        yield
+        return
+    saved = {k: os.environ.get(k) for k in THREAD_VARIABLES}
+    os.environ.update(dict.fromkeys(THREAD_VARIABLES, str(n)))
+    torch = sys.modules.get("torch")
+    torch_threads = torch.get_num_threads() if torch is not None else None
+    with contextlib.ExitStack() as stack:
+        if "numpy" in sys.modules:  # first: it restores what it found, before torch's change
+            with contextlib.suppress(ImportError):  # (scikit-learn's dependency)
+                from threadpoolctl import threadpool_limits
+
+                stack.enter_context(threadpool_limits(limits=n, user_api="blas"))
+        if torch is not None:
+            torch.set_num_threads(n)
+        try:
+            yield
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+            if torch_threads is not None:
+                torch.set_num_threads(torch_threads)
 
 
 def _quiet_lightning() -> None:
@@ -487,20 +552,36 @@ def _check_csv_columns(model, table, path: str) -> None:
         raise ValueError(msg)
 
 
+def _check_model_folder(path: str) -> None:
+    """Refuse a model folder that does not exist, before the slow imports of loading it."""
+    if not Path(path).exists():
+        msg = f"model {path} does not exist (give the folder `scgensynth train --out` wrote)."
+        raise FileNotFoundError(msg)
+
+
 def run_generate(args) -> None:
-    """Generate samples from a saved model into an .h5ad file."""
+    """Generate samples from a saved model into an .h5ad file.
+
+    Without ``--adata`` the model is loaded from its file alone (genes, their annotations,
+    training covariates, scaling, weights: all that generating needs).
+    """
     # before the (slow) loading: a wrong --out fails at once
     inputs = {"--adata": args.adata, "model": args.model, "--covariates-csv": args.covariates_csv}
     _check_out_file(args, inputs, suffix=".h5ad")
     if args.covariates and args.n_obs is None:
         raise ValueError("--covariates KEY=VALUE needs --n-obs.")
+    _check_model_folder(args.model)
     table = _read_covariates_csv(args.covariates_csv) if args.covariates_csv else None
 
     import scgensynth as sgs
 
-    adata = _read_h5ad(args.adata, "--adata")  # in memory: --out is written with it closed
+    adata = None  # read in memory: --out is written with it closed
+    if args.adata is not None:
+        adata = _read_h5ad(args.adata, "--adata")
     _quiet_lightning()
     model = sgs.model.load_model(args.model, adata=adata)
+    if adata is None:
+        logger.info("Loaded %s without --adata: generating from the model file alone.", args.model)
     covariates = None
     if table is not None:
         _check_csv_columns(model, table, args.covariates_csv)
@@ -550,7 +631,7 @@ def main(argv: list[str] | None = None) -> int:
         "compare": run_compare,
     }
     try:
-        with _command_logging():
+        with _thread_limit(args.threads), _command_logging():
             commands[args.command](args)
     # errors of the user's input and files (ModelFileError is a ValueError; OSError covers
     # FileExistsError, PermissionError, IsADirectoryError, NotADirectoryError, ...)

@@ -145,3 +145,14 @@ def test_latent_representation_bad_input(trained, split, gtex):
     )
     with pytest.raises(RuntimeError, match="train"):
         untrained.get_latent_representation()
+
+
+def test_latent_representation_of_a_model_loaded_without_its_data(trained, split, tmp_path):
+    test = split[1]
+    trained.save(tmp_path / "cvae")
+    alone = sgs.model.CVAE.load(tmp_path / "cvae")  # the file alone
+    with pytest.raises(ValueError, match=r"loaded without its training data.*adata="):
+        alone.get_latent_representation()
+    np.testing.assert_allclose(
+        alone.get_latent_representation(test), trained.get_latent_representation(test), atol=1e-6
+    )

@@ -6,6 +6,7 @@ import inspect
 import re
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import scgensynth as sgs
@@ -188,3 +189,48 @@ def test_named_trainer_routes_plan_arguments(gtex, fast):
     assert gtex.uns["b"]["params"]["n_critic"] == 1
     x, y = default.generate(20, seed=0).X, fewer.generate(20, seed=0).X
     assert not np.allclose(x, y)
+
+
+# -- a saved generator loads without its training data ----------------------------------------
+@pytest.mark.parametrize("name", list(sgs.model.available().index))
+def test_a_saved_generator_loads_and_generates_without_its_data(gtex, name, tmp_path):
+    """The model file holds what generating needs: the same samples as with the data."""
+    small = gtex[gtex.obs["tissue"].isin(["Liver", "Lung", "Testis"])].copy()
+    small.obs["age"] = np.linspace(20.0, 70.0, small.n_obs)
+    cls = sgs.model.get_model_class(name)
+    kw = dict(cls.quick_kwargs)
+    if cls._training_plan_cls is not None:
+        kw.update(n_steps=4, batch_size=16, selection=None, enable_progress_bar=False)
+    model = sgs.tl.train(
+        small, name, categorical_covariate_keys="tissue", continuous_covariate_keys="age", **kw
+    )
+    model.save(tmp_path / "m")
+    alone = sgs.model.load_model(tmp_path / "m")  # no adata
+    given = sgs.model.load_model(tmp_path / "m", adata=small)
+    assert type(alone) is cls
+    for args in ({"n_obs": 9}, {"n_obs": 4, "covariates": {"tissue": "Lung", "age": 30.0}}):
+        a, b = alone.generate(seed=5, **args), given.generate(seed=5, **args)
+        np.testing.assert_array_equal(a.X, b.X)
+        pd.testing.assert_frame_equal(a.obs, b.obs)
+        pd.testing.assert_frame_equal(a.var, small.var)  # annotations kept in the file
+    with pytest.raises(ValueError, match="loaded without its training data"):
+        alone.save(tmp_path / "again", save_anndata=True)
+    assert not (tmp_path / "again").exists()
+    alone.save(tmp_path / "again")  # saved again: loads with the data as before
+    back = sgs.model.load_model(tmp_path / "again", adata=small)
+    np.testing.assert_array_equal(back.generate(9, seed=5).X, given.generate(9, seed=5).X)
+
+
+def test_a_damaged_annotation_table_is_a_model_file_error(gtex, tmp_path, safetensors_header):
+    import json
+
+    sgs.tl.train(gtex, "gaussian", categorical_covariate_keys="tissue").save(tmp_path / "m")
+    header, data = safetensors_header.read(tmp_path / "m" / "model.safetensors")
+    metadata = json.loads(header["__metadata__"]["sgs_metadata"])
+    metadata["var"] = [1, 2]
+    header["__metadata__"]["sgs_metadata"] = json.dumps(metadata)
+    (tmp_path / "bad").mkdir()
+    safetensors_header.write(tmp_path / "bad" / "model.safetensors", header, data)
+    with pytest.raises(sgs.model.ModelFileError, match="'var' is damaged"):
+        sgs.model.load_model(tmp_path / "bad")
+    sgs.model.load_model(tmp_path / "bad", adata=gtex)  # with the data, its .var is used

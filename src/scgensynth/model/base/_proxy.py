@@ -10,6 +10,7 @@ import anndata as ad
 import h5py
 import numpy as np
 import pandas as pd
+from scipy import sparse
 
 from scgensynth._utils._anndata import get_matrix
 
@@ -49,6 +50,64 @@ def proxy_anndata(
         if layer is None:
             return ad.AnnData(X=X, obs=obs, var=var)
         return ad.AnnData(obs=obs, var=var, layers={layer: X})
+
+
+def data_free_proxy(
+    var: pd.DataFrame,
+    covariates: pd.DataFrame,
+    layer: str | None,
+    categorical_covariate_keys: Sequence[str],
+    continuous_covariate_keys: Sequence[str],
+) -> AnnData:
+    """The AnnData a model loaded without its training data registers on.
+
+    What generation needs is in the model file: the genes (``var``), the training
+    covariates (``covariates``, resampled by ``generate``), the scaling and the weights. The
+    proxy holds the genes, the training covariates (so the registry and the split are those
+    of the training data) and no values: an all-zero sparse matrix, which
+    :func:`withhold_training_data` then makes unreadable.
+    """
+    obs = covariates[[*categorical_covariate_keys, *continuous_covariate_keys]].copy()
+    obs.index = pd.RangeIndex(len(obs)).astype(str)
+    X = sparse.csr_matrix((len(obs), var.shape[0]), dtype=np.float32)
+    if layer is None:
+        return ad.AnnData(X=X, obs=obs, var=var)
+    return ad.AnnData(obs=obs, var=var, layers={layer: X})
+
+
+#: why a model loaded without its training data cannot do what was asked
+NO_TRAINING_DATA = (
+    "This model was loaded without its training data (load_model(path) or load(path) with no "
+    "adata): it generates samples, but reading its training samples (to train it further, "
+    "encode them or save them) needs the data. Load it with adata=<the AnnData it was trained "
+    "on>."
+)
+
+
+class NoTrainingData(sparse.csr_matrix):
+    """The expression matrix of a model loaded without its training data: it cannot be read.
+
+    Anything that would read training samples (training, latent representations of the
+    training data, ``save(save_anndata=True)``) fails with :data:`NO_TRAINING_DATA` instead
+    of silently using zeros.
+    """
+
+    def __getitem__(self, key):
+        raise ValueError(NO_TRAINING_DATA)
+
+    def toarray(self, *args, **kwargs):
+        raise ValueError(NO_TRAINING_DATA)
+
+    def todense(self, *args, **kwargs):
+        raise ValueError(NO_TRAINING_DATA)
+
+
+def withhold_training_data(proxy: AnnData, layer: str | None) -> None:
+    """Make the (all-zero) matrix of a :func:`data_free_proxy` unreadable."""
+    if layer is None:
+        proxy.X = NoTrainingData(proxy.X)
+    else:
+        proxy.layers[layer] = NoTrainingData(proxy.layers[layer])
 
 
 def _without_unused_categories(col: pd.Series, key: str, warn: bool = True) -> pd.Series:

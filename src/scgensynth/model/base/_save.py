@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import logging
 import os
 from collections.abc import Mapping
 from numbers import Real
@@ -31,9 +32,12 @@ from ._files import (
     read_model_file,
     write_model_file,
 )
+from ._proxy import NO_TRAINING_DATA, NoTrainingData, data_free_proxy, withhold_training_data
 
 if TYPE_CHECKING:
     from anndata import AnnData
+
+logger = logging.getLogger(__name__)
 
 #: attributes a model computes from the data it is built on (a file lacking one would
 #: silently take the value computed from the AnnData given to load()) or that say whether it
@@ -385,10 +389,25 @@ def _mismatch(saved: Any, current: Any, nested: bool = False) -> str | None:
     return None
 
 
+def _fitted_attributes(model: Any) -> dict[str, Any]:
+    """The model's attributes that end in ``_`` (what a model file stores), by name.
+
+    As scvi-tools' ``_get_user_attributes`` filtered to those names, without evaluating the
+    model's other properties (AttGAN's graph is built from the training data).
+    """
+    out = {}
+    for name in dir(model):
+        if name.endswith("_") and not name.startswith(("__", "_abc_")):
+            value = getattr(model, name)
+            if not inspect.isroutine(value):
+                out[name] = value
+    return out
+
+
 def _check_attributes(model: Any, attrs: Mapping[str, Any], n_obs: Any, where: str) -> None:
     """Refuse fitted attributes that are missing or not of the kind the class holds."""
     cls = type(model)
-    fresh = {k: v for k, v in model._get_user_attributes() if k.endswith("_")}
+    fresh = _fitted_attributes(model)
     for name in _REQUIRED_ATTRIBUTES:
         if fresh.get(name) is not None and name not in attrs:
             msg = (
@@ -477,6 +496,79 @@ def write_training_data(adata: AnnData, path: str, write_kwargs: Mapping[str, An
             source.file.copy(source, f, name=name)
 
 
+def _var_table(var: pd.DataFrame, where: str) -> Any:
+    """The gene annotations (``adata.var``) as a model file stores them.
+
+    Columns that a model file cannot hold safely (objects other than text) are left out:
+    the annotations serve a model loaded without its data, the genes are kept either way.
+    """
+    keep: list[int] = []
+    for i in range(var.shape[1]):
+        if var.columns[i] in var.columns[keep]:
+            continue  # a repeated name: its first column only
+        try:
+            encode(var.iloc[:, [i]], where)
+        except TypeError:
+            continue
+        keep.append(i)
+    return encode(var.iloc[:, keep], where)
+
+
+def _saved_var(metadata: Mapping[str, Any], where: str) -> pd.DataFrame:
+    """The gene annotations of a model file (the names alone if it has none)."""
+    names = pd.Index(metadata["var_names"], dtype=object)
+    raw = metadata.get("var")
+    if raw is None:
+        logger.info(
+            "%s holds no gene annotations (.var; it was saved before scgensynth kept them): "
+            "generated samples get the gene names only. Load it with adata=<the training data> "
+            "to copy that data's .var.",
+            where,
+        )
+        return pd.DataFrame(index=names)
+    try:
+        var = decode(raw)
+    except (ModelFileError, *_CAUGHT, RecursionError) as err:
+        msg = f"{where}: malformed model metadata in 'var' ({err})."
+        raise ModelFileError(msg) from err
+    if not isinstance(var, pd.DataFrame) or [str(v) for v in var.index] != list(names):
+        raise _damaged(where, "var", "not a table of annotations of the model's genes")
+    var.index = names.rename(var.index.name)
+    return var
+
+
+def _data_free_proxy(
+    cls: type, metadata: Mapping[str, Any], attrs: Mapping[str, Any], setup_args: dict, where: str
+) -> AnnData:
+    """The proxy of a generator loaded without data, from its file, or a clear refusal."""
+    covariates = attrs.get("covariates_")
+    generator_setup = {"layer", "categorical_covariate_keys", "continuous_covariate_keys"}
+    if not set(setup_args) <= generator_setup:  # (TSPG's labels, ...)
+        msg = (
+            f"Pass the AnnData the {cls.__name__} was trained on (or one with the same genes "
+            f"and covariates): {cls.__name__}.load(dir_path, adata=adata). Only generators "
+            "load without their data."
+        )
+        raise ValueError(msg)
+    if covariates is None:
+        msg = (
+            f"{where}: the header field 'attributes' lacks 'covariates_', which a "
+            f"{cls.__name__} needs."
+        )
+        raise ModelFileError(msg)
+    cat = list(setup_args.get("categorical_covariate_keys") or [])
+    cont = list(setup_args.get("continuous_covariate_keys") or [])
+    if (
+        not isinstance(covariates, pd.DataFrame)
+        or list(covariates.columns) != [*cat, *cont]
+        or covariates.empty
+        or not all(isinstance(covariates[k].dtype, pd.CategoricalDtype) for k in cat)
+    ):
+        raise _damaged(where, "attributes.covariates_", f"not a table of {[*cat, *cont]}")
+    var = _saved_var(metadata, where)
+    return data_free_proxy(var, covariates, setup_args.get("layer"), cat, cont)
+
+
 class SafeSaveMixin:
     """Model files as safetensors weights plus JSON metadata, never pickles.
 
@@ -533,6 +625,8 @@ class SafeSaveMixin:
         import scvi
         import torch
 
+        if save_anndata and isinstance(self._training_matrix(), NoTrainingData):
+            raise ValueError(NO_TRAINING_DATA)
         folder = check_folder(dir_path)
         targets = [model_file(folder, prefix)]
         if save_anndata:
@@ -550,7 +644,7 @@ class SafeSaveMixin:
             )
             raise FileExistsError(msg)
         name = type(self).__name__
-        attrs = {k: v for k, v in self._get_user_attributes() if k.endswith("_")}
+        attrs = _fitted_attributes(self)
         attrs["init_params_"] = self._init_params_to_save(attrs["init_params_"])
         metadata = {
             "format_version": FORMAT_VERSION,
@@ -559,6 +653,7 @@ class SafeSaveMixin:
             "scvi_tools_version": scvi.__version__,
             "torch_version": torch.__version__,
             "var_names": [str(v) for v in self.adata.var_names],
+            "var": _var_table(self.adata.var, f"{name}.adata.var"),
             "attributes": {k: encode(v, f"{name}.{k}") for k, v in attrs.items()},
         }
         if save_anndata and targets[1].exists():  # never over a file the model reads
@@ -591,11 +686,15 @@ class SafeSaveMixin:
         """
         return None
 
-    def _input_files(self) -> list[str]:
-        """Files the model reads its data from (a backed training AnnData)."""
+    def _training_matrix(self) -> Any:
+        """The registered expression matrix (of the private proxy)."""
         from scvi import REGISTRY_KEYS
 
-        source = _on_disk(self.adata_manager.get_from_registry(REGISTRY_KEYS.X_KEY))
+        return self.adata_manager.get_from_registry(REGISTRY_KEYS.X_KEY)
+
+    def _input_files(self) -> list[str]:
+        """Files the model reads its data from (a backed training AnnData)."""
+        source = _on_disk(self._training_matrix())
         return [source.file.filename] if source is not None else []
 
     def _init_params_to_save(self, init: dict[str, Any]) -> dict[str, Any]:
@@ -651,7 +750,7 @@ class SafeSaveMixin:
         prefix: str | None = None,
         **init_overrides: Any,
     ):
-        """Load a model saved with :meth:`save`; ``adata`` must have the training genes.
+        """Load a model saved with :meth:`save`, with or without its training data.
 
         Only safetensors weights and JSON are read: a file that is not a scgensynth model,
         was tampered with, or is a pickle (scvi-tools' ``model.pt``) raises a clear error and
@@ -665,7 +764,11 @@ class SafeSaveMixin:
             Folder written by :meth:`save`.
         adata
             AnnData with the same genes (``var_names``, same order) as the training data,
-            and the covariate columns the model was set up with.
+            and the covariate columns the model was set up with. ``None``: a generator
+            loads without its data, from what the file holds (genes and their annotations,
+            training covariates, scaling, weights); it generates as with the data, but
+            cannot be trained further, encode or save its training samples (a clear error
+            says so). Files saved before scgensynth kept ``.var`` give the gene names only.
         accelerator, device
             Where to put the model, as for Lightning (``"cpu"``, ``"gpu"``, ``"auto"``).
         prefix
@@ -685,16 +788,13 @@ class SafeSaveMixin:
         >>> model = sgs.model.NoiseAugmenter.load(folder, adata=adata)
         >>> sgs.tl.generate(model, n_obs=3, seed=0).shape
         (3, 467)
+        >>> alone = sgs.model.NoiseAugmenter.load(folder)  # without the training data
+        >>> bool((alone.generate(3, seed=0).X == model.generate(3, seed=0).X).all())
+        True
         """
         from scvi.model._utils import parse_device_args
 
         where = str(model_file(dir_path, prefix))
-        if adata is None:
-            msg = (
-                "Pass the AnnData the model was trained on (or one with the same genes and "
-                f"covariates): {cls.__name__}.load(dir_path, adata=adata)."
-            )
-            raise ValueError(msg)
         metadata = read_metadata(dir_path, prefix)
         if metadata["class"] != cls.__name__:
             msg = (
@@ -711,17 +811,7 @@ class SafeSaveMixin:
         setup_args = dict(registry["setup_args"])
         _check_setup_args(cls, setup_args, where)
         _, state = read_model_file(dir_path, prefix)
-        check_gene_names(metadata["var_names"], adata)
-        check_categories(adata, registry)
-        proxy = cls._load_proxy(adata, setup_args)
-        try:
-            cls.setup_anndata(proxy, source_registry=registry, **setup_args)
-        except (KeyError, TypeError, AttributeError, IndexError) as err:
-            msg = (
-                f"{where}: the data setup saved in the file (header field "
-                f"'attributes.registry_') does not fit ({type(err).__name__}: {err})."
-            )
-            raise ModelFileError(msg) from err
+        proxy = cls._registered_proxy(adata, metadata, attrs, registry, where)
         model = cls._construct_saved(proxy, init, init_overrides, where)
         _check_attributes(model, attrs, _x_state(registry).get("n_obs"), where)
         for name, value in attrs.items():
@@ -740,4 +830,34 @@ class SafeSaveMixin:
         )
         model.to_device(torch_device)
         model.module.eval()
+        if adata is None:  # saved again, it keeps the registry of its training data
+            model.registry_ = registry
+            withhold_training_data(proxy, setup_args.get("layer"))
         return model
+
+    @classmethod
+    def _registered_proxy(
+        cls,
+        adata: AnnData | None,
+        metadata: Mapping[str, Any],
+        attrs: Mapping[str, Any],
+        registry: Mapping[str, Any],
+        where: str,
+    ) -> AnnData:
+        """The AnnData a loaded model registers on (as saved): of ``adata``, or data-free."""
+        setup_args = dict(registry["setup_args"])
+        if adata is None:
+            proxy = _data_free_proxy(cls, metadata, attrs, setup_args, where)
+        else:
+            check_gene_names(metadata["var_names"], adata)
+            check_categories(adata, registry)
+            proxy = cls._load_proxy(adata, setup_args)
+        try:
+            cls.setup_anndata(proxy, source_registry=registry, **setup_args)
+        except (KeyError, TypeError, AttributeError, IndexError) as err:
+            msg = (
+                f"{where}: the data setup saved in the file (header field "
+                f"'attributes.registry_') does not fit ({type(err).__name__}: {err})."
+            )
+            raise ModelFileError(msg) from err
+        return proxy
