@@ -148,6 +148,12 @@ def _parser() -> argparse.ArgumentParser:
     comp.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     _add_train_options(comp)
 
+    _add_generate_parser(sub)
+    return parser
+
+
+def _add_generate_parser(sub) -> None:
+    """``scgensynth generate``: the model folder is enough; ``--adata`` copies ``.var``."""
     gen = sub.add_parser("generate", help="generate samples from a saved model")
     gen.add_argument("model", help="folder written by `scgensynth train`")
     gen.add_argument(
@@ -171,7 +177,6 @@ def _parser() -> argparse.ArgumentParser:
     fixed.add_argument("--covariates-csv", default=None, help="CSV with one row per sample")
     gen.add_argument("--seed", type=non_negative_int, default=0)
     _add_threads_option(gen)
-    return parser
 
 
 # -- files: read inputs, check outputs before any work ---------------------------------------

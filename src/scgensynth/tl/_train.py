@@ -103,7 +103,8 @@ def train(
         ``scaling``) and training arguments (``n_steps``, ``batch_size``, ``train_size``,
         ``selection``, ``accelerator``, ``checkpoint_dir`` and ``resume`` to continue a
         killed run, ``privacy={"epsilon": 10}`` with ``public=public_adata`` for
-        differentially private training, ...).
+        differentially private training, ...). ``sgs.tl.train_<name>`` lists each model's,
+        with their defaults.
 
     Returns
     -------
