@@ -35,6 +35,23 @@ def _check_finite(block: np.ndarray, where: str, is_sparse: bool = False) -> Non
         raise ValueError(msg)
 
 
+def _warn_not_counts(n_off: int, n_values: int, example: float, maximum: float) -> None:
+    """Say that ``scaling="counts"`` meets values that are not counts, and what to pass."""
+    if maximum <= 50:
+        seen = "log-scale values (e.g. after sc.pp.normalize_total and sc.pp.log1p)"
+        instead = "scaling='standardize' (what scaling='auto' picks for them)"
+    else:
+        seen = "normalised values (TPM, FPKM) or expected counts"
+        instead = "scaling='log1p' for TPM/FPKM (what scaling='auto' picks for them)"
+    logger.warning(
+        "scaling='counts' expects raw counts (non-negative integers), but %d of %d values "
+        "(%.1f%%) are not integers (e.g. %.4g; largest value %.4g): this looks like %s. Pass "
+        "%s, or train on the raw counts (e.g. layer='counts' if adata.layers['counts'] holds "
+        "them); with scaling='counts' the model generates integer counts from these values.",
+        n_off, n_values, 100 * n_off / max(n_values, 1), example, maximum, seen, instead,
+    )  # fmt: skip
+
+
 def _matrix_of(data: Any, layer: str | None):
     """The expression matrix of an AnnData (``layer``) or an array / sparse matrix itself."""
     from anndata import AnnData
@@ -104,6 +121,29 @@ def detect_scaling(
     return "standardize"
 
 
+def _first_pass(X, chunk_size: int, rows, mode: str):
+    """Row sums per block, and ``(minimum, maximum, non-integer values, the first of them)``.
+
+    Non-integer values are counted for ``mode="counts"`` only. Every value is checked finite.
+    """
+    lib_parts: list[np.ndarray] = []
+    minimum, maximum = np.inf, -np.inf
+    off, example = 0, None
+    for block in iter_row_chunks(X, chunk_size, rows):
+        _check_finite(block, "The expression matrix", sparse.issparse(X))
+        lib_parts.append(block.sum(axis=1))
+        if not block.size:
+            continue
+        minimum = min(minimum, float(block.min()))
+        maximum = max(maximum, float(block.max()))
+        if mode == "counts":
+            fractional = ~np.isclose(block, np.rint(block))
+            off += int(fractional.sum())
+            if example is None and off:
+                example = float(block[fractional][0])
+    return lib_parts, (minimum, maximum, off, example)
+
+
 def fit_scaling(
     adata: AnnData,
     mode: str,
@@ -113,7 +153,9 @@ def fit_scaling(
 ) -> dict[str, Any]:
     """Fit per-gene scaling statistics in one streaming pass (two for ``"counts"``).
 
-    Also checks that every value is finite. Works on dense, sparse and backed matrices
+    Also checks that every value is finite, and for ``"counts"`` that the values are
+    non-negative (an error) and integers (a warning naming what was seen, e.g. log-normalised
+    values, and the scaling to pass instead). Works on dense, sparse and backed matrices
     without densifying more than ``chunk_size`` rows at a time.
 
     Parameters
@@ -145,13 +187,7 @@ def fit_scaling(
     n_genes = X.shape[1]
     # blocks are densified as float64: keep each under ~64 MiB whatever the gene count
     chunk_size = max(1, min(chunk_size, rows_per_block(n_genes)))
-    lib_parts: list[np.ndarray] = []
-    minimum = np.inf
-    for block in iter_row_chunks(X, chunk_size, rows):
-        _check_finite(block, "The expression matrix", sparse.issparse(X))
-        lib_parts.append(block.sum(axis=1))
-        if block.size:
-            minimum = min(minimum, float(block.min()))
+    lib_parts, (minimum, maximum, off, example) = _first_pass(X, chunk_size, rows, mode)
     library_size = np.concatenate(lib_parts) if lib_parts else np.zeros(0)
     target_sum = 1.0
     if mode == "counts":
@@ -161,6 +197,8 @@ def fit_scaling(
                 "Use scaling='standardize' for log-scale or centred data."
             )
             raise ValueError(msg)
+        if off:
+            _warn_not_counts(off, library_size.size * n_genes, example, maximum)
         positive = library_size[library_size > 0]
         target_sum = float(np.median(positive)) if positive.size else 1.0
     if mode == "log1p" and minimum < 0:

@@ -41,6 +41,7 @@ def counterfactual(
     rank_by: str = "mean",
     key_added: str = "rank_genes_groups",
     batch_size: int = 4096,
+    counts: str | None = None,
     **sampling_options,
 ) -> AnnData:
     """Counterfactual biomarkers: switch one covariate of the same synthetic individuals.
@@ -88,6 +89,12 @@ def counterfactual(
         ``uns`` key of the ranking.
     batch_size
         Samples generated at a time.
+    counts
+        For a model trained on raw counts: ``"sample"`` (its default) gives each arm integer
+        counts drawn around the generated mean (the same library size in both arms), so the
+        paired differences include that sampling noise; ``"mean"`` ranks the expected counts
+        themselves, the difference the covariate alone makes (see
+        :meth:`~scgensynth.model.base.BaseGeneratorModel.generate`).
     **sampling_options
         The model's sampling options (DDPM: ``n_sampling_steps``, ``guidance_scale``;
         ``sampler`` and ``eta`` only as ``"ddim"`` and ``0``: see the model's
@@ -139,9 +146,10 @@ def counterfactual(
         # noise, count models' library sizes) is then shared too, sample by sample
         arms.append(
             model.generate(
-                covariates=frame, seed=seed, batch_size=batch_size, noise=noise, **options
+                covariates=frame, seed=seed, batch_size=batch_size, noise=noise, counts=counts,
+                **options,
             )
-        )
+        )  # fmt: skip
     call = {
         "covariate": covariate, "reference": str(reference), "target": str(target),
         "n_obs": n_obs, "seed": seed, "fixed": _record(given), "rank_by": rank_by,

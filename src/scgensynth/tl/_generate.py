@@ -28,11 +28,13 @@ def generate(
     batch_size: int = 4096,
     filename: str | os.PathLike | None = None,
     overwrite: bool = False,
+    counts: str | None = None,
     **kwargs,
 ) -> AnnData:
     """Generate synthetic samples from a trained model.
 
     The same ``seed`` gives the same samples whatever ``batch_size``, in memory or in a file.
+    A model trained on raw counts generates integer counts by default (see ``counts``).
 
     Parameters
     ----------
@@ -55,24 +57,33 @@ def generate(
     overwrite
         Replace an existing ``filename`` (refused otherwise). A file open in this session
         (an AnnData read backed from it) is always refused.
+    counts
+        Models trained on raw counts (``scaling="counts"``) only: ``"sample"`` (their
+        default) draws integer counts around the generated mean, with library sizes drawn
+        from the training samples'; ``"mean"`` returns the mean itself (expected counts,
+        floats). See :meth:`~scgensynth.model.base.BaseGeneratorModel.generate`.
     **kwargs
         The model's own sampling options, e.g. ``sampler``, ``n_sampling_steps``, ``eta`` and
         ``guidance_scale`` of :meth:`~scgensynth.model.DDPM.generate`.
 
     Returns
     -------
-    A new AnnData: values on the input's scale in ``X``, the training ``var``, the covariates
-    in ``obs``, parameters in ``uns["sgs"]``.
+    A new AnnData: values on the input's scale in ``X`` (integer-valued float32 counts for a
+    count model with ``counts="sample"``), the training ``var``, the covariates in ``obs``,
+    parameters in ``uns["sgs"]``.
 
     Examples
     --------
     >>> synth = sgs.tl.generate(model, n_obs=1000)
     >>> liver = sgs.tl.generate(model, covariates=pd.DataFrame({"tissue": ["Liver"] * 50}))
     >>> big = sgs.tl.generate(model, n_obs=50_000, filename="synth.h5ad")  # on disk
+    >>> expected = sgs.tl.generate(model, n_obs=1000, counts="mean")  # a count model's mean
     """
     if filename is not None:
         kwargs["filename"] = filename
         kwargs["overwrite"] = overwrite
+    if counts is not None:
+        kwargs["counts"] = counts
     return model.generate(n_obs, covariates, seed=seed, batch_size=batch_size, **kwargs)
 
 
@@ -86,6 +97,7 @@ def augment(
     seed: int | None = None,
     layer: str | None = None,
     key_added: str = SOURCE_KEY,
+    counts: str | None = None,
     **kwargs,
 ) -> AnnData:
     """Real samples plus synthetic ones, in one AnnData.
@@ -107,6 +119,9 @@ def augment(
     key_added
         ``.obs`` column that says which samples are real and which synthetic; it must not be
         a column of ``adata`` already (pass another name to keep yours).
+    counts
+        For a model trained on raw counts: ``"sample"`` (default: integer counts, like the
+        real ones) or ``"mean"`` (see :func:`generate`).
     **kwargs
         The model's own sampling options (see :func:`generate`).
 
@@ -153,6 +168,8 @@ def augment(
     if X is None:
         msg = "adata.X is None; pass the layer that holds the expression values with layer=..."
         raise ValueError(msg)
+    if counts is not None:
+        kwargs["counts"] = counts
     synth = model.generate(n_obs, covariates, seed=seed, **kwargs)
     real = ad.AnnData(
         X=in_memory(X),

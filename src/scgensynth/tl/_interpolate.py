@@ -78,6 +78,7 @@ def interpolate(
     covariates: Mapping[str, Any] | None = None,
     seed: int | None = 0,
     batch_size: int = 4096,
+    counts: str | None = None,
     **sampling_options,
 ) -> AnnData:
     """Walk between two categories of a covariate through the model's learned embeddings.
@@ -111,6 +112,10 @@ def interpolate(
         Seed of the noise and the resampling (``None``: random).
     batch_size
         Samples generated at a time.
+    counts
+        For a model trained on raw counts: ``"sample"`` (its default: integer counts drawn
+        around the generated mean) or ``"mean"`` (the expected counts, a smooth path); see
+        :meth:`~scgensynth.model.base.BaseGeneratorModel.generate`.
     **sampling_options
         The model's sampling options (e.g. ``guidance_scale`` of DDPM).
 
@@ -151,7 +156,7 @@ def interpolate(
             covariate_embeddings={covariate: ((1 - lam) * ends[0] + lam * ends[1]).repeat(
                 n_per_step, 1
             )},
-            **sampling_options,
+            counts=counts, **sampling_options,
         )
         for lam in lambdas
     ]  # fmt: skip

@@ -25,11 +25,13 @@ from scgensynth.pp import detect_scaling, fit_scaling
 from scgensynth.train import GeneratorSelection, SelectionCriterion
 
 from ._generation import (
+    COUNTS_OPTIONS,
     GenerationRows,
     bytes_needed,
     check_backed_obs_fits,
     check_fits_in_memory,
     collect_in_memory,
+    draw_counts,
     write_backed,
 )
 from ._model import SgsModel
@@ -688,12 +690,21 @@ class BaseGeneratorModel(SgsModel):
         overwrite: bool = False,
         noise: Any = None,
         covariate_embeddings: Mapping[str, Any] | None = None,
+        counts: str | None = None,
         **sampling_options: Any,
     ) -> AnnData:
         """Generate synthetic samples as a new AnnData.
 
         Every random draw is keyed by the seed and the sample's row, so the same seed gives
         the same samples whatever ``batch_size``, in memory or in a file.
+
+        A model trained on raw counts (``scaling="counts"``) generates integer counts by
+        default, ready for scVI or a differential-expression test on counts: each sample gets
+        a library size drawn from the training samples' (a private model's: the public
+        samples'), the model generates its expected counts at that depth (the mean), and each
+        count is drawn from a Poisson distribution around its mean, the sampling noise of
+        sequencing (see ``counts``). Poisson needs no statistic of the training data, so a
+        private model draws its counts the same way.
 
         Parameters
         ----------
@@ -730,6 +741,15 @@ class BaseGeneratorModel(SgsModel):
             ``{categorical covariate: one embedding vector per sample}`` fed to the generator
             instead of the covariate's categories (walks between categories, see
             :func:`scgensynth.tl.interpolate`).
+        counts
+            Models trained on raw counts only (``scaling_["mode"] == "counts"``):
+            ``"sample"`` (their default) draws integer counts around the generated mean
+            (Poisson, each value from a uniform number keyed by the seed and row, so a
+            batch size that changes the mean by float rounding moves a count, by one, only
+            where that crosses a step of its distribution: rarely); ``"mean"`` returns the
+            mean itself, the expected counts (floats, summing to the library size).
+            Refused for a model trained on other values (they are generated on their own
+            scale).
         **sampling_options
             The model's sampling options (:meth:`sampling_options`; e.g. DDPM's ``sampler``,
             ``n_sampling_steps``, ``eta``, ``guidance_scale``); most models have none.
@@ -738,16 +758,20 @@ class BaseGeneratorModel(SgsModel):
         -------
         AnnData with the generated values (float32, on the input's scale) in ``X``, ``var``
         copied from training, the covariates in ``obs`` and the generation parameters in
-        ``uns["sgs"]``; backed on ``filename`` when given.
+        ``uns["sgs"]`` (for a count model, ``uns["sgs"]["counts"]``: ``"sample"`` or
+        ``"mean"``); backed on ``filename`` when given. Counts are integer-valued float32,
+        the dtype scanpy's readers give raw counts and scVI takes, in memory and in files.
 
         Examples
         --------
         >>> synth = model.generate(1000, seed=0)
         >>> liver = model.generate(50, covariates={"tissue": "Liver"})
         >>> big = model.generate(50_000, seed=0, filename="synth.h5ad")  # backed, on disk
+        >>> expected = model.generate(1000, seed=0, counts="mean")  # a count model's mean
         """
         self._check_if_trained(warn=False)
         settings = self._sampling_settings(sampling_options)
+        counts = self._counts_output(counts)
         path = check_output_path(filename, overwrite=overwrite)
         batch_size = check_count(batch_size, "batch_size")
         seed = resolve_seed(seed)
@@ -756,8 +780,29 @@ class BaseGeneratorModel(SgsModel):
         per_sample = self._held_inputs(plan.n, noise, covariate_embeddings)
         return self._generate(
             plan, seed=seed, batch_size=batch_size, filename=path, per_sample=per_sample,
-            sample_kwargs=settings or None, uns=self._sampling_record(settings),
+            sample_kwargs=settings or None, uns=self._sampling_record(settings), counts=counts,
         )  # fmt: skip
+
+    def _counts_output(self, counts: Any) -> str | None:
+        """``generate``'s ``counts`` checked: ``"sample"`` by default for a count model."""
+        mode = self.scaling_["mode"]
+        if counts is not None and (not isinstance(counts, str) or counts not in COUNTS_OPTIONS):
+            msg = (
+                f"counts must be one of {list(COUNTS_OPTIONS)} (integer counts drawn around "
+                f"the generated mean, or the mean itself), not {counts!r}."
+            )
+            raise ValueError(msg)
+        if mode != "counts":
+            if counts is not None:
+                msg = (
+                    f"counts={counts!r} is for models trained on raw counts "
+                    f"(scaling='counts'); this {type(self).__name__} was trained with "
+                    f"scaling={mode!r} and generates values on that scale. Leave counts unset, "
+                    "or train on the raw counts (integer values) to generate counts."
+                )
+                raise ValueError(msg)
+            return None
+        return "sample" if counts is None else counts
 
     # -- sampling options: the model's own, declared here --------------------------------------
     @doctest_skip("needs a trained model")
@@ -889,6 +934,7 @@ class BaseGeneratorModel(SgsModel):
         per_sample: dict[str, Any] | None = None,
         uns: dict[str, Any] | None = None,
         filename: Path | None = None,
+        counts: str | None = None,
     ) -> AnnData:
         """Generate one sample per row of ``plan`` (covariates) as an AnnData.
 
@@ -896,12 +942,13 @@ class BaseGeneratorModel(SgsModel):
         tensor with one row per sample, or a list of such tensors / ``None``) are cut into
         the same batches as the covariates. ``uns`` is added to ``uns["sgs"]``. With
         ``filename`` (checked by :func:`check_output_path`) the batches go straight into
-        that ``.h5ad`` file, returned backed.
+        that ``.h5ad`` file, returned backed. ``counts="sample"`` draws integer counts around
+        a count model's generated mean (:func:`draw_counts`), ``"mean"`` or ``None`` keeps it.
         """
         n = plan.n
         batch_size = check_count(batch_size, "batch_size")
         self._check_room(n, filename)
-        counts = self.scaling_["mode"] == "counts" and len(self.library_size_)
+        libraries = self.scaling_["mode"] == "counts" and len(self.library_size_)
         module = self.module
         was_training = module.training
         module.eval()
@@ -925,7 +972,7 @@ class BaseGeneratorModel(SgsModel):
                 frame, rows = plan.block(start, stop, seed)
                 cat, cont = self._encode(frame)
                 library = None
-                if counts:  # a private model's library sizes are public ones: resampled
+                if libraries:  # a private model's library sizes are public ones: resampled
                     own = rows if self.privacy_ is None else None
                     library = plan.library_sizes(self.library_size_, own, start, stop, seed)
                 noise.window(start, stop)
@@ -938,13 +985,17 @@ class BaseGeneratorModel(SgsModel):
                     **(sample_kwargs or {}),
                     **{k: cut(v, start, stop) for k, v in (per_sample or {}).items()},
                 }
-                sink(start, module.sample(**kw).cpu().numpy(), frame)
+                values = module.sample(**kw).cpu().numpy()
+                if counts == "sample":
+                    values = draw_counts(values, seed, start)
+                sink(start, values, frame)
 
         info = {
             "model": type(self).__name__,
             "seed": seed,
             "n_obs": n,
             "scaling": self.scaling_["mode"],
+            **({"counts": counts} if counts else {}),
             "covariates": [*self._cat_keys, *self._cont_keys],
             **({"privacy": dict(self.privacy_)} if self.privacy_ else {}),
             **(uns or {}),

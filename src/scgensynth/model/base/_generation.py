@@ -3,9 +3,10 @@
 Everything random in a generation is keyed by the seed and the sample's row number, in
 blocks of :data:`~scgensynth._utils._random.ROW_BLOCK` rows: the covariate rows resampled
 from the training data, the library sizes of count models and the modules' noise
-(:class:`~scgensynth._utils._random.RowNoise`). So the same seed gives the same samples
-whatever the ``batch_size``, in memory or written to a file, and a file of a billion samples
-never holds more than a batch of them (values or covariates) in memory.
+(:class:`~scgensynth._utils._random.RowNoise`); a count model's integer counts are drawn
+from a stream of their own per row (:func:`draw_counts`). So the same seed gives the same
+samples whatever the ``batch_size``, in memory or written to a file, and a file of a billion
+samples never holds more than a batch of them (values or covariates) in memory.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import anndata as ad
 import h5py
 import numpy as np
 import pandas as pd
+from scipy import special
 
 from scgensynth._utils._files import atomic_write
 from scgensynth._utils._random import ROW_BLOCK, stream_seed
@@ -25,9 +27,17 @@ from scgensynth._utils._random import ROW_BLOCK, stream_seed
 if TYPE_CHECKING:
     from anndata import AnnData
 
-#: stream keys of the covariate rows and library sizes (the noise uses draw numbers 0, 1, ...)
+#: stream keys of the covariate rows, library sizes and integer counts (the noise uses draw
+#: numbers 0, 1, ...)
 _ROWS_STREAM = 2**32 + 1
 _LIBRARY_STREAM = 2**32 + 2
+_COUNTS_STREAM = 2**32 + 3
+#: values whose counts are drawn at a time (bounds the float64 temporaries to a few MiB)
+_COUNTS_CHUNK = 2**18
+
+#: what ``generate(counts=...)`` takes for a model trained on raw counts: integer counts drawn
+#: around the generated mean, or the mean itself (expected counts, floats)
+COUNTS_OPTIONS = ("sample", "mean")
 
 #: bytes of one HDF5 chunk of the written matrix (whole rows; about 1 MiB reads well both
 #: row by row and in blocks)
@@ -118,6 +128,84 @@ class GenerationRows:
         if rows is None:
             rows = _keyed_integers(seed, _LIBRARY_STREAM, len(library_size), start, stop)
         return np.asarray(library_size, dtype=np.float32)[rows]
+
+
+def poisson_quantiles(u: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """The smallest ``k`` with ``P(Poisson(mean) <= k) >= u``, elementwise (float64).
+
+    Exact inverse of the Poisson distribution function: a Cornish-Fisher guess (right for
+    about 99 % of values), corrected up and down against :func:`scipy.special.pdtr`. A count
+    drawn so moves only where a tiny change of ``mean`` carries ``u`` across a step of the
+    distribution function, never through a whole row.
+
+    Examples
+    --------
+    >>> poisson_quantiles(np.array([0.3, 0.5, 0.99]), np.array([0.0, 4.0, 4.0]))
+    array([0., 4., 9.])
+    """
+    u = np.clip(np.asarray(u, dtype=np.float64), 2.0**-54, 1 - 2.0**-54)
+    mean = np.asarray(mean, dtype=np.float64)
+    z = special.ndtri(u)
+    k = np.maximum(np.floor(mean + np.sqrt(mean) * z + (z * z - 1) / 6 + 0.5), 0.0)
+    k[mean == 0] = 0.0
+    cdf = special.pdtr(k, mean)
+    todo = np.flatnonzero((cdf < u) & (mean > 0))
+    while todo.size:  # up while the distribution function is below u
+        k.flat[todo] += 1
+        todo = todo[special.pdtr(k.flat[todo], mean.flat[todo]) < u.flat[todo]]
+    # down while the count below still reaches u: F(k - 1) = F(k) - P(k), P from logs
+    positive = (k > 0) & (cdf >= u)
+    log_pmf = k * np.log(np.where(positive, mean, 1.0)) - mean - special.gammaln(k + 1)
+    todo = np.flatnonzero(positive & (cdf - np.exp(log_pmf) >= u))
+    while todo.size:
+        k.flat[todo] -= 1
+        todo = todo[k.flat[todo] > 0]
+        todo = todo[special.pdtr(k.flat[todo] - 1, mean.flat[todo]) >= u.flat[todo]]
+    return k
+
+
+def draw_counts(means: np.ndarray, seed: int, start: int) -> np.ndarray:
+    """Poisson counts around ``means``, the samples ``start:start + len(means)``, keyed by row.
+
+    Each value is the Poisson quantile (:func:`poisson_quantiles`) of a uniform number drawn
+    from the stream of its sample's row, ``(seed, row)``: the counts of a sample do not
+    depend on how the samples are batched, and where a batch changes the mean by float
+    rounding a count changes only in the rare case that this crosses a step of the
+    distribution function (by one).
+
+    Returns
+    -------
+    float32 (integer-valued, as scanpy's readers and scVI take counts), one row per sample.
+
+    Examples
+    --------
+    >>> means = np.array([[0.5, 2.5, 700.0], [10.0, 0.0, 0.0]])
+    >>> counts = draw_counts(means, seed=0, start=0)
+    >>> bool((counts == np.rint(counts)).all()), counts[1, 1:].tolist()
+    (True, [0.0, 0.0])
+    >>> bool((draw_counts(means[1:], seed=0, start=1) == counts[1:]).all())
+    True
+    """
+    means = np.asarray(means, dtype=np.float64)
+    if not np.isfinite(means).all() or (means < 0).any():
+        msg = (
+            "The model generated expected counts that are negative or not finite, so no "
+            "counts can be drawn around them; the model is not trained well enough (train "
+            "it longer), or pass counts='mean' to inspect the values it generates."
+        )
+        raise ValueError(msg)
+    out = np.empty(means.shape, dtype=np.float32)
+    rows = max(1, _COUNTS_CHUNK // max(1, means.shape[1]))  # float64 temporaries stay small
+    for lo in range(0, len(means), rows):
+        hi = min(lo + rows, len(means))
+        u = np.stack([
+            np.random.default_rng(stream_seed(seed, _COUNTS_STREAM, start + i)).random(
+                means.shape[1]
+            )
+            for i in range(lo, hi)
+        ])  # fmt: skip
+        out[lo:hi] = poisson_quantiles(u, means[lo:hi])
+    return out
 
 
 def obs_names(start: int, stop: int) -> pd.Index:
@@ -275,11 +363,14 @@ def check_backed_obs_fits(n: int, n_columns: int) -> None:
 
 __all__ = [
     "CHUNK_BYTES",
+    "COUNTS_OPTIONS",
     "GenerationRows",
     "bytes_needed",
     "check_backed_obs_fits",
     "check_fits_in_memory",
     "collect_in_memory",
+    "draw_counts",
     "obs_names",
+    "poisson_quantiles",
     "write_backed",
 ]
