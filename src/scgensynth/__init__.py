@@ -36,10 +36,26 @@ _READERS = {
 }
 
 
+def _import_tqdm_quietly() -> None:
+    """Import ``tqdm.auto`` (scvi-tools does at import) without its notebook warning.
+
+    In a Jupyter kernel without ipywidgets, ``tqdm.auto`` warns "IProgress not found" when
+    imported; scgensynth's progress bars are plain text and need no widget, so the warning
+    says nothing to our users. Imported here first, scvi-tools finds it imported.
+    """
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        importlib.import_module("tqdm.auto")
+
+
 def __getattr__(name: str):
     if name == "settings":
         return importlib.import_module("._settings", __name__).settings
     if name in _SUBMODULES:
+        if name not in ("datasets", "io", "pp"):  # these stay light: no scvi-tools
+            _import_tqdm_quietly()
         return importlib.import_module(f".{name}", __name__)
     if name in _READERS:
         return getattr(importlib.import_module(f".{_READERS[name]}", __name__), name)

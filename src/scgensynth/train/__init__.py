@@ -15,6 +15,7 @@ from ._privacy import (
     private_moments,
 )
 from ._private_plans import PrivateCVAETrainingPlan, PrivateDDPMTrainingPlan
+from ._progress import StepProgressBar
 from ._selection import GeneratorSelection, SelectionCriterion
 from ._tspg_plan import TSPGTrainingPlan
 from ._wgan_plan import PrivateWGANGPTrainingPlan, WGANGPTrainingPlan
@@ -33,6 +34,7 @@ __all__ = [
     "PrivateWGANGPTrainingPlan",
     "ResumableCheckpoint",
     "SelectionCriterion",
+    "StepProgressBar",
     "TSPGTrainingPlan",
     "WGANGPTrainingPlan",
     "check_checkpoint",

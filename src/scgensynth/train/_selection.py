@@ -182,9 +182,9 @@ class GeneratorSelection(pl.Callback):
     Evaluates every ``every_n_epochs`` epochs; stopping is allowed only once ``min_epochs``
     epochs have run, so small data still gets enough optimiser steps. At the end of training
     the best weights are restored. Scores go to the model history as ``selection_score``;
-    :attr:`scores` keeps one row per evaluation: the epoch, ``seconds`` of training so far
-    (wall clock, evaluations included; a resumed run continues the count), the score and
-    its parts (what ``model.selection_`` shows, and time-to-quality benchmarks read).
+    :attr:`scores` keeps one row per evaluation: the epoch and ``step``, ``seconds`` of
+    training so far (wall clock, evaluations included; a resumed run continues the count),
+    the score and its parts (what ``model.selection_`` shows, and time-to-quality benchmarks read).
 
     Parameters
     ----------
@@ -246,7 +246,7 @@ class GeneratorSelection(pl.Callback):
         self.best_epoch = state_dict["best_epoch"]
         self.best_state = state_dict["best_state"]
         self.scores = [
-            {k: int(v) if k == "epoch" else v for k, v in row.items()}
+            {k: int(v) if k in ("epoch", "step") else v for k, v in row.items()}
             for row in state_dict["scores"]
         ]
         self._since_best = state_dict["since_best"]
@@ -262,7 +262,9 @@ class GeneratorSelection(pl.Callback):
             return
         score, parts = self.criterion(pl_module.module)
         seconds = time.perf_counter() - self._clock
-        self.scores.append({"epoch": epoch, "seconds": seconds, "score": score, **parts})
+        step = epoch * _steps_per_epoch(trainer)
+        row = {"epoch": epoch, "step": step, "seconds": seconds, "score": score, **parts}
+        self.scores.append(row)
         pl_module.log("selection_score", score, on_epoch=True, on_step=False)
         if score > self.best_score + self.min_delta:
             self.best_score, self.best_epoch = score, epoch
@@ -275,13 +277,14 @@ class GeneratorSelection(pl.Callback):
                 and epoch >= self.min_epochs
                 and self._since_best >= self.patience
             ):
+                per_epoch = _steps_per_epoch(trainer)
                 logger.info(
-                    "Stopping at epoch %d: no improvement of the selection score for %d "
-                    "evaluations (best %.4f at epoch %d).",
-                    epoch,
+                    "Stopping at step %d: no improvement of the selection score for %d "
+                    "evaluations (best %.4f at step %d).",
+                    epoch * per_epoch,
                     self._since_best,
                     self.best_score,
-                    self.best_epoch,
+                    self.best_epoch * per_epoch,
                 )
                 trainer.should_stop = True
 
@@ -289,7 +292,15 @@ class GeneratorSelection(pl.Callback):
         if self.restore_best and self.best_state is not None:
             pl_module.module.load_state_dict(self.best_state)
             logger.info(
-                "Restored the generator of epoch %s (selection score %.4f).",
-                self.best_epoch,
+                "Restored the generator of step %d (selection score %.4f).",
+                self.best_epoch * _steps_per_epoch(trainer),
                 self.best_score,
             )
+
+
+def _steps_per_epoch(trainer) -> int:
+    """Mini-batches per epoch of ``trainer``'s run (at least 1)."""
+    try:
+        return max(1, int(trainer.num_training_batches))
+    except (TypeError, ValueError, OverflowError):  # inf before the loader is known
+        return 1

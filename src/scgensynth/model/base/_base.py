@@ -504,7 +504,10 @@ class BaseGeneratorModel(SgsModel):
             computed on the training data would leak it. Required unless ``scaling="none"``.
         **kwargs
             Plan arguments accepted by name (see the model's docstring), or arguments of
-            scvi-tools' / Lightning's ``Trainer``.
+            scvi-tools' / Lightning's ``Trainer``: e.g. ``max_time="00:00:30:00"`` or
+            ``max_time={"minutes": 30}`` (Lightning stops the run then; the best weights
+            so far are kept and the progress bar ends at the steps run) and
+            ``enable_progress_bar=False``. The progress bar counts steps, like ``n_steps``.
         """
         check_public_use(privacy, public)
         if train_size is None:

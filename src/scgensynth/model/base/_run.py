@@ -14,7 +14,12 @@ from scvi.model._utils import use_distributed_sampler
 from scvi.model.base import UnsupervisedTrainingMixin
 
 from scgensynth._utils._logging import quiet_training
-from scgensynth.train import ResumableCheckpoint, check_checkpoint, checkpoint_path
+from scgensynth.train import (
+    ResumableCheckpoint,
+    StepProgressBar,
+    check_checkpoint,
+    checkpoint_path,
+)
 
 from ._validation import check_training_lengths
 
@@ -207,9 +212,10 @@ def _validation_defaults(kwargs: dict, max_epochs: int, n_val: int, batches_per_
     kwargs.setdefault("log_every_n_steps", max(1, min(50, batches_per_epoch)))
 
 
-def _finish_training(model, train_idx, val_idx) -> None:
+def _finish_training(model, train_idx, val_idx, batches_per_epoch: int) -> None:
     """Keep the split, and make the logged history numeric (scvi-tools keeps objects)."""
     model.train_indices_ = np.asarray(train_idx)
+    model.steps_per_epoch_ = int(batches_per_epoch)
     model.validation_indices_ = np.asarray(val_idx)
     for key, frame in (model.history_ or {}).items():
         with contextlib.suppress(TypeError, ValueError):
@@ -342,16 +348,20 @@ class TrainingRun:
             resume=resume, **fingerprint,
         )  # fmt: skip
         logger.info(
-            "Training %s on %d samples (%d held out) for %d epochs = %d steps of %d samples%s%s.",
-            type(model).__name__, len(self.train_idx), len(self.val_idx), self.max_epochs,
-            self.total_steps, self.batch_size, what,
+            "Training %s on %d samples (%d held out) for %d steps of %d samples (%d epochs)%s%s.",
+            type(model).__name__, len(self.train_idx), len(self.val_idx), self.total_steps,
+            self.batch_size, self.max_epochs, what,
             f" in each of {self.world} processes" if self.world > 1 else "",
         )  # fmt: skip
+        if self.kwargs.get("enable_progress_bar", True):  # in steps, not scvi-tools' epochs
+            # first, so the bar is closed before other callbacks' closing lines
+            self.callbacks.insert(0, StepProgressBar(type(model).__name__, self.total_steps))
+            self.kwargs["simple_progress_bar"] = False
         with quiet_training():
             result = UnsupervisedTrainingMixin.train(
                 model, max_epochs=self.max_epochs, accelerator=accelerator, devices=devices,
                 batch_size=self.batch_size, datamodule=splitter, plan_kwargs=self.plan_kwargs,
                 callbacks=self.callbacks, **self.kwargs,
             )  # fmt: skip
-        _finish_training(model, self.train_idx, self.val_idx)
+        _finish_training(model, self.train_idx, self.val_idx, self.batches_per_epoch)
         return result

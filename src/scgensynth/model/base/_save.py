@@ -440,6 +440,9 @@ def _special_attribute_problem(name: str, value: Any, n_obs: Any) -> str | None:
             return "not a list of sample positions"
         if len(value) and isinstance(n_obs, int) and (value.min() < 0 or value.max() >= n_obs):
             return f"positions outside the {n_obs} training samples"
+    if name == "steps_per_epoch_":
+        ok = isinstance(value, int | np.integer) and not isinstance(value, bool) and value > 0
+        return None if ok else "not a positive number of steps"
     if name == "history_":
         ok = isinstance(value, Mapping) and all(
             isinstance(v, pd.DataFrame) for v in value.values()
