@@ -243,9 +243,19 @@ def test_train_and_generate_on_a_layer(tmp_path, capsys):
     assert code == 0, capsys.readouterr().err
     synth = ad.read_h5ad(out)
     assert synth.uns["sgs"]["scaling"] == "counts"
+    assert synth.uns["sgs"]["counts"] == "sample"  # counts in, integer counts out
     assert synth.X.min() >= 0
+    np.testing.assert_array_equal(synth.X, np.round(synth.X))
+    # --counts mean: the expected counts, whose totals are the training library sizes
+    means = tmp_path / "means.h5ad"
+    argv = ["generate", str(model), "--out", str(means), "--n-obs", "8", "--counts", "mean"]
+    assert main(argv) == 0, capsys.readouterr().err
+    expected = ad.read_h5ad(means)
+    assert expected.uns["sgs"]["counts"] == "mean"
+    assert not np.array_equal(expected.X, np.round(expected.X))
     library = gtex.layers["counts"].sum(1)
-    assert library.min() * 0.999 <= synth.X.sum(1).min()
+    assert library.min() * 0.999 <= expected.X.sum(1).min()
+    assert expected.X.sum(1).max() <= library.max() * 1.001
 
 
 # -- errors: exit code 1 and a message on stderr ----------------------------------------------

@@ -176,6 +176,13 @@ def _add_generate_parser(sub) -> None:
     )
     fixed.add_argument("--covariates-csv", default=None, help="CSV with one row per sample")
     gen.add_argument("--seed", type=non_negative_int, default=0)
+    gen.add_argument(
+        "--counts",
+        choices=["sample", "mean"],
+        default=None,
+        help="for a model trained on raw counts: 'sample' integer counts (the default) or "
+        "'mean' the expected counts; refused for other models",
+    )
     _add_threads_option(gen)
 
 
@@ -601,6 +608,7 @@ def run_generate(args) -> None:
         seed=args.seed,
         filename=args.out,
         overwrite=args.overwrite,
+        counts=args.counts,
     )
     n_obs, n_vars = synth.n_obs, synth.n_vars
     if synth.isbacked:

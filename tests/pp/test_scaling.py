@@ -62,10 +62,13 @@ def test_counts_on_tpm_like_values_point_to_log1p(counts, caplog):
     assert "scaling='log1p'" in message
 
 
-def test_a_model_given_counts_for_log_values_warns_once_per_fit(counts, caplog):
+def test_a_model_given_counts_for_log_values_warns_once_per_model(counts, caplog, tmp_path):
     logged = _log_normalised(counts)
     with caplog.at_level(logging.WARNING, logger="scgensynth"):
         model = sgs.tl.train(logged, scaling="counts")
+        model.save(tmp_path / "m")
+        for _ in range(2):  # loading rebuilds the scaling: it warned when it was trained
+            type(model).load(tmp_path / "m", adata=logged)
     assert model.scaling_["mode"] == "counts"
     assert len(_warnings(caplog)) == 1
 

@@ -149,7 +149,7 @@ def test_train_on_a_layer(pbmc_counts, snapshot, fast):
     snap.assert_unchanged(adata, new_uns=("wgan",))
     assert model.scaling_["mode"] == "counts"
     assert adata.uns["wgan"]["params"]["layer"] == "counts"
-    synth = sgs.tl.generate(model, n_obs=20, seed=0)
+    synth = sgs.tl.generate(model, n_obs=20, seed=0, counts="mean")  # totals: the libraries
     assert synth.X.min() >= 0
     library = np.asarray(adata.layers["counts"].sum(1)).ravel()
     assert library.min() * 0.999 <= synth.X.sum(1).min()

@@ -7,6 +7,7 @@ import numpy as np
 from scipy import sparse
 
 from scgensynth._utils._anndata import get_matrix, iter_row_chunks, rows_per_block
+from scgensynth._utils._logging import RESTORING
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -43,7 +44,9 @@ def _warn_not_counts(n_off: int, n_values: int, example: float, maximum: float) 
     else:
         seen = "normalised values (TPM, FPKM) or expected counts"
         instead = "scaling='log1p' for TPM/FPKM (what scaling='auto' picks for them)"
-    logger.warning(
+    # a model rebuilt from its file warned when it was trained: once per model
+    log = logger.debug if RESTORING.get() else logger.warning
+    log(
         "scaling='counts' expects raw counts (non-negative integers), but %d of %d values "
         "(%.1f%%) are not integers (e.g. %.4g; largest value %.4g): this looks like %s. Pass "
         "%s, or train on the raw counts (e.g. layer='counts' if adata.layers['counts'] holds "
