@@ -46,13 +46,16 @@ class StepProgressBar(ProgressBar):
 
     # -- Lightning's ProgressBar interface --------------------------------------------------
     def disable(self) -> None:
+        """Draw nothing (Lightning calls this where the bar must stay silent)."""
         self._enabled = False
 
     def enable(self) -> None:
+        """Draw the bar again."""
         self._enabled = True
 
     @property
     def is_enabled(self) -> bool:
+        """Whether the bar is drawn."""
         return self._enabled
 
     def on_train_start(self, trainer, pl_module) -> None:
