@@ -144,6 +144,15 @@ def bladderbatch() -> ad.AnnData:
     return ad.read_h5ad(Path(__file__).parent / "data" / "bladderbatch.h5ad")
 
 
+@pytest.fixture(scope="module")
+def three_tissues() -> ad.AnnData:
+    """GTEx's Liver, Lung and Blood samples (60), for short training runs."""
+    gtex = sgs.datasets.gtex_tissues()
+    small = gtex[gtex.obs["tissue"].isin(["Liver", "Lung", "Blood"])].copy()
+    small.obs["tissue"] = small.obs["tissue"].cat.remove_unused_categories()
+    return small
+
+
 @pytest.fixture
 def tcga_lusc() -> ad.AnnData:
     return sgs.datasets.tcga_lusc()

@@ -259,14 +259,6 @@ def test_quiet_training_raises_lightning_loggers_and_restores_them():
         assert [lg.level for lg in loggers] == before
 
 
-@pytest.fixture(scope="module")
-def three_tissues():
-    gtex = sgs.datasets.gtex_tissues()
-    small = gtex[gtex.obs["tissue"].isin(["Liver", "Lung", "Blood"])].copy()
-    small.obs["tissue"] = small.obs["tissue"].cat.remove_unused_categories()
-    return small
-
-
 def _train_and_listen(adata) -> tuple[list[logging.LogRecord], list[str]]:
     """Train briefly inside quiet_training(); the log records and warnings it let through."""
     handler = BufferingHandler(capacity=100_000)  # keeps every record in handler.buffer

@@ -5,17 +5,7 @@ from __future__ import annotations
 import logging
 import re
 
-import pytest
-
 import scgensynth as sgs
-
-
-@pytest.fixture(scope="module")
-def three_tissues():
-    gtex = sgs.datasets.gtex_tissues()
-    small = gtex[gtex.obs["tissue"].isin(["Liver", "Lung", "Blood"])].copy()
-    small.obs["tissue"] = small.obs["tissue"].cat.remove_unused_categories()
-    return small
 
 
 def _train(adata, **kwargs):
