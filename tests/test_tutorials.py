@@ -9,6 +9,7 @@ from a full-length run: every code cell executed once, in order, without errors,
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import nbformat
@@ -91,3 +92,25 @@ def test_tutorial_runs_top_to_bottom(path, tmp_path, monkeypatch):
     # every figure of the full-length run is drawn by the short run too
     assert _images(book) == _images(stored)
     assert not list(tmp_path.iterdir()), "the tutorial left files in its working directory"
+
+
+def _stored_text(book) -> list[str]:
+    """Every stored output's text (streams, plain-text results, tracebacks)."""
+    texts = []
+    for cell in _code_cells(book):
+        for out in cell.outputs:
+            if "text" in out:
+                texts.append(out["text"])
+            texts.extend(v for k, v in out.get("data", {}).items() if k.startswith("text/"))
+    return texts
+
+
+@pytest.mark.parametrize("path", TUTORIALS, ids=lambda p: p.stem)
+def test_stored_outputs_carry_no_warnings_or_machine_paths(path):
+    """A reader sees the package's output, not our machine or library noise."""
+    text = "\n".join(_stored_text(nbformat.read(path, as_version=4)))
+    for marker in ("Warning:", "warnings.warn", "DeprecationWarning", "UserWarning"):
+        assert marker not in text, f"{path.name}: a stored output holds a warning ({marker})"
+    for prefix in ("/work/", "/home/", "/tmp/", "/root/", "site-packages"):
+        assert prefix not in text, f"{path.name}: a stored output shows a machine path {prefix}"
+    assert not re.search(r"entrez_[0-9]", text), f"{path.name}: genes shown by Entrez id"
