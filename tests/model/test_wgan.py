@@ -146,7 +146,7 @@ def test_early_stopping_fires_only_after_min_steps_and_restores_best(gtex_split)
 def test_correlation_only_criterion_and_no_selection(gtex_split):
     train, _ = gtex_split
     m = _small(train, 0, selection="correlation")
-    assert set(m.selection_.columns) == {"epoch", "seconds", "score", "correlation"}
+    assert set(m.selection_.columns) == {"epoch", "step", "seconds", "score", "correlation"}
     m2 = _small(train, 0, selection=None)
     assert not hasattr(m2, "selection_") or m2._selection_callback is None
     with pytest.raises(ValueError, match="selection criterion must be one of"):

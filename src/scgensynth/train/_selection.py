@@ -302,5 +302,5 @@ def _steps_per_epoch(trainer) -> int:
     """Mini-batches per epoch of ``trainer``'s run (at least 1)."""
     try:
         return max(1, int(trainer.num_training_batches))
-    except (TypeError, ValueError, OverflowError):  # inf before the loader is known
+    except (AttributeError, TypeError, ValueError, OverflowError):  # no loader (yet)
         return 1
