@@ -6,10 +6,12 @@ suite, precision/recall with k=5 and logistic-regression classifiers (the criter
 issue 4: a classifier trained on synthetic samples, tested on held-out real ones, against
 one trained on the real training part). Every model sees the same split, so the models can
 run in parallel processes (``--jobs``) without changing the result. Writes the tidy table to
-``benchmarks/results/compare.csv`` and the main figures (``group == "all"``, one column per
-model) to ``compare.md``. Expect about half an hour on a 2-core CPU. ``--models`` picks a
-subset; ``--n-steps`` shortens training; ``--update`` reruns ``--models`` only and keeps the
-other models' rows of the existing ``compare.csv``.
+``benchmarks/results/compare.csv`` (not kept in git), the main figures (``group == "all"``,
+one column per model) to ``compare.md`` and every ``group == "all"`` value to ``compare.json``,
+the source of the README's and the user guide's tables (``python benchmarks/figures.py``).
+Expect about half an hour on a 2-core CPU. ``--models`` picks a subset; ``--n-steps``
+shortens training; ``--update`` reruns ``--models`` only and keeps the other models' rows of
+the existing ``compare.csv``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 RESULTS = Path(__file__).resolve().parent / "results"
+TEST_SIZE = 0.3
 MAIN = [
     "precision", "recall", "f1", "coverage", "density", "zero_recall_share",
     "adversarial_accuracy", "c2st_auc", "frechet_distance_pca", "correlation_score",
@@ -40,7 +43,7 @@ def _one(name: str, n_steps: int | None, threads: int) -> pd.DataFrame:
     if n_steps:
         kwargs["n_steps"] = n_steps
     return sgs.tl.compare_generators(
-        sgs.datasets.gtex_tissues(), "tissue", models=[name],
+        sgs.datasets.gtex_tissues(), "tissue", models=[name], test_size=TEST_SIZE,
         evaluate_kwargs={"k": 5, "classifier": "logistic"}, **kwargs,
     )  # fmt: skip
 
@@ -97,7 +100,51 @@ def main() -> None:
     for metric, row in wide.iterrows():
         lines.append(f"| {metric} | " + " | ".join(f"{v:.3f}" for v in row) + " |")
     (RESULTS / "compare.md").write_text("\n".join(lines) + "\n")
+    _write_json(table, wide, args, seconds)
     print(wide.round(3).to_string())
+
+
+def _write_json(table: pd.DataFrame, wide: pd.DataFrame, args, seconds: float) -> None:
+    """``compare.json``: the one source of the comparison figures in the README and docs.
+
+    ``values[model][metric]`` for every metric of ``group == "all"``; ``benchmarks/figures.py``
+    renders the published tables from it and ``tests/test_figures.py`` checks them.
+    """
+    import json
+    import math
+    import os
+    import platform
+
+    import scgensynth as sgs
+
+    n_obs = sgs.datasets.gtex_tissues().n_obs
+    n_test = math.ceil(TEST_SIZE * n_obs)  # scikit-learn's rounding of test_size
+
+    main_rows = table[table["group"] == "all"]
+    values = {
+        model: {m: float(v) for m, v in rows.set_index("metric")["value"].items()}
+        for model, rows in main_rows.groupby("model", sort=False)
+    }
+    argv = [a for a in ("--update",) if getattr(args, a.strip("-"))]
+    meta = {
+        "command": "python benchmarks/bench_compare.py "
+        + " ".join([f"--jobs {args.jobs}", f"--threads {args.threads}", *argv]),
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs",
+        "jobs": args.jobs,
+        "threads": args.threads,
+        "n_steps": args.n_steps,
+        "wall_seconds": round(seconds, 1),
+        "models": list(wide.columns),
+        "dataset": "gtex_tissues (bundled)",
+        "split": "70/30 stratified by tissue, seed 0",
+        "n_train": n_obs - n_test,
+        "n_test": n_test,
+        "k": 5,
+        "classifier": "logistic",
+    }
+    out = {"meta": meta, "values": {m: values[m] for m in wide.columns}}
+    (RESULTS / "compare.json").write_text(json.dumps(out, indent=1) + "\n")
 
 
 if __name__ == "__main__":
