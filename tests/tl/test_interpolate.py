@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import anndata as ad
 import numpy as np
 import pytest
@@ -12,8 +14,12 @@ import scgensynth as sgs
 
 def test_walk_layout(gtex_model, tmp_path):
     model = gtex_model.model
-    walk = sgs.tl.interpolate(model, "tissue", "Blood", "Liver", steps=4, n_per_step=7, seed=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # e.g. anndata's "Observation names are not unique"
+        walk = sgs.tl.interpolate(model, "tissue", "Blood", "Liver", steps=4, n_per_step=7, seed=3)
     assert walk.shape == (28, model.adata.n_vars)
+    assert walk.obs_names.is_unique
+    assert walk.obs_names[[0, 27]].tolist() == ["synth_0", "synth_27"]
     assert walk.var_names.equals(model.adata.var_names)
     np.testing.assert_allclose(walk.obs["sgs_lambda"], np.repeat([0, 1 / 3, 2 / 3, 1], 7))
     np.testing.assert_array_equal(walk.obs["sgs_step"], np.repeat(np.arange(4), 7))

@@ -113,8 +113,9 @@ def interpolate(
     batch_size
         Samples generated at a time.
     counts
-        For a model trained on raw counts: ``"sample"`` (its default: integer counts drawn
-        around the generated mean) or ``"mean"`` (the expected counts, a smooth path); see
+        For a model trained on raw counts: ``"sample"`` (its default: integer counts rounded
+        from the generated mean), ``"poisson"`` (Poisson counts around it) or ``"mean"`` (the
+        expected counts, a smooth path); see
         :meth:`~scgensynth.model.base.BaseGeneratorModel.generate`.
     **sampling_options
         The model's sampling options (e.g. ``guidance_scale`` of DDPM).
@@ -208,8 +209,9 @@ def _walkers(model, covariate, start, given, n_per_step: int, seed: int) -> pd.D
 def _path(model, walk: list[AnnData], lambdas: np.ndarray, call: dict, start, end) -> AnnData:
     """The steps of the walk as one AnnData, ordered by step."""
     steps, n_per_step, covariate = len(walk), call["n_per_step"], call["covariate"]
+    for i, piece in enumerate(walk):  # unique names before concatenating (no anndata warning)
+        piece.obs_names = pd.Index([f"synth_{i * n_per_step + j}" for j in range(piece.n_obs)])
     synth = ad.concat(walk, index_unique=None, uns_merge="first")
-    synth.obs_names = pd.Index([f"synth_{i}" for i in range(synth.n_obs)])
     lam = np.repeat(lambdas, n_per_step)
     labels = pd.Series(pd.NA, index=range(len(lam)), dtype=object)
     labels[lam == 0.0] = start
