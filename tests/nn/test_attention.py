@@ -14,7 +14,7 @@ import torch
 from scipy import sparse
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from scgensynth.nn import SparseGeneAttention, edge_index
+from scgensynth.nn import SparseGeneAttention, _attention, edge_index
 
 
 def _random_graph(n_genes: int, n_edges: int, seed: int, isolated: int = 0) -> sparse.csr_matrix:
@@ -51,8 +51,17 @@ def dense_reference(x, key, query, value, gamma, adjacency: np.ndarray) -> torch
     return torch.stack(columns, dim=1)
 
 
+@pytest.fixture(params=["index_add", "sorted"])
+def accumulation(request, monkeypatch) -> str:
+    """Both ways of summing over edges: ``index_add_`` (CPU) and the sorted ``index_put_``
+    accumulation that CUDA uses, here run on the CPU."""
+    if request.param == "sorted":
+        monkeypatch.setattr(_attention, "SORTED_ACCUMULATION_DEVICES", frozenset({"cpu"}))
+    return request.param
+
+
 # -- exactness ---------------------------------------------------------------------------------
-def test_forward_and_gradients_equal_dense_reference():
+def test_forward_and_gradients_equal_dense_reference(accumulation):
     n_genes, batch = 40, 5
     graph = _random_graph(n_genes, 160, seed=1, isolated=4)
     attn = _randomise(
@@ -85,7 +94,7 @@ def test_forward_and_gradients_equal_dense_reference():
         assert p.grad.abs().sum() > 0, name
 
 
-def test_gradcheck_tiny_case():
+def test_gradcheck_tiny_case(accumulation):
     n_genes = 6
     src = torch.tensor([1, 2, 3, 0, 0, 5, 4, 2])
     dst = torch.tensor([0, 0, 0, 1, 2, 2, 3, 3])  # gene 4 and 5 have no neighbours
@@ -153,6 +162,103 @@ def test_permutation_equivariance():
             getattr(relabelled, name).copy_(getattr(attn, name)[perm])
     torch.testing.assert_close(relabelled(x[:, perm]), attn(x)[:, perm], rtol=0, atol=1e-12)
     assert not torch.allclose(SparseGeneAttention(n_genes, graph).double()(x[:, perm]), x[:, perm])
+
+
+# -- same numbers every time (CUDA: no atomic additions) ----------------------------------------
+def _hub_graph(n_genes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Many repeated targets and sources: gene 0 sees every gene, every gene sees genes 1-3."""
+    genes = torch.arange(n_genes)
+    src = torch.cat([genes, torch.tensor([1, 2, 3]).repeat(n_genes)])
+    dst = torch.cat([torch.zeros(n_genes, dtype=torch.long), genes.repeat_interleave(3)])
+    return src, dst
+
+
+def _output_and_gradients(attn, x, weights) -> list[torch.Tensor]:
+    attn.zero_grad(set_to_none=True)
+    x = x.clone().requires_grad_(True)
+    out = attn(x)
+    (out * weights).sum().backward()
+    return [out.detach(), x.grad, *(p.grad for p in attn.parameters())]
+
+
+def test_output_and_gradients_are_identical_across_calls(accumulation):
+    n_genes, batch = 400, 16
+    attn = _randomise(SparseGeneAttention(n_genes, _hub_graph(n_genes), learn_gamma=True), 3)
+    gen = torch.Generator().manual_seed(4)
+    x = torch.randn(batch, n_genes, generator=gen)
+    weights = torch.randn(batch, n_genes, generator=gen)
+    first = _output_and_gradients(attn, x, weights)
+    assert all(t.abs().sum() > 0 for t in first)
+    for _ in range(3):
+        again = _output_and_gradients(attn, x, weights)
+        assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
+
+
+def test_sorted_accumulation_matches_index_add_and_uses_no_atomic_op(monkeypatch):
+    """The path taken on CUDA sums through ``index_put_(accumulate=True)`` (a stable sort,
+    then sequential sums) in the forward and the backward pass, never ``index_add_`` (atomic
+    additions on CUDA); the numbers are those of the CPU path up to rounding."""
+
+    class _Ops(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.ops: list[tuple[str, tuple]] = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.ops.append((str(func), args))
+            return func(*args, **(kwargs or {}))
+
+    n_genes = 60
+    attn = _randomise(SparseGeneAttention(n_genes, _hub_graph(n_genes), learn_gamma=True), 5)
+    attn = attn.double()
+    x = torch.randn(6, n_genes, dtype=torch.float64)
+    weights = torch.randn(6, n_genes, dtype=torch.float64)
+    assert "cuda" in _attention.SORTED_ACCUMULATION_DEVICES
+    assert "cpu" not in _attention.SORTED_ACCUMULATION_DEVICES  # CPU results as before
+    with _Ops() as cpu:
+        on_cpu = _output_and_gradients(attn, x, weights)
+    assert any("index_add" in name for name, _ in cpu.ops)
+
+    monkeypatch.setattr(_attention, "SORTED_ACCUMULATION_DEVICES", frozenset({"cpu"}))
+    with _Ops() as sorted_:
+        on_sorted = _output_and_gradients(attn, x, weights)
+    names = [name for name, _ in sorted_.ops]
+    assert not any("index_add" in name or "scatter_add" in name for name in names)
+    accumulating = [args for name, args in sorted_.ops if name.startswith("aten.index_put")]
+    assert len(accumulating) == 5  # 2 sums forward, 3 gathers' gradients backward
+    assert all(args[-1] is True for args in accumulating)  # accumulate=True
+    for a, b in zip(on_cpu, on_sorted, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_row_helpers_agree_on_both_paths(monkeypatch, dtype):
+    gen = torch.Generator().manual_seed(6)
+    t = torch.randn(7, 5, generator=gen).to(dtype)
+    index = torch.tensor([3, 0, 3, 6, 0, 0, 2])
+    values = torch.randn(7, 5, generator=gen).to(dtype)
+    base = torch.randn(7, 5, generator=gen).to(dtype)
+
+    def run():
+        return (
+            _attention.select_rows(t, index),
+            _attention.sum_rows(values, index, 7),
+            _attention.add_rows_(base.clone(), index, values),
+        )
+
+    default = run()
+    monkeypatch.setattr(_attention, "SORTED_ACCUMULATION_DEVICES", frozenset({"cpu"}))
+    sorted_ = run()
+    expected_sum = torch.zeros(7, 5, dtype=torch.float64)
+    for j, i in enumerate(index.tolist()):
+        expected_sum[i] += values[j].double()
+    assert torch.equal(default[0], t[index])
+    assert torch.equal(sorted_[0], t[index])
+    tol = {"rtol": 0, "atol": 1e-5 if dtype == torch.float32 else 0.05}
+    for got in (default, sorted_):
+        assert got[1].dtype == dtype
+        torch.testing.assert_close(got[1].double(), expected_sum, **tol)
+        torch.testing.assert_close(got[2].double(), base.double() + expected_sum, **tol)
 
 
 # -- switches ---------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import torch
 from scvi.module.base import LossOutput
 
 from scgensynth.nn import MLP, CovariateEmbedder
+from scgensynth.nn._attention import add_rows_
 
 from ._base import ConditionalGeneratorModule, LatentGeneratorMixin
 
@@ -336,7 +337,9 @@ class _BoxMass(torch.autograd.Function):
     probes read, in blocks of probes x samples (never a ``probes x samples x dimensions``
     tensor), with a hand-written backward pass that recomputes each block instead of
     storing it: ``∂mass / ∂x_ij = μ_i (σ_j - 1) slope_j sign(x_ij - c_j)``. Continuous
-    covariates get no gradient.
+    covariates get no gradient. The gradients of the probe dimensions that read the same
+    value are summed in a fixed order (:func:`~scgensynth.nn._attention.add_rows_`: no
+    atomic additions on CUDA), so a seeded run is reproducible there.
     """
 
     @staticmethod
@@ -369,7 +372,7 @@ class _BoxMass(torch.autograd.Function):
                 for j, (lo, inside, sign) in enumerate(parts):
                     inside.sub_(1).mul_(sign).mul_(member[lo - c0 :])
                     inside.mul_(layout.slope[lo:c1, j, None])
-                    grad_values.index_add_(0, seg.rows[lo - seg.k0 : c1 - seg.k0, j], inside)
+                    add_rows_(grad_values, seg.rows[lo - seg.k0 : c1 - seg.k0, j], inside)
             grad_genes = grad_values[: len(seg.genes)].T
             if rows is None:
                 grad[:, seg.genes] = grad_genes

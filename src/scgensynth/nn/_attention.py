@@ -125,6 +125,70 @@ def _to_numpy(x: Any) -> np.ndarray:
     return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
 
 
+#: devices whose ``index_put_(..., accumulate=True)`` sums duplicate indices in a fixed order
+#: (a stable sort of the indices, then one sequential sum per index: no atomics). There
+#: :func:`select_rows` and :func:`sum_rows` use it, and a seeded training run is
+#: reproducible; ``index_add_`` and the gradient of ``index_select`` use atomic additions
+#: there, whose order (hence the rounding of the sums) changes from run to run. On the CPU
+#: those two are sequential, hence deterministic, and are kept (:func:`add_rows_` too).
+SORTED_ACCUMULATION_DEVICES = frozenset({"cuda"})
+
+
+def select_rows(t: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """Rows ``t[index]``, with a gradient summed in a fixed order (on the CPU and on CUDA).
+
+    On the devices of :data:`SORTED_ACCUMULATION_DEVICES` this is advanced indexing, whose
+    gradient is ``index_put_(..., accumulate=True)`` (sorted, sequential sums); elsewhere
+    :meth:`torch.Tensor.index_select`, whose gradient is ``index_add_`` (sequential on the
+    CPU). The values are the same either way.
+
+    Examples
+    --------
+    >>> select_rows(torch.arange(6.0).reshape(3, 2), torch.tensor([2, 0, 2]))
+    tensor([[4., 5.],
+            [0., 1.],
+            [4., 5.]])
+    """
+    if t.device.type in SORTED_ACCUMULATION_DEVICES:
+        return t[index]
+    return t.index_select(0, index)
+
+
+def add_rows_(target: torch.Tensor, index: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """``target[index[j]] += values[j]`` for every ``j``, in place, in a fixed order (CPU, CUDA).
+
+    ``index_put_(..., accumulate=True)`` on the devices of
+    :data:`SORTED_ACCUMULATION_DEVICES`, ``index_add_`` (sequential, in the order of
+    ``index``) elsewhere; rows ``index`` may repeat. Returns ``target``.
+
+    Examples
+    --------
+    >>> add_rows_(torch.ones(3, 2), torch.tensor([0, 2, 0]), torch.ones(3, 2))
+    tensor([[3., 3.],
+            [1., 1.],
+            [2., 2.]])
+    """
+    if target.device.type in SORTED_ACCUMULATION_DEVICES:
+        return target.index_put_((index,), values, accumulate=True)
+    return target.index_add_(0, index, values)
+
+
+def sum_rows(values: torch.Tensor, index: torch.Tensor, n_rows: int) -> torch.Tensor:
+    """Segment sum: row ``i`` of the result is the sum of the rows ``values[index == i]``.
+
+    The sums run in a fixed order on the CPU and on CUDA (:func:`add_rows_` into zeros);
+    the gradient is a gather, deterministic everywhere.
+
+    Examples
+    --------
+    >>> sum_rows(torch.ones(3, 2), torch.tensor([0, 2, 0]), 3)
+    tensor([[2., 2.],
+            [0., 0.],
+            [1., 1.]])
+    """
+    return add_rows_(values.new_zeros((n_rows, *values.shape[1:])), index, values)
+
+
 class SparseGeneAttention(nn.Module):
     r"""Sparse gene–gene self-attention: each gene attends to its neighbours in a gene graph.
 
@@ -143,8 +207,11 @@ class SparseGeneAttention(nn.Module):
     Cost is linear in the number of edges ``E``: per-edge scores (``E x batch``), a
     numerically stable softmin grouped by target (the per-target minimum comes from
     ``scatter_reduce_(..., "amin")`` and is subtracted before ``exp``; denominators and
-    messages are summed with ``index_add_``). No ``n_genes x n_genes`` tensor is ever
-    built; the largest tensors hold ``E x batch`` values.
+    messages are summed per target with :func:`sum_rows`). No ``n_genes x n_genes`` tensor
+    is ever built; the largest tensors hold ``E x batch`` values. Every sum over edges, in
+    the forward and the backward pass, runs in a fixed order on the CPU and on CUDA
+    (:func:`select_rows`, :func:`sum_rows`: no atomic additions), so a seeded training run
+    gives the same numbers every time.
 
     Parameters
     ----------
@@ -302,14 +369,16 @@ class SparseGeneAttention(nn.Module):
         k = self.key[:, None] * xt
         q = self.query[:, None] * xt
         v = self.value[:, None] * xt
-        score = k.index_select(0, dst).sub_(q.index_select(0, src)).abs()  # (E, batch)
+        n_genes = self.n_genes
+        # (E, batch); gathers and sums through select_rows / sum_rows: deterministic gradients
+        score = select_rows(k, dst).sub_(select_rows(q, src)).abs()
         with torch.no_grad():  # the softmin does not depend on this shift: no gradient needed
             shift = torch.full_like(k, torch.inf).scatter_reduce_(
                 0, dst[:, None].expand(-1, batch), score, reduce="amin", include_self=True
-            )
+            )  # a minimum is exact whatever the order
         weight = shift.index_select(0, dst).sub_(score).exp_()  # in (0, 1], 1 at the minimum
-        numer = torch.zeros_like(k).index_add_(0, dst, weight * v.index_select(0, src))
-        denom = torch.zeros_like(k).index_add_(0, dst, weight)
+        numer = sum_rows(weight * select_rows(v, src), dst, n_genes)
+        denom = sum_rows(weight, dst, n_genes)
         # >= 1 for genes with neighbours; isolated genes get 0 / 1 = 0
         denom = denom + (~self._has_neighbours)[:, None].to(denom.dtype)
         return x + self.gamma * (numer / denom).t()
