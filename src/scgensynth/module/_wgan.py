@@ -117,12 +117,38 @@ class WGANGPModule(LatentGeneratorMixin, ConditionalGeneratorModule):
         fake_score = self._critic(fake, cat, cont)
         wasserstein = real_score.mean() - fake_score.mean()
         eps = torch.rand(n, 1, device=x_scaled.device)
-        interp = (eps * real + (1 - eps) * fake).requires_grad_(True)
-        score = self._critic(interp, cat, cont)
-        (grad,) = torch.autograd.grad(score.sum(), interp, create_graph=True)
-        penalty = ((grad.norm(2, dim=1) - 1) ** 2).mean()
+        penalty = self.gradient_penalty(real, fake, eps, cat, cont)
         loss = -wasserstein + self.gp_weight * penalty
         return {"loss": loss, "wasserstein": wasserstein.detach(), "penalty": penalty.detach()}
+
+    def gradient_penalty(self, real, fake, eps, cat=None, cont=None) -> torch.Tensor:
+        """``mean((‖∇ critic(x̂)‖ - 1)²)`` at ``x̂ = eps · real + (1 - eps) · fake``, in float32.
+
+        ``real`` and ``fake`` are what the critic reads (genes, or subspace coordinates),
+        ``eps`` one weight per row. The interpolation, the critic call and its gradient run
+        in float32 with autocast off, whatever the training precision: under
+        ``precision="16-mixed"`` the gradient of the critic, taken with ``create_graph=True``
+        outside the loss scaler, would otherwise be computed in float16 and can overflow or
+        underflow (non-finite losses). In float32 training this is the plain computation.
+
+        Examples
+        --------
+        >>> module = WGANGPModule(n_input=20, n_cats_per_cov=[3], n_latent=4)
+        >>> cat = torch.tensor([[0], [2]])
+        >>> real, fake, eps = torch.randn(2, 20), torch.randn(2, 20), torch.rand(2, 1)
+        >>> with torch.autocast("cpu", dtype=torch.bfloat16):
+        ...     penalty = module.gradient_penalty(real, fake.bfloat16(), eps, cat)
+        >>> penalty.dtype
+        torch.float32
+        """
+        float32 = torch.float32
+        with torch.autocast(real.device.type, enabled=False):
+            real, fake, eps = real.to(float32), fake.to(float32), eps.to(float32)
+            cont = None if cont is None else cont.to(float32)
+            interp = (eps * real + (1 - eps) * fake).requires_grad_(True)
+            score = self._critic(interp, cat, cont)
+            (grad,) = torch.autograd.grad(score.sum(), interp, create_graph=True)
+            return ((grad.norm(2, dim=1) - 1) ** 2).mean()
 
     def generator_loss(self, n: int, cat=None, cont=None) -> torch.Tensor:
         """``-critic(G(z, c))`` with covariates ``c`` of a real mini-batch."""

@@ -37,8 +37,17 @@ class EpochMeanPlan(pl.LightningModule):
         self._counts: dict[str, int] = {}
 
     def accumulate(self, name: str, value: torch.Tensor, n: int) -> None:
-        """Add a batch's mean ``value`` of ``name`` over ``n`` samples to the epoch's sum."""
-        value = value.detach() * n
+        """Add a batch's mean ``value`` of ``name`` over ``n`` samples to the epoch's sum.
+
+        The sum is kept in float32 at least: under mixed precision a loss computed in
+        float16 (e.g. a critic's mean score) would overflow float16's range (65,504) once
+        summed over an epoch's batches, times their sizes, and a bfloat16 sum keeps 3
+        significant digits.
+        """
+        value = value.detach()
+        if value.is_floating_point() and value.dtype.itemsize < 4:
+            value = value.float()
+        value = value * n
         self._sums[name] = self._sums[name] + value if name in self._sums else value
         self._counts[name] = self._counts.get(name, 0) + n
 

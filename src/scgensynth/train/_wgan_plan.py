@@ -149,18 +149,26 @@ class _CriticView(torch.nn.Module):
 
 
 def _one_critic_loss(gp_weight: float, has_cat: bool, has_cont: bool):
-    """Per-sample WGAN-GP critic loss for :func:`per_sample_gradients`."""
+    """Per-sample WGAN-GP critic loss for :func:`per_sample_gradients`.
+
+    The gradient penalty runs in float32 with autocast off, whatever the training precision
+    (as :meth:`~scgensynth.module.WGANGPModule.gradient_penalty`).
+    """
 
     def loss(call, real, fake, eps, *cov):
         cov = list(cov)
         cat = cov.pop(0)[None] if has_cat else None
         cont = cov.pop(0)[None] if has_cont else None
 
-        def score(x):
+        def score(x, cont=cont):
             return call(x[None], cat, cont).sum()
 
-        interp = eps * real + (1 - eps) * fake
-        grad = torch.func.grad(score)(interp)
+        float32 = torch.float32
+        with torch.autocast(real.device.type, enabled=False):
+            w = eps.to(float32)
+            interp = w * real.to(float32) + (1 - w) * fake.to(float32)
+            grad = torch.func.grad(score)(interp, None if cont is None else cont.to(float32))
+        # grad is float32; norm and power run in float32 under autocast too
         return score(fake) - score(real) + gp_weight * (grad.norm() - 1) ** 2
 
     return loss
