@@ -37,7 +37,8 @@ Checks, per generator and precision
 
 The work is done in passes, so that a spent budget (``--budget-s``, default 270 s, counted
 from the start of the script) costs the least informative part: GPU fp32 for every model,
-then CPU fp32, then bf16-mixed, then 16-mixed. A unit (a model on a device in a precision)
+then CPU fp32, then the other precisions in the order ``--precisions`` names them (default
+bf16-mixed, then 16-mixed). A unit (a model on a device in a precision)
 starts only if the time it is expected to take (the model's last unit on that device, else
 the mean of the others') is left; what is skipped is listed in the table and the JSON.
 Results: a table on stdout and ``benchmarks/results/gpu.json``. Training is silent (no
@@ -404,7 +405,7 @@ def plan_passes(args, cuda: bool) -> list[dict[str, Any]]:
     if not cuda:  # --cpu-smoke: the CPU side, with the determinism pair
         return [{"device": "cpu", "precision": FP32, "steps": args.steps, "repeats": 2}]
     passes = []
-    precisions = [p for p in GPU_PRECISIONS if p in args.precisions]
+    precisions = list(dict.fromkeys(args.precisions))  # as given, repeats dropped
     if FP32 in precisions:
         passes.append({"device": "gpu", "precision": FP32, "steps": args.steps, "repeats": 2})
     if args.cpu_steps > 0:
@@ -625,7 +626,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         nargs="+",
         default=list(GPU_PRECISIONS),
         choices=GPU_PRECISIONS,
-        help="GPU precisions (default all three)",
+        help="GPU precisions, run after GPU and CPU fp32 in the order given (default all three)",
     )
     parser.add_argument("--models", nargs="+", default=None, help="model names (default all)")
     parser.add_argument(
@@ -662,6 +663,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if min(args.steps, args.n_obs, args.n_genes) < 1 or args.cpu_steps < 0:
         parser.error("--steps, --n-obs and --n-genes must be >= 1, --cpu-steps >= 0")
     return args
+
+
+def run_config(args: argparse.Namespace, jobs: list[Job], cuda: bool) -> dict[str, Any]:
+    """The settings of a run, as the table and the JSON report them."""
+    return {
+        "n_obs": args.n_obs,
+        "n_genes": args.n_genes,
+        "n_categories": N_CATEGORIES,
+        "rank": RANK,
+        "steps": args.steps,
+        "cpu_steps": args.cpu_steps,
+        "warmup_gpu": max(1, min(20, args.steps // 10)),
+        "warmup_cpu": max(1, min(20, args.cpu_steps // 10)),
+        "precisions": list(dict.fromkeys(args.precisions)) if cuda else [FP32],
+        "models": [j.name for j in jobs],
+        "n_samples": N_SAMPLES,
+        "graph_top_k": TOP_K,
+        "budget_s": args.budget_s,
+        "cpu_smoke": bool(args.cpu_smoke),
+        "matmul_precision": args.matmul_precision,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -704,23 +726,7 @@ def main(argv: list[str] | None = None) -> int:
     passes = plan_passes(args, cuda)
     rows = run_passes(jobs, adata, passes, budget)
     summarise(rows)
-    config = {
-        "n_obs": args.n_obs,
-        "n_genes": args.n_genes,
-        "n_categories": N_CATEGORIES,
-        "rank": RANK,
-        "steps": args.steps,
-        "cpu_steps": args.cpu_steps,
-        "warmup_gpu": max(1, min(20, args.steps // 10)),
-        "warmup_cpu": max(1, min(20, args.cpu_steps // 10)),
-        "precisions": list(args.precisions) if cuda else [FP32],
-        "models": [j.name for j in jobs],
-        "n_samples": N_SAMPLES,
-        "graph_top_k": TOP_K,
-        "budget_s": args.budget_s,
-        "cpu_smoke": bool(args.cpu_smoke),
-        "matmul_precision": args.matmul_precision,
-    }
+    config = run_config(args, jobs, cuda)
     print_table(rows, config)
     found = problems(rows)
     elapsed = time.perf_counter() - T_START
