@@ -1,9 +1,9 @@
 """Counts in, counts out: per-gene mean and variance of generated counts against real ones.
 
 A model trained on raw counts (``scaling="counts"``) generates integer counts by default
-(``generate(counts="sample")``: Poisson counts around the mean it generates at a library size
-drawn from the training samples'). This benchmark asks whether those counts have each gene's
-mean and variance within the sampling noise of real data:
+(``generate(counts="sample")``: the mean it generates, at a library size drawn from the
+training samples', rounded to integers at random without bias). This benchmark asks whether
+those counts have each gene's mean and variance within the sampling noise of real data:
 
 - each shared raw-counts set is split in two halves, stratified by its label, ``--n-splits``
   times (seeds 0, 1, ...): the generator is trained on one half (``real-train``) and every
@@ -12,13 +12,22 @@ mean and variance within the sampling noise of real data:
   mean and standard deviation over the splits. A synthetic row is "within the sampling
   noise" when its mean over the same splits is no further than two of those standard
   deviations from the reference's (for the correlations and shares: no further below it);
+- **real-train resampled**: ``real-train``'s rows drawn with replacement, as many as it has:
+  what a generator that reproduced the training distribution exactly would give with
+  ``n_train`` samples (the training half's sampling noise plus that of drawing from it, as
+  for a synthetic set of that size); a synthetic row is best read against this one;
 - **synthetic**: as many samples as ``real-train`` has, generated with the training
   covariates' proportions, averaged over ``--n-sets`` seeds per split; for each model the
-  default integer counts (``sample``), the expected counts (``mean``, floats), and other
+  default integer counts (``sample``: the mean rounded at random), the same from a set 10
+  times as large (``sample, 10 x n_train``: the generator's own per-gene means, nearly free
+  of the noise of its own draws; its variances are not comparable, since the median
+  variance of a skewed gene's sample grows with the sample's size), Poisson counts around
+  the mean (``poisson``), the expected counts (``mean``, floats), and other
   ways to make integers from the mean as controls: ``mean rounded`` (``np.rint``), ``mean
-  floored``, ``Poisson(mean)`` (numpy's Poisson draws, which ``sample`` should match),
-  ``Poisson(2 mean)`` (around a wrong mean) and ``stochastic rounding`` (``floor +
-  Bernoulli(fraction)``: the least noise that keeps the mean).
+  floored``, ``Poisson(mean)`` (numpy's Poisson draws, which ``poisson`` should match),
+  ``Poisson(2 mean)`` (around a wrong mean) and ``stochastic rounding`` (numpy's ``floor +
+  Bernoulli(fraction)``, which ``sample`` should match: the least noise that keeps the
+  mean).
 
 Scores (per gene, ``log1p`` of the mean and of the variance with ``ddof=1``):
 
@@ -58,6 +67,8 @@ DATASETS = {"gtex_brain_damirseq": "tissue", "gtex_muscle_gwena": "sex"}
 DEFAULT_MODELS = ("gaussian", "wgan")
 LOW_COUNTS = 10.0
 MID_COUNTS = (10.0, 1000.0)
+#: the larger generated set: BIG times as many samples as real-train
+BIG = 10
 SCORES = (
     "r_logmean", "r_logvar", "in_mean", "in_var", "in_mean_low", "in_var_low", "bias_low",
     "var_ratio_low", "var_ratio_mid",
@@ -217,7 +228,14 @@ def synthetic_scores(fitted, n_obs: int, ref, low, n_sets: int, seed: int, check
             (nearest <= 1e-4 * expected).all()
             and (np.abs(X.sum(1) - expected) <= 5 * np.sqrt(expected)).all()
         )
-        sets = {"sample (default)": X, "mean (floats)": mean, **discretised(mean, rng)}
+        # the generator's own moments with little of its sampling noise: a set of n_train
+        # samples carries that noise on top of the model's fit to real-train
+        big = np.asarray(fitted.generate(BIG * n_obs, seed=seed + i).X, dtype=np.float64)
+        poisson = np.asarray(fitted.generate(n_obs, seed=seed + i, counts="poisson").X)
+        sets = {
+            "sample (default)": X, f"sample, {BIG} x n_train": big, "poisson": poisson,
+            "mean (floats)": mean, **discretised(mean, rng),
+        }  # fmt: skip
         for name, values in sets.items():
             runs.setdefault(name, []).append(agreement(values, ref, low))
     return {
@@ -225,11 +243,24 @@ def synthetic_scores(fitted, n_obs: int, ref, low, n_sets: int, seed: int, check
     }
 
 
+def resampled_scores(R: np.ndarray, ref, low, n_sets: int, seed: int) -> dict[str, float]:
+    """Scores of real-train's rows drawn with replacement, as many as it has.
+
+    A generator that reproduced the training distribution exactly: its sets carry the
+    training half's own sampling noise and the noise of drawing from it, as a synthetic set
+    of ``n_train`` samples does (the reference row carries only the first).
+    """
+    rng = np.random.default_rng([seed, 1])
+    runs = [agreement(R[rng.integers(0, len(R), len(R))], ref, low) for _ in range(n_sets)]
+    return {k: float(np.mean([r[k] for r in runs])) for k in SCORES}
+
+
 # -- one dataset -----------------------------------------------------------------------------
 def run_dataset(name: str, args) -> dict[str, Any]:
     """Reference and every model's synthetic counts on one shared set, over the splits."""
     adata, label = load(name, args.data_dir, args.n_genes, args.seed)
     reference: list[dict[str, float]] = []
+    resampled: list[dict[str, float]] = []
     synthetic: dict[str, dict[str, list]] = {m: {} for m in args.models}
     seconds: dict[str, list[float]] = {m: [] for m in args.models}
     checks = {m: {"integer": True, "non_negative": True, "library_sizes_from_training": True}
@@ -243,6 +274,7 @@ def run_dataset(name: str, args) -> dict[str, Any]:
         ref["mid"] = (R.mean(0) >= MID_COUNTS[0]) & (R.mean(0) < MID_COUNTS[1])
         n_low.append(int(low.sum()))
         reference.append(agreement(R, ref, low))
+        resampled.append(resampled_scores(R, ref, low, args.n_sets, split_seed))
         for model in args.models:
             fitted, took = train_model(train, label, model, args.n_steps, split_seed)
             seconds[model].append(took)
@@ -269,7 +301,8 @@ def run_dataset(name: str, args) -> dict[str, Any]:
     return {
         "dataset": name, "label": label, "n_train": train.n_obs, "n_held_out": held.n_obs,
         "n_genes": adata.n_vars, "n_low_genes": float(np.mean(n_low)),
-        "n_splits": args.n_splits, "reference": ref_summary, "models": models,
+        "n_splits": args.n_splits, "reference": ref_summary,
+        "resampled": summary(resampled), "models": models,
     }  # fmt: skip
 
 
@@ -287,9 +320,9 @@ def markdown(records: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         f"{meta['wall_s'] / 60:.1f} min). Generated by `benchmarks/bench_counts.py`; its "
         "docstring defines the scores. Every row is a mean over the splits (each synthetic "
         f"one also over {meta['n_sets']} generated sets per split, of as many samples as "
-        "real-train); ✗ marks a score further than two split-to-split standard deviations "
-        "from the reference's (below it, for the correlations and shares): beyond the real "
-        "data's sampling noise.",
+        f"real-train, or {BIG} times as many where the row says so); ✗ marks a score further "
+        "than two split-to-split standard deviations from the reference's (below it, for the "
+        "correlations and shares): beyond the real data's sampling noise.",
         "",
     ]
     header = "| rows | " + " | ".join(SCORES) + " |"
@@ -306,6 +339,9 @@ def markdown(records: list[dict[str, Any]], meta: dict[str, Any]) -> str:
             rule,
             "| real-train (reference) | "
             + " | ".join(f"{ref[k]['mean']:.3f} ± {ref[k]['sd']:.3f}" for k in SCORES)
+            + " |",
+            "| real-train resampled (an exact copy of the training distribution) | "
+            + " | ".join(_cell(k, rec["resampled"][k]["mean"], ref[k]) for k in SCORES)
             + " |",
         ]
         for model, out in rec["models"].items():

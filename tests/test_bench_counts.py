@@ -57,15 +57,25 @@ def test_the_run_writes_both_files_with_the_reference_and_the_default(run):
         "integer": True, "non_negative": True, "library_sizes_from_training": True,
     }  # fmt: skip
     scores, within = gaussian["scores"], gaussian["within"]
-    # the default draw is Poisson around the mean: it scores as numpy's Poisson draws do
+    # the default rounds the mean at random, poisson draws around it: each scores as the
+    # numpy control of the same kind does
     for key in ("in_var_low", "var_ratio_low", "bias_low"):
         assert scores["sample (default)"][key]["mean"] == pytest.approx(
+            scores["stochastic rounding"][key]["mean"], abs=0.05
+        )
+        assert scores["poisson"][key]["mean"] == pytest.approx(
             scores["Poisson(mean)"][key]["mean"], abs=0.05
         )
+    # a copy of the training distribution: real rows resampled, scored like a synthetic set
+    assert set(row["resampled"]) == set(bc.SCORES)
+    assert row["resampled"]["in_mean"]["mean"] < row["reference"]["in_mean"]["mean"]
     # a wrong mean is beyond the sampling noise; the expected counts' means are not
     assert not within["Poisson(2 mean)"]["in_mean"]
     assert not within["Poisson(2 mean)"]["bias_low"]
     assert within["sample (default)"]["bias_low"]
+    # ten times as many samples: less of the draws' own noise, means nearer the held-out ones
+    big = scores[f"sample, {bc.BIG} x n_train"]
+    assert big["in_mean"]["mean"] > scores["sample (default)"]["in_mean"]["mean"]
     md = Path(f"{run}.md").read_text()
     assert "| real-train (reference) |" in md
     assert "| gaussian: sample (default) |" in md

@@ -178,10 +178,11 @@ def _add_generate_parser(sub) -> None:
     gen.add_argument("--seed", type=non_negative_int, default=0)
     gen.add_argument(
         "--counts",
-        choices=["sample", "mean"],
+        choices=["sample", "poisson", "mean"],
         default=None,
-        help="for a model trained on raw counts: 'sample' integer counts (the default) or "
-        "'mean' the expected counts; refused for other models",
+        help="for a model trained on raw counts: 'sample' integer counts (the default: the "
+        "generated mean rounded at random), 'poisson' Poisson counts around it, or 'mean' the "
+        "expected counts; refused for other models",
     )
     _add_threads_option(gen)
 

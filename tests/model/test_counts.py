@@ -56,7 +56,7 @@ def test_counts_in_give_integer_counts_out(model, halves):
     assert X.min() >= 0
     assert synth.uns["sgs"]["counts"] == "sample"
     # library sizes: each sample's expected total is a training sample's library size, and
-    # its Poisson total lies within a few standard deviations of it
+    # its rounded total lies within a few standard deviations of it
     library = _dense(halves[0].X).sum(1)
     expected = _dense(model.generate(200, seed=0, counts="mean").X).sum(1)
     nearest = np.abs(expected[:, None] - library[None, :]).min(1)
@@ -68,12 +68,31 @@ def test_counts_in_give_integer_counts_out(model, halves):
     assert totals.max() <= library.max() + slack
 
 
-def test_mean_gives_the_expected_counts_and_sample_draws_poisson_around_them(model):
+def test_sample_rounds_the_mean_at_random_without_bias(model):
     n = 400
     sample = _dense(model.generate(n, seed=1).X)
     mean = _dense(model.generate(n, seed=1, counts="mean").X)
     assert model.generate(3, seed=1, counts="mean").uns["sgs"]["counts"] == "mean"
     assert not np.array_equal(mean, np.rint(mean))  # floats: expected values
+    # each count is the floor or the ceiling of its mean ...
+    assert np.isin(sample - np.floor(mean), [0.0, 1.0]).all()
+    # ... the ceiling with the fraction's odds: unbiased per gene, Bernoulli variance
+    frac = mean - np.floor(mean)
+    keep = (frac * (1 - frac)).sum(0) > 5
+    z = (sample - mean)[:, keep].sum(0) / np.sqrt((frac * (1 - frac))[:, keep].sum(0))
+    assert (np.abs(z) < 4.5).mean() > 0.99
+    assert abs(np.median(z)) < 0.2
+    # the test tells: plain rounding or flooring fail it
+    for wrong in (np.rint(mean), np.floor(mean)):
+        z_wrong = (wrong - mean)[:, keep].sum(0) / np.sqrt((frac * (1 - frac))[:, keep].sum(0))
+        assert (np.abs(z_wrong) < 4.5).mean() < 0.99 or abs(np.median(z_wrong)) >= 0.2
+
+
+def test_poisson_draws_poisson_counts_around_the_mean(model):
+    n = 400
+    sample = _dense(model.generate(n, seed=1, counts="poisson").X)
+    mean = _dense(model.generate(n, seed=1, counts="mean").X)
+    assert model.generate(3, seed=1, counts="poisson").uns["sgs"]["counts"] == "poisson"
     assert _poisson_around(sample, mean)
     # and the test tells: truncated means or Poisson draws around a wrong mean fail it
     rng = np.random.default_rng(0)
@@ -240,13 +259,13 @@ def test_a_private_model_draws_counts_from_public_library_sizes(halves):
 
 
 # -- bad input -------------------------------------------------------------------------------
-@pytest.mark.parametrize("counts", ["poisson", "Sample", True, 1, ["sample"]])
+@pytest.mark.parametrize("counts", ["round", "Sample", True, 1, ["sample"]])
 def test_unknown_counts_options_are_refused(model, counts):
-    with pytest.raises(ValueError, match=r"counts must be one of \['sample', 'mean'\]"):
+    with pytest.raises(ValueError, match=r"counts must be one of \['sample', 'poisson', 'mean'\]"):
         model.generate(3, seed=0, counts=counts)
 
 
-@pytest.mark.parametrize("counts", ["sample", "mean"])
+@pytest.mark.parametrize("counts", ["sample", "poisson", "mean"])
 def test_counts_for_a_model_not_trained_on_counts_is_refused(counts):
     adata = sgs.datasets.gtex_tissues()[:, :30].copy()  # log-scale values
     other = sgs.tl.train(adata, categorical_covariate_keys=["tissue"])

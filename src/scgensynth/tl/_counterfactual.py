@@ -91,8 +91,9 @@ def counterfactual(
         Samples generated at a time.
     counts
         For a model trained on raw counts: ``"sample"`` (its default) gives each arm integer
-        counts drawn around the generated mean (the same library size in both arms), so the
-        paired differences include that sampling noise; ``"mean"`` ranks the expected counts
+        counts made from the generated mean (the same library size in both arms; rounded at
+        random, ``"poisson"``: drawn around it), so the paired differences include that
+        noise; ``"mean"`` ranks the expected counts
         themselves, the difference the covariate alone makes (see
         :meth:`~scgensynth.model.base.BaseGeneratorModel.generate`).
     **sampling_options

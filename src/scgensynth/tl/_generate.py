@@ -59,8 +59,9 @@ def generate(
         (an AnnData read backed from it) is always refused.
     counts
         Models trained on raw counts (``scaling="counts"``) only: ``"sample"`` (their
-        default) draws integer counts around the generated mean, with library sizes drawn
-        from the training samples'; ``"mean"`` returns the mean itself (expected counts,
+        default) makes integer counts from the generated mean (unbiased random rounding),
+        with library sizes drawn from the training samples'; ``"poisson"`` draws Poisson
+        counts around the mean; ``"mean"`` returns the mean itself (expected counts,
         floats). See :meth:`~scgensynth.model.base.BaseGeneratorModel.generate`.
     **kwargs
         The model's own sampling options, e.g. ``sampler``, ``n_sampling_steps``, ``eta`` and
@@ -121,7 +122,7 @@ def augment(
         a column of ``adata`` already (pass another name to keep yours).
     counts
         For a model trained on raw counts: ``"sample"`` (default: integer counts, like the
-        real ones) or ``"mean"`` (see :func:`generate`).
+        real ones), ``"poisson"`` or ``"mean"`` (see :func:`generate`).
     **kwargs
         The model's own sampling options (see :func:`generate`).
 

@@ -26,12 +26,12 @@ from scgensynth.train import GeneratorSelection, SelectionCriterion
 
 from ._generation import (
     COUNTS_OPTIONS,
+    INTEGER_COUNTS,
     GenerationRows,
     bytes_needed,
     check_backed_obs_fits,
     check_fits_in_memory,
     collect_in_memory,
-    draw_counts,
     write_backed,
 )
 from ._model import SgsModel
@@ -746,11 +746,18 @@ class BaseGeneratorModel(SgsModel):
             :func:`scgensynth.tl.interpolate`).
         counts
             Models trained on raw counts only (``scaling_["mode"] == "counts"``):
-            ``"sample"`` (their default) draws integer counts around the generated mean
-            (Poisson, each value from a uniform number keyed by the seed and row, so a
-            batch size that changes the mean by float rounding moves a count, by one, only
-            where that crosses a step of its distribution: rarely); ``"mean"`` returns the
-            mean itself, the expected counts (floats, summing to the library size).
+            ``"sample"`` (their default) makes integer counts from the generated mean by
+            unbiased random rounding (``floor(m) + 1`` with probability ``m - floor(m)``):
+            the generator learned the real counts' spread, count noise included, so its
+            values vary as real counts do and the rounding adds the least noise (at most
+            1/4 in variance); ``"poisson"`` draws Poisson counts around the mean instead
+            (adds sequencing-like noise: for a generator that outputs a smooth mean, e.g.
+            one trained too briefly); ``"mean"`` returns the mean itself, the expected
+            counts (floats, summing to the library size). Each random value comes from a
+            uniform number keyed by the seed and row, so a batch size that changes the
+            mean by float rounding moves a count, by one, only where that crosses a step
+            (rarely). Measured against held-out real counts in
+            ``benchmarks/results/counts.md``.
             Refused for a model trained on other values (they are generated on their own
             scale).
         **sampling_options
@@ -761,9 +768,10 @@ class BaseGeneratorModel(SgsModel):
         -------
         AnnData with the generated values (float32, on the input's scale) in ``X``, ``var``
         copied from training, the covariates in ``obs`` and the generation parameters in
-        ``uns["sgs"]`` (for a count model, ``uns["sgs"]["counts"]``: ``"sample"`` or
-        ``"mean"``); backed on ``filename`` when given. Counts are integer-valued float32,
-        the dtype scanpy's readers give raw counts and scVI takes, in memory and in files.
+        ``uns["sgs"]`` (for a count model, ``uns["sgs"]["counts"]``: ``"sample"``,
+        ``"poisson"`` or ``"mean"``); backed on ``filename`` when given. Counts are
+        integer-valued float32, the dtype scanpy's readers give raw counts and scVI takes, in
+        memory and in files.
 
         Examples
         --------
@@ -791,8 +799,9 @@ class BaseGeneratorModel(SgsModel):
         mode = self.scaling_["mode"]
         if counts is not None and (not isinstance(counts, str) or counts not in COUNTS_OPTIONS):
             msg = (
-                f"counts must be one of {list(COUNTS_OPTIONS)} (integer counts drawn around "
-                f"the generated mean, or the mean itself), not {counts!r}."
+                f"counts must be one of {list(COUNTS_OPTIONS)} (integer counts rounded from "
+                f"the generated mean, Poisson counts around it, or the mean itself), not "
+                f"{counts!r}."
             )
             raise ValueError(msg)
         if mode != "counts":
@@ -945,8 +954,9 @@ class BaseGeneratorModel(SgsModel):
         tensor with one row per sample, or a list of such tensors / ``None``) are cut into
         the same batches as the covariates. ``uns`` is added to ``uns["sgs"]``. With
         ``filename`` (checked by :func:`check_output_path`) the batches go straight into
-        that ``.h5ad`` file, returned backed. ``counts="sample"`` draws integer counts around
-        a count model's generated mean (:func:`draw_counts`), ``"mean"`` or ``None`` keeps it.
+        that ``.h5ad`` file, returned backed. ``counts="sample"`` rounds a count model's
+        generated mean to integers at random (:func:`round_counts`), ``"poisson"`` draws
+        Poisson counts around it (:func:`draw_counts`), ``"mean"`` or ``None`` keeps it.
         """
         n = plan.n
         batch_size = check_count(batch_size, "batch_size")
@@ -989,8 +999,8 @@ class BaseGeneratorModel(SgsModel):
                     **{k: cut(v, start, stop) for k, v in (per_sample or {}).items()},
                 }
                 values = module.sample(**kw).cpu().numpy()
-                if counts == "sample":
-                    values = draw_counts(values, seed, start)
+                if counts in INTEGER_COUNTS:
+                    values = INTEGER_COUNTS[counts](values, seed, start)
                 sink(start, values, frame)
 
         info = {

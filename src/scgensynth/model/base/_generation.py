@@ -3,10 +3,11 @@
 Everything random in a generation is keyed by the seed and the sample's row number, in
 blocks of :data:`~scgensynth._utils._random.ROW_BLOCK` rows: the covariate rows resampled
 from the training data, the library sizes of count models and the modules' noise
-(:class:`~scgensynth._utils._random.RowNoise`); a count model's integer counts are drawn
-from a stream of their own per row (:func:`draw_counts`). So the same seed gives the same
-samples whatever the ``batch_size``, in memory or written to a file, and a file of a billion
-samples never holds more than a batch of them (values or covariates) in memory.
+(:class:`~scgensynth._utils._random.RowNoise`); a count model's integer counts are made
+with a stream of their own per row (:func:`round_counts`, :func:`draw_counts`). So the same
+seed gives the same samples whatever the ``batch_size``, in memory or written to a file,
+and a file of a billion samples never holds more than a batch of them (values or
+covariates) in memory.
 """
 
 from __future__ import annotations
@@ -35,9 +36,10 @@ _COUNTS_STREAM = 2**32 + 3
 #: values whose counts are drawn at a time (bounds the float64 temporaries to a few MiB)
 _COUNTS_CHUNK = 2**18
 
-#: what ``generate(counts=...)`` takes for a model trained on raw counts: integer counts drawn
-#: around the generated mean, or the mean itself (expected counts, floats)
-COUNTS_OPTIONS = ("sample", "mean")
+#: what ``generate(counts=...)`` takes for a model trained on raw counts: integer counts made
+#: from the generated mean by unbiased random rounding (the default), Poisson counts drawn
+#: around it, or the mean itself (expected counts, floats)
+COUNTS_OPTIONS = ("sample", "poisson", "mean")
 
 #: bytes of one HDF5 chunk of the written matrix (whole rows; about 1 MiB reads well both
 #: row by row and in blocks)
@@ -186,6 +188,39 @@ def draw_counts(means: np.ndarray, seed: int, start: int) -> np.ndarray:
     >>> bool((draw_counts(means[1:], seed=0, start=1) == counts[1:]).all())
     True
     """
+    return _keyed_counts(means, seed, start, poisson_quantiles)
+
+
+def round_counts(means: np.ndarray, seed: int, start: int) -> np.ndarray:
+    """``means`` rounded to integers at random without bias (stochastic rounding), keyed by row.
+
+    Each value is ``floor(m) + (u < m - floor(m))`` for a uniform ``u`` from its sample's row
+    stream, ``(seed, row)``, as in :func:`draw_counts`: the expected value is ``m`` and the
+    added variance is at most 1/4, against ``m`` for a Poisson draw. For generators whose
+    samples already carry the count noise of the data they learned (the expected counts vary
+    as much as real counts do), so that a Poisson draw would add that noise twice.
+
+    Returns
+    -------
+    float32 (integer-valued), one row per sample.
+
+    Examples
+    --------
+    >>> means = np.array([[0.25, 2.0, 700.5], [10.0, 0.0, 0.0]])
+    >>> counts = round_counts(means, seed=0, start=0)
+    >>> bool((np.abs(counts - means) < 1).all()), counts[1].tolist()
+    (True, [10.0, 0.0, 0.0])
+    """
+    return _keyed_counts(means, seed, start, _stochastic_rounding)
+
+
+def _stochastic_rounding(u: np.ndarray, means: np.ndarray) -> np.ndarray:
+    floor = np.floor(means)
+    return floor + (u < means - floor)
+
+
+def _keyed_counts(means: np.ndarray, seed: int, start: int, make: Callable) -> np.ndarray:
+    """``make(u, means)`` in chunks, ``u`` uniform numbers from each sample's row stream."""
     means = np.asarray(means, dtype=np.float64)
     if not np.isfinite(means).all() or (means < 0).any():
         msg = (
@@ -204,8 +239,12 @@ def draw_counts(means: np.ndarray, seed: int, start: int) -> np.ndarray:
             )
             for i in range(lo, hi)
         ])  # fmt: skip
-        out[lo:hi] = poisson_quantiles(u, means[lo:hi])
+        out[lo:hi] = make(u, means[lo:hi])
     return out
+
+
+#: ``generate(counts=...)``'s integer outputs: the function that makes them from the means
+INTEGER_COUNTS: dict[str, Callable] = {"sample": round_counts, "poisson": draw_counts}
 
 
 def obs_names(start: int, stop: int) -> pd.Index:
@@ -364,6 +403,7 @@ def check_backed_obs_fits(n: int, n_columns: int) -> None:
 __all__ = [
     "CHUNK_BYTES",
     "COUNTS_OPTIONS",
+    "INTEGER_COUNTS",
     "GenerationRows",
     "bytes_needed",
     "check_backed_obs_fits",
@@ -372,5 +412,6 @@ __all__ = [
     "draw_counts",
     "obs_names",
     "poisson_quantiles",
+    "round_counts",
     "write_backed",
 ]
