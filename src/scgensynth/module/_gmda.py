@@ -9,8 +9,7 @@ from dataclasses import dataclass
 import torch
 from scvi.module.base import LossOutput
 
-from scgensynth.nn import MLP, CovariateEmbedder
-from scgensynth.nn._attention import add_rows_
+from scgensynth.nn import MLP, CovariateEmbedder, add_rows_
 
 from ._base import ConditionalGeneratorModule, LatentGeneratorMixin
 
@@ -338,7 +337,7 @@ class _BoxMass(torch.autograd.Function):
     tensor), with a hand-written backward pass that recomputes each block instead of
     storing it: ``∂mass / ∂x_ij = μ_i (σ_j - 1) slope_j sign(x_ij - c_j)``. Continuous
     covariates get no gradient. The gradients of the probe dimensions that read the same
-    value are summed in a fixed order (:func:`~scgensynth.nn._attention.add_rows_`: no
+    value are summed in a fixed order (:func:`~scgensynth.nn.add_rows_`: no
     atomic additions on CUDA), so a seeded run is reproducible there.
     """
 

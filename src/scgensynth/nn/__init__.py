@@ -1,6 +1,6 @@
 """Reusable network blocks: MLPs, covariate embeddings, sparse gene attention, denoisers."""
 
-from ._attention import SparseGeneAttention, edge_index
+from ._attention import SparseGeneAttention, add_rows_, edge_index
 from ._blocks import MLP, CovariateEmbedder, embedding_dim
 from ._denoiser import ConditionalDenoiser, sinusoidal_embedding
 from ._hourglass import BatchNormMLP, HourglassMLP
@@ -17,6 +17,7 @@ __all__ = [
     "HourglassMLP",
     "LinearSubspace",
     "SparseGeneAttention",
+    "add_rows_",
     "edge_index",
     "embedding_dim",
     "sinusoidal_embedding",
