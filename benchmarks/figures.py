@@ -33,6 +33,7 @@ PROSE = (
     *(REPO / "docs" / "user_guide" / f"{n}.md" for n in ("wgan", "gan", "attgan", "cvae")),
     *(REPO / "docs" / "user_guide" / f"{n}.md" for n in ("ddpm", "gmda", "noise", "gaussian")),
     HERE / "README.md",
+    REPO / "docs" / "getting_started.md",
 )
 LABELS = {
     "gaussian": "Gaussian", "wgan": "WGAN-GP", "gan": "GAN", "attgan": "AttGAN",
