@@ -114,7 +114,9 @@ def test_demo(tmp_path, capsys):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         assert main(["demo", "--out", str(out), "--n-steps", "150"]) == 0
-    assert "Wrote" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "Wrote" in printed
+    assert "k=5 neighbours and its default MLP classifier" in printed  # settings stated
     # the UMAP of 26 separate tissues: UMAP's "not fully connected" warning is not shown
     assert not [w for w in caught if "not fully connected" in str(w.message)]
 
