@@ -551,3 +551,21 @@ def test_docstring_examples(monkeypatch):
     result = doctest.testmod(_classifier, verbose=False)
     assert result.attempted > 0
     assert result.failed == 0
+
+
+def test_augmentation_gain_progress_is_info_alone_and_debug_inside_evaluate(aug_sets, sgs_logs):
+    """evaluate logs one line per call: augmentation_gain's progress lines go to debug there."""
+    real_train, real_test, extra = aug_sets
+    with sgs_logs() as logs:
+        augmentation_gain(real_train, real_test, extra, "tissue", **AUG)
+    progress = [r for r in logs if r.getMessage().startswith("augmentation_gain")]
+    assert progress
+    assert {r.levelname for r in progress} == {"INFO"}
+    with sgs_logs() as logs:
+        sgs.metrics.evaluate(
+            real_train, extra, labels_key="tissue", holdout=real_test,
+            metrics=["augmentation_gain"], key_added=None,
+        )  # fmt: skip
+    info = [r.getMessage() for r in logs if r.levelno >= logging.INFO]
+    assert len(info) == 1
+    assert info[0].startswith("evaluate:")

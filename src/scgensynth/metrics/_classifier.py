@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from contextvars import ContextVar
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,9 @@ from ._utils import (
 
 logger = logging.getLogger(__name__)
 
+#: level of augmentation_gain's progress lines: info when called alone, debug inside
+#: :func:`~scgensynth.metrics.evaluate` (which logs one line per call)
+PROGRESS_LEVEL: ContextVar[int] = ContextVar("augmentation_gain_progress", default=logging.INFO)
 #: augmentation_gain logs its progress every this many classifier fits
 _PROGRESS_EVERY = 10
 _LABELS_KEY = {"label_key": "labels_key"}
@@ -284,7 +288,8 @@ class _Scorer:
         clf = fit_classifier(X, y, seed=seed, **self.options)
         self.done += 1
         if self.done % _PROGRESS_EVERY == 0 or self.done == self.n_fits:
-            logger.info("augmentation_gain: %d/%d fits", self.done, self.n_fits)
+            level = PROGRESS_LEVEL.get()
+            logger.log(level, "augmentation_gain: %d/%d fits", self.done, self.n_fits)
         X_test, y_test = self.test
         return float(accuracy_score(y_test, clf.predict(X_test)))
 
@@ -424,7 +429,7 @@ def augmentation_gain(
     options = {"kind": classifier, "hidden": hidden, "lr": lr, "batch_size": batch_size}
     options |= {"epochs": epochs, "device": device}
     n_fits = len(n_real) * seeds * (1 + sum(m > 0 for m in n_synth))
-    logger.info("augmentation_gain: %d classifier fits.", n_fits)
+    logger.log(PROGRESS_LEVEL.get(), "augmentation_gain: %d classifier fits.", n_fits)
     score = _Scorer(test, options, n_fits)
     rows = []
     for n in n_real:

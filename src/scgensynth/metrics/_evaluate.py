@@ -268,10 +268,14 @@ def _augmentation(c: _Context):
     n_synth = c.synth.shape[0]
     n_real = tuple(n for n in (50, 100) if n <= n_train) or (n_train,)
     m = tuple(x for x in (0, 100, 500, 1000, 3000) if x <= n_synth)
-    table = _classifier.augmentation_gain(
-        c.real, c.holdout, c.synth, c.labels_key, n_real=n_real, n_synth=m, layer=c.layer,
-        seed=c.seed,
-    )  # fmt: skip
+    token = _classifier.PROGRESS_LEVEL.set(logging.DEBUG)  # evaluate logs one line per call
+    try:
+        table = _classifier.augmentation_gain(
+            c.real, c.holdout, c.synth, c.labels_key, n_real=n_real, n_synth=m,
+            layer=c.layer, seed=c.seed,
+        )  # fmt: skip
+    finally:
+        _classifier.PROGRESS_LEVEL.reset(token)
     rows = []
     for rec in table.itertuples():
         if rec.n_synth == 0:
