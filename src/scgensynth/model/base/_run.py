@@ -348,9 +348,9 @@ class TrainingRun:
             resume=resume, **fingerprint,
         )  # fmt: skip
         logger.info(
-            "Training %s on %d samples (%d held out) for %d steps of %d samples (%d epochs)%s%s.",
-            type(model).__name__, len(self.train_idx), len(self.val_idx), self.total_steps,
-            self.batch_size, self.max_epochs, what,
+            "Training %s on %s samples (%s held out) for %s steps of %s samples (%s epochs)%s%s.",
+            type(model).__name__, f"{len(self.train_idx):,}", f"{len(self.val_idx):,}",
+            f"{self.total_steps:,}", f"{self.batch_size:,}", f"{self.max_epochs:,}", what,
             f" in each of {self.world} processes" if self.world > 1 else "",
         )  # fmt: skip
         if self.kwargs.get("enable_progress_bar", True):  # in steps, not scvi-tools' epochs
